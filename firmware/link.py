@@ -12,12 +12,7 @@ The link is polled: poll() reads what the stream has, answers ACKs, retransmits 
 timeout and gives up after `retries`, recording the failure for the application.
 """
 import os
-
-try:
-    from time import ticks_diff
-except ImportError:  # CPython: plain integer milliseconds that never wrap
-    def ticks_diff(a, b):
-        return a - b
+from time import ticks_diff
 
 PROTOCOL_VERSION = 1
 HEADER_SIZE = 4
@@ -96,7 +91,10 @@ class Link:
 
     def poll(self):
         while True:
-            n = self.stream.readinto(self.rxbuf)
+            try:
+                n = self.stream.readinto(self.rxbuf)
+            except OSError:  # e.g. EIO from a pseudo-terminal with no peer yet
+                n = None
             if not n:
                 break
             self.decoder.feed(self.rxbuf, n, self._on_frame)

@@ -1,0 +1,197 @@
+"""The terminal application: boot handshake, idle screen, liveness, message dispatch.
+
+A polled main loop: step() pumps the link, handles what arrived and runs the timers.
+Nothing here blocks, so a slow or absent bridge never freezes the screen or the keys.
+"""
+import gc
+import time
+
+import cbor
+import messages as m
+import settings
+import wallclock
+from display import Display
+from link import Link, PROTOCOL_VERSION
+
+HELLO_REPLY_WAIT_MS = 5000   # from sending HELLO until we retry it
+STATUS_REPLY_WAIT_MS = 5000
+
+
+class Terminal:
+    def __init__(self, link_stream, panel, clock=time.ticks_ms,
+                 terminal_id=settings.TERMINAL_ID):
+        self.clock = clock
+        self.terminal_id = terminal_id
+        self.link = Link(link_stream, clock, settings.LINK_TIMEOUT_MS, settings.LINK_RETRIES)
+        self.display = Display(panel)
+        self.started = clock()
+        self.state = "boot"
+        self.host_online = False
+        self.hello_tries = 0
+        self.hello_due = self.started    # send the first HELLO at once
+        self.hello_deadline = None
+        self.status_due = None
+        self.status_deadline = None
+        self.shown_minute = None
+        self.last_error = None
+        self.heap_free = 0
+        self.display.show("POS TERMINAL", "", "Starting...", "",
+                          "fw " + settings.FIRMWARE_VERSION, "id " + terminal_id)
+
+    # -- main loop --
+
+    def run(self):
+        while True:
+            self.step()
+            time.sleep_ms(settings.POLL_MS)
+
+    def step(self):
+        link = self.link
+        link.poll()
+        while True:
+            msg = link.receive()
+            if msg is None:
+                break
+            self._dispatch(msg[0], msg[1])
+        while True:
+            failed = link.take_failure()
+            if failed is None:
+                break
+            self._link_failed(failed)
+        self._timers(self.clock())
+        link.poll()  # send what the handlers queued without waiting a loop
+
+    # -- incoming --
+
+    def _dispatch(self, mtype, body):
+        try:
+            fields = cbor.decode(body)
+            if not isinstance(fields, dict):
+                raise cbor.CBORError("body is not a map")
+            handler = self.HANDLERS.get(mtype)
+            if handler is None:
+                self._send_error(m.ERR_UNSUPPORTED_TYPE, "unsupported message type", mtype)
+                return
+            handler(self, fields)
+        except (cbor.CBORError, KeyError, TypeError, ValueError) as exc:
+            self._send_error(m.ERR_MALFORMED, "malformed: %s" % exc, mtype)
+
+    def _on_hello_reply(self, f):
+        version = f[m.K_PROTOCOL]
+        if version != PROTOCOL_VERSION:
+            self.hello_deadline = None
+            self._offline("Bridge speaks", "protocol %d" % version)
+            return
+        self._set_time(f.get(m.K_TIME), f.get(m.K_UTC_OFFSET, 0))
+        self.hello_deadline = None
+        self.hello_tries = 0
+        self.host_online = True
+        self.state = "idle"
+        self.status_due = time.ticks_add(self.clock(), settings.STATUS_INTERVAL_MS)
+        self._show_idle()
+
+    def _on_status_request(self, f):
+        gc.collect()
+        self.heap_free = gc.mem_free()
+        counters = self.link.counters()
+        link = {}
+        for name, key in m.LINK_COUNTER_KEYS:
+            link[key] = counters[name]
+        self._send(m.STATUS, {
+            m.K_UPTIME: time.ticks_diff(self.clock(), self.started) // 1000,
+            m.K_HEAP_FREE: self.heap_free,
+            m.K_STATE: self.state,
+            m.K_LINK: link,
+        })
+
+    def _on_status(self, f):
+        self._set_time(f.get(m.K_STATUS_TIME), None)
+        self.status_deadline = None
+        if not self.host_online:
+            self.host_online = True
+            if self.state == "idle":
+                self._show_idle()
+
+    def _on_error(self, f):
+        self.last_error = (f.get(m.K_ERROR_CODE), f.get(m.K_ERROR_TEXT), f.get(m.K_ERROR_TYPE))
+        if f.get(m.K_ERROR_TYPE) == m.HELLO:
+            self.hello_deadline = None
+            self._offline("Bridge refused", str(f.get(m.K_ERROR_TEXT, ""))[:16])
+
+    HANDLERS = {
+        m.HELLO_REPLY: _on_hello_reply,
+        m.STATUS_REQUEST: _on_status_request,
+        m.STATUS: _on_status,
+        m.ERROR: _on_error,
+    }
+
+    # -- timers and failures --
+
+    def _timers(self, now):
+        if self.state == "boot":
+            if self.hello_deadline is not None and time.ticks_diff(now, self.hello_deadline) >= 0:
+                self.hello_deadline = None
+                self._offline("Host offline", "retrying...")
+            if self.hello_deadline is None and time.ticks_diff(now, self.hello_due) >= 0:
+                self._send_hello(now)
+            return
+        if self.status_deadline is not None and time.ticks_diff(now, self.status_deadline) >= 0:
+            self.status_deadline = None
+            self._host_lost()
+        if self.status_due is not None and time.ticks_diff(now, self.status_due) >= 0:
+            self.status_due = time.ticks_add(now, settings.STATUS_INTERVAL_MS)
+            if self.status_deadline is None and self._send(m.STATUS_REQUEST, {}):
+                self.status_deadline = time.ticks_add(now, STATUS_REPLY_WAIT_MS)
+        if self.state == "idle":
+            minute = wallclock.local_hhmm()
+            if minute != self.shown_minute:
+                self._show_idle()
+
+    def _send_hello(self, now):
+        if not self._send(m.HELLO, {m.K_PROTOCOL: PROTOCOL_VERSION,
+                                    m.K_FIRMWARE: settings.FIRMWARE_VERSION,
+                                    m.K_TERMINAL_ID: self.terminal_id}):
+            return
+        self.hello_deadline = time.ticks_add(now, HELLO_REPLY_WAIT_MS)
+        backoff = settings.HELLO_RETRY_MS
+        self.hello_due = time.ticks_add(now, backoff[min(self.hello_tries, len(backoff) - 1)])
+        self.hello_tries += 1
+
+    def _link_failed(self, mtype):
+        if mtype == m.HELLO:
+            self.hello_deadline = None
+            self._offline("Host offline", "retrying...")
+        elif mtype == m.STATUS_REQUEST:
+            self.status_deadline = None
+            self._host_lost()
+
+    def _host_lost(self):
+        if self.host_online:
+            self.host_online = False
+            if self.state == "idle":
+                self._show_idle()
+
+    # -- output --
+
+    def _send(self, mtype, fields):
+        return self.link.send(mtype, cbor.encode(fields))
+
+    def _send_error(self, code, text, about_type):
+        self._send(m.ERROR, {m.K_ERROR_CODE: code, m.K_ERROR_TEXT: text[:60],
+                             m.K_ERROR_TYPE: about_type})
+
+    def _set_time(self, unix_seconds, utc_offset_min):
+        if isinstance(unix_seconds, int) and unix_seconds > 0:
+            wallclock.set_time(unix_seconds, utc_offset_min)
+
+    def _offline(self, line1, line2):
+        self.host_online = False
+        self.display.show("POS TERMINAL", "", line1, line2, "",
+                          "id " + self.terminal_id)
+
+    def _show_idle(self):
+        self.shown_minute = wallclock.local_hhmm()
+        gc.collect()  # the idle screen is where the heap gets tidied
+        self.display.show("POS TERMINAL", "", "  Insert card", "", "", "",
+                          "id " + self.terminal_id,
+                          self.shown_minute + ("  online" if self.host_online else " offline"))

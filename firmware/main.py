@@ -1,0 +1,23 @@
+"""ESP32 entry point: wires the drivers to the board's UARTs and I2C (pins in settings)."""
+import micropython
+import time
+from machine import I2C, Pin, UART
+
+import settings
+from app import Terminal
+from ssd1306 import SSD1306
+
+
+def main():
+    # The host link is UART0, the REPL's port: it carries binary frames, so a 0x03
+    # byte must not raise KeyboardInterrupt, and nothing may print from here on.
+    micropython.kbd_intr(-1)
+    link = UART(settings.LINK_UART, baudrate=settings.LINK_BAUD, tx=settings.LINK_TX,
+                rx=settings.LINK_RX, timeout=0, rxbuf=1024)
+    i2c = I2C(settings.I2C_ID, scl=Pin(settings.I2C_SCL), sda=Pin(settings.I2C_SDA),
+              freq=settings.I2C_FREQ)
+    panel = SSD1306(i2c, settings.DISPLAY_ADDR)
+    Terminal(link, panel, clock=time.ticks_ms).run()
+
+
+main()

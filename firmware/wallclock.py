@@ -1,0 +1,38 @@
+"""Wall-clock time as told by the bridge.
+
+The board has no battery-backed clock we can trust, and MicroPython's epoch differs
+between ports (2000 on the ESP32, 1970 on unix), so the time is kept as the bridge's
+unix seconds plus the ticks elapsed since it was told."""
+import time
+
+_base_unix = None
+_base_ticks = 0
+_utc_offset_min = 0
+
+
+def set_time(unix_seconds, utc_offset_min=None):
+    """utc_offset_min None keeps the offset last told."""
+    global _base_unix, _base_ticks, _utc_offset_min
+    _base_unix = unix_seconds
+    _base_ticks = time.ticks_ms()
+    if utc_offset_min is not None:
+        _utc_offset_min = utc_offset_min
+
+
+def is_set():
+    return _base_unix is not None
+
+
+def now():
+    """Unix seconds UTC, or None until the bridge has told the time."""
+    if _base_unix is None:
+        return None
+    return _base_unix + time.ticks_diff(time.ticks_ms(), _base_ticks) // 1000
+
+
+def local_hhmm():
+    t = now()
+    if t is None:
+        return "--:--"
+    minutes = (t // 60 + _utc_offset_min) % 1440
+    return "%02d:%02d" % (minutes // 60, minutes % 60)

