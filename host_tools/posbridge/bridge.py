@@ -9,8 +9,6 @@ import time
 from datetime import datetime
 from typing import Callable, Optional
 
-import cbor2
-
 from . import __version__
 from . import protocol as p
 from .link import HostLink, LinkClosed, LinkError
@@ -57,7 +55,7 @@ class Bridge:
                                  mtype)
                 return
             handler(fields)
-        except (ValueError, KeyError, TypeError, cbor2.CBORDecodeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             log.warning("malformed %s: %s", p.TYPE_NAMES.get(mtype, hex(mtype)), exc)
             self.reply_error(p.ERR_MALFORMED, f"malformed message: {exc}"[:60], mtype)
 

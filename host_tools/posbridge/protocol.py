@@ -1,7 +1,6 @@
 """Message types and fields of the board-bridge protocol, host side
 (docs/protocol.md; the board's copy is firmware/messages.py, kept equal by a test)."""
-import cbor2
-
+from . import cbor_profile
 from .masking import mask_pan
 
 PROTOCOL_VERSION = 1
@@ -41,12 +40,12 @@ REDACT = {"pan": mask_pan}
 
 
 def encode_body(fields: dict) -> bytes:
-    # RFC 8949 4.2.1 deterministic encoding, as the board does
-    return cbor2.dumps(fields, canonical=True)
+    return cbor_profile.encode(fields)
 
 
 def decode_body(body: bytes) -> dict:
-    fields = cbor2.loads(body)
+    """Raises cbor_profile.ProfileError (a ValueError) for a body outside the profile."""
+    fields = cbor_profile.decode(body)
     if not isinstance(fields, dict):
         raise ValueError("message body is not a map")
     return fields
@@ -73,7 +72,7 @@ def describe(mtype: int, body: bytes) -> str:
         return name
     try:
         fields = named(mtype, decode_body(body))
-    except (ValueError, cbor2.CBORDecodeError) as exc:
+    except ValueError as exc:
         return f"{name} <undecodable: {exc}> ({len(body)} bytes)"
     inner = " ".join(f"{k}={v!r}" for k, v in fields.items())
     return f"{name} {inner}".rstrip()

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from tests.micropython import run_micropython  # noqa: E402
+from posbridge import cbor_profile  # noqa: E402
 
 U64 = 2 ** 64
 BIG_LIMITS = dict(max_depth=8, max_items=100_000)  # property tests check codec, not limits
@@ -39,17 +40,8 @@ def test_firmware_codec_is_the_one_under_test():
 # ---- reference encodings and helpers --------------------------------------
 
 def core_deterministic(obj):
-    """RFC 8949 4.2.1 bytes from cbor2: shortest forms are cbor2's default, and
-    without canonical=True it keeps dict insertion order, so pre-sort bytewise."""
-    def sort(o):
-        if isinstance(o, (list, tuple)):
-            return [sort(x) for x in o]
-        if isinstance(o, dict):
-            pairs = sorted(((cbor2.dumps(k), k, sort(v)) for k, v in o.items()),
-                           key=lambda t: t[0])
-            return {k: v for _, k, v in pairs}
-        return o
-    return cbor2.dumps(sort(obj))
+    """RFC 8949 4.2.1 bytes from the host's profile encoder (cbor2 underneath)."""
+    return cbor_profile.encode(obj)
 
 
 def same(a, b):
@@ -278,3 +270,22 @@ def test_micropython_board_round_trips_cbor2_canonical(tmp_path):
     for value, ref, got in zip(vals, encoded, board):
         assert got == ref, "value %r: board %s, cbor2 %s" % (value, got.hex(), ref.hex())
         assert same(cbor2.loads(got), value)
+
+
+@pytest.mark.parametrize("data,why", [
+    (bytes.fromhex("a2616101190100 02".replace(" ", "")), "not in deterministic"),  # {"a":1, 256:2}
+    (bytes.fromhex("1817"), "not in deterministic"),          # 23 in two bytes
+    (bytes.fromhex("f93c00"), "not in the profile"),          # half float 1.0
+    (bytes.fromhex("c11a514b67b0"), "not in the profile"),    # tag 1 (epoch time)
+    (bytes.fromhex("0102"), "trailing"),
+    (bytes.fromhex("5b"), "not CBOR"),
+])
+def test_host_profile_decoder_refuses(data, why):
+    with pytest.raises(cbor_profile.ProfileError, match=why):
+        cbor_profile.decode(data)
+
+
+def test_host_profile_agrees_with_board_on_mixed_keys():
+    value = {"a": 1, 256: 2, -1: [b"", {"b": None, 24: True}]}
+    assert cbor_profile.encode(value) == cbor.encode(value)
+    assert cbor_profile.decode(cbor.encode(value)) == value
