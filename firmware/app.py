@@ -74,7 +74,8 @@ class Terminal:
                 return
             handler(self, fields)
         except (cbor.CBORError, KeyError, TypeError, ValueError) as exc:
-            self._send_error(m.ERR_MALFORMED, "malformed: %s" % exc, mtype)
+            if mtype != m.ERROR:  # never answer an ERROR with an ERROR
+                self._send_error(m.ERR_MALFORMED, "malformed: %s" % exc, mtype)
 
     def _on_hello_reply(self, f):
         version = f[m.K_PROTOCOL]

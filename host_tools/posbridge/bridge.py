@@ -57,7 +57,8 @@ class Bridge:
             handler(fields)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("malformed %s: %s", p.TYPE_NAMES.get(mtype, hex(mtype)), exc)
-            self.reply_error(p.ERR_MALFORMED, f"malformed message: {exc}"[:60], mtype)
+            if mtype != p.ERROR:  # never answer an ERROR with an ERROR
+                self.reply_error(p.ERR_MALFORMED, f"malformed message: {exc}"[:60], mtype)
 
     def send(self, mtype: int, fields: dict):
         try:
