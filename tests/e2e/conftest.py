@@ -1,0 +1,64 @@
+import threading
+
+import pytest
+
+from posbridge.bridge import Bridge
+from posbridge.emulator import Emulator
+from posbridge.fault_injector import FaultInjector
+from posbridge.link import HostLink, LinkClosed
+from posbridge.ports import open_port
+
+
+class Session:
+    """The real firmware under MicroPython, a bridge on its host link, and every message
+    that crossed, as (direction, type, body)."""
+
+    def __init__(self, inject_seed=None):
+        self.emulator = Emulator()
+        self.messages = []
+        self.stop = threading.Event()
+        self.board_path = self.emulator.start()
+        self.injector = None
+        port_path = self.board_path
+        if inject_seed is not None:
+            # the fault injector between the board's tty and the bridge
+            self.injector = FaultInjector(self.board_path, seed=inject_seed)
+            port_path = self.injector.start()
+        self.port = open_port(port_path)
+        self.link = HostLink(self.port, frame_log=self._record).start()
+        self.bridge = Bridge(self.link)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _record(self, direction, mtype, seq, body):
+        self.messages.append((direction, mtype, bytes(body)))
+
+    def _serve(self):
+        try:
+            self.bridge.serve(self.stop)
+        except LinkClosed:
+            pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.link.close()
+        self.port.close()
+        if self.injector:
+            self.injector.stop()
+        self.emulator.stop()
+
+
+@pytest.fixture
+def session():
+    s = Session()
+    s.thread.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def noisy_session():
+    s = Session(inject_seed=7)
+    s.thread.start()
+    yield s
+    s.close()

@@ -1,0 +1,149 @@
+"""End to end over pseudo-terminals: the real firmware under MicroPython (64 KiB heap),
+the bridge on its host link, the display through the emulator."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from posbridge import protocol as p
+from posbridge.link import LinkFailed
+from tests.schema import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+POSBRIDGE = str(Path(sys.executable).parent / "posbridge")
+
+
+def wait_until(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_boot_hello_and_first_screen(session):
+    session.emulator.wait_for_screen("Starting")
+    idle = session.emulator.wait_for_screen("Insert card", timeout=15)
+    assert "online" in idle.text
+    assert session.bridge.board["terminal_id"] == "T0000001"
+    hello = [m for m in session.messages if m[1] == p.HELLO]
+    replies = [m for m in session.messages if m[1] == p.HELLO_REPLY]
+    assert hello[0][0] == "rx" and replies[0][0] == "tx"
+
+
+def test_every_message_sent_validates_against_the_schema(session):
+    session.emulator.wait_for_screen("Insert card", timeout=15)
+    session.bridge.request_status()                       # board answers STATUS
+    session.link.send(0x7E, p.encode_body({}))            # board answers ERROR 1
+    session.link.send(p.STATUS_REQUEST, b"\xa1\x01")      # board answers ERROR 2
+    session.link.send(p.STATUS_REQUEST, p.encode_body({}))
+    assert wait_until(lambda: sum(m[0] == "rx" and m[1] == p.STATUS
+                                  for m in session.messages) >= 2)
+    assert wait_until(lambda: sum(m[1] == p.ERROR for m in session.messages) >= 2)
+    # the board asks the bridge too (its liveness check); ask for one at once
+    session.link.send(p.STATUS_REQUEST, p.encode_body({}))
+    sent = [(d, t, b) for d, t, b in session.messages if not (d == "tx" and t == 0x7E)
+            and b != b"\xa1\x01"]
+    kinds = {(d, t) for d, t, _ in sent}
+    assert {("rx", p.HELLO), ("tx", p.HELLO_REPLY), ("tx", p.STATUS_REQUEST),
+            ("rx", p.STATUS), ("rx", p.ERROR)} <= kinds
+    # the bridge's own STATUS, answering the board
+    session.bridge.on_status_request({})
+    for direction, mtype, body in session.messages:
+        if (direction, mtype) == ("tx", 0x7E) or body == b"\xa1\x01":
+            continue  # the deliberately bad messages of this test
+        validate(mtype, body)
+    status = [cbor2.loads(b) for d, t, b in session.messages if d == "rx" and t == p.STATUS][0]
+    assert status[2] > 0  # heap free under the 64 KiB heap
+
+
+def test_fault_injector_between_board_and_bridge(noisy_session):
+    """Flipped bits, dropped bytes, duplicated and garbage chunks in both directions:
+    every message arrives once and in order, or its sender reports the failure."""
+    s = noisy_session
+    s.emulator.wait_for_screen("Insert card", timeout=60)
+    sent_ok = failed = 0
+    for _ in range(40):
+        try:
+            s.link.send(p.STATUS_REQUEST, p.encode_body({}))
+            sent_ok += 1
+        except LinkFailed:
+            failed += 1
+        # one request at a time: the board answers before it is asked again
+        n = len(_board_rx_counts(s))
+        wait_until(lambda: len(_board_rx_counts(s)) > n, timeout=3)
+    s.injector.enabled.clear()  # a clean wire for the last word
+    s.link.send(p.STATUS_REQUEST, p.encode_body({}))
+    sent_ok += 1
+    assert wait_until(lambda: _board_rx_counts(s) and
+                      _board_rx_counts(s)[-1] >= 1 + sent_ok, timeout=20), (
+        sent_ok, failed, _board_rx_counts(s), s.link.counters())
+    rx_counts = _board_rx_counts(s)
+    damage = dict(s.injector.counts)
+    # each STATUS carries the board's count of messages delivered to it: strictly
+    # increasing means no duplicate reached the board and no reply reached us twice
+    assert rx_counts == sorted(set(rx_counts)), rx_counts
+    delivered_to_board = rx_counts[-1] - 1  # less the HELLO_REPLY
+    assert sent_ok <= delivered_to_board <= sent_ok + failed, (sent_ok, failed, rx_counts)
+    assert damage["flip"] + damage["drop"] + damage["duplicate"] + damage["garbage"] > 10, damage
+
+
+def _board_rx_counts(s):
+    return [cbor2.loads(b)[4][2] for d, t, b in s.messages if d == "rx" and t == p.STATUS]
+
+
+def test_make_demo_scenario_runs():
+    out = subprocess.run([POSBRIDGE, "emulate", "--scenario", str(ROOT / "scenarios/demo.json")],
+                         capture_output=True, text=True, timeout=90,
+                         env=dict(os.environ, COLUMNS="100"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Insert card" in out.stdout and "HELLO_REPLY" in out.stdout
+    assert "heap free=" in out.stdout
+
+
+def test_emulate_link_path_and_serve_process(tmp_path):
+    """`emulate --link PATH` exposes the board's tty; `serve --port PATH` bridges it;
+    Ctrl-C stops both cleanly."""
+    alias = tmp_path / "board-tty"
+    env = dict(os.environ, COLUMNS="120")
+    emu = subprocess.Popen([POSBRIDGE, "emulate", "--link", str(alias)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert wait_until(alias.is_symlink, timeout=20)
+        serve = subprocess.Popen([POSBRIDGE, "serve", "--port", str(alias)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env=env)
+        serve_out = _collect(serve)
+        try:
+            # the board retries HELLO with back-off until this bridge answers
+            assert wait_until(lambda: "connected" in "".join(serve_out), timeout=30), serve_out
+        finally:
+            serve.send_signal(signal.SIGINT)
+            serve.wait(timeout=10)
+        out = "".join(serve_out)
+        assert serve.returncode == 0, out
+        assert "HELLO" in out and "bridge stopped" in out
+        assert "Traceback" not in out
+    finally:
+        emu.send_signal(signal.SIGINT)
+        emu_out, _ = emu.communicate(timeout=10)
+    assert emu.returncode == 0, emu_out
+    assert "Insert card" in emu_out
+    assert not alias.exists()
+
+
+def _collect(proc):
+    lines = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+    threading.Thread(target=read, daemon=True).start()
+    return lines
