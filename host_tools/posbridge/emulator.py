@@ -60,7 +60,7 @@ class Emulator:
 
     def start(self) -> str:
         """Start the firmware; returns the tty path a bridge opens for the host link."""
-        if not (self.firmware_dir / "unix_main.py").exists():
+        if not any((self.firmware_dir / f"unix_main.{ext}").exists() for ext in ("py", "mpy")):
             raise EmulatorError(f"no firmware at {self.firmware_dir}")
         master, slave = pty.openpty()
         tty.setraw(master)
@@ -72,7 +72,7 @@ class Emulator:
         self.link_path = os.ttyname(slave)
         disp_r, disp_w = os.pipe()
         cmd = [micropython_command(), "-X", f"heapsize={self.heap}",
-               str(self.firmware_dir / "unix_main.py"),
+               "-m", "unix_main",  # from source or precompiled .mpy alike
                "--link", str(master), "--display", str(disp_w)]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]

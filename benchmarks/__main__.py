@@ -1,0 +1,139 @@
+"""make bench: link and codec cost against wire time, firmware heap against its heap.
+
+Writes docs/benchmarks.md with the figures of this run."""
+import datetime
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from posbridge import protocol as p
+from posbridge.bridge import Bridge
+from posbridge.emulator import Emulator
+from posbridge.firmware_build import mpy_cross_command
+from posbridge.link import HostLink, LinkClosed
+from posbridge.ports import open_port
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE = ROOT / "firmware"
+BAUD = 115200
+HEAP = 64 * 1024
+
+
+def wire_us(nbytes: int) -> float:
+    return nbytes * 10 / BAUD * 1e6  # 8N1: ten bits a byte
+
+
+def micropython() -> str:
+    return str(Path(sys.executable).parent / "micropython")
+
+
+def codec_costs() -> dict:
+    env = {"MICROPYPATH": f"{FIRMWARE}:.frozen", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([micropython(), "-X", "heapsize=64k",
+                          str(Path(__file__).parent / "mp_codec_bench.py")],
+                         capture_output=True, text=True, env=env, timeout=300, check=True)
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", out.stdout)}
+
+
+def precompiled_firmware(dest: Path) -> Path:
+    tool = mpy_cross_command()
+    for src in FIRMWARE.glob("*.py"):
+        if src.name == "main.py":
+            continue
+        subprocess.run([tool, "-o", str(dest / (src.stem + ".mpy")), str(src)], check=True)
+    return dest
+
+
+def boot_and_measure(firmware_dir: Path, round_trips: int = 50) -> dict:
+    emulator = Emulator(firmware_dir)
+    path = emulator.start()
+    port = open_port(path)
+    link = HostLink(port).start()
+    bridge = Bridge(link)
+    stop = threading.Event()
+
+    def serve():
+        try:
+            bridge.serve(stop)
+        except LinkClosed:
+            pass
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        emulator.wait_for_screen("Insert card", timeout=30)
+        t0 = time.perf_counter()
+        for _ in range(round_trips):
+            before = bridge.board_status
+            bridge.request_status()
+            while bridge.board_status is before:
+                time.sleep(0.0005)
+        rtt_us = (time.perf_counter() - t0) / round_trips * 1e6
+        status = bridge.board_status
+    finally:
+        stop.set()
+        t.join(timeout=2)
+        link.close()
+        port.close()
+        emulator.stop()
+    req = len(p.encode_body({})) + 4 + 4 + 2 + 1   # header, CRC, delimiters, COBS
+    resp = 80  # a board STATUS frame is about this size on the wire
+    ack = 4 + 4 + 2 + 1
+    return {"heap_free": status["heap_free"], "rtt_us": rtt_us,
+            "rtt_wire_us": wire_us(req + resp + 2 * ack)}
+
+
+def main():
+    codec = codec_costs()
+    frame_wire = wire_us(codec["frame_bytes"])
+    body_wire = wire_us(codec["body_bytes"])
+    src = boot_and_measure(FIRMWARE)
+    with tempfile.TemporaryDirectory() as tmp:
+        mpy = boot_and_measure(precompiled_firmware(Path(tmp)))
+    rows = [
+        ("encode a full frame (256-byte payload), MicroPython", codec["encode_frame_us"],
+         frame_wire, "wire time of that frame"),
+        ("decode a full frame, MicroPython", codec["decode_frame_us"], frame_wire,
+         "wire time of that frame"),
+        (f"CBOR encode, {codec['body_bytes']}-byte message, MicroPython",
+         codec["cbor_encode_us"], body_wire, "wire time of its bytes"),
+        (f"CBOR decode, {codec['body_bytes']}-byte message, MicroPython",
+         codec["cbor_decode_us"], body_wire, "wire time of its bytes"),
+        ("STATUS round trip, bridge <-> emulated board over a pty", src["rtt_us"],
+         src["rtt_wire_us"], "wire time of request, answer and ACKs at 115200"),
+    ]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Latest `make bench` on {datetime.date.today()} ({sys.platform}, "
+        f"MicroPython unix port, `-X heapsize=64k`). Ratios are against a baseline "
+        "measured in the same run; on the ESP32 (240 MHz Xtensa) the MicroPython "
+        "figures are several times slower than on a PC, so a ratio well below 1 here "
+        "is what leaves the board's margin.",
+        "",
+        "| what | time (µs) | baseline (µs) | ratio | baseline is |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, t, base, what in rows:
+        lines.append(f"| {name} | {t:.0f} | {base:.0f} | {t / base:.3f} | {what} |")
+    lines += [
+        "",
+        "| heap free at the idle screen | bytes | of 64 KiB |",
+        "|---|---:|---:|",
+        f"| firmware from source (.py, compiled on the device) | {src['heap_free']} | "
+        f"{src['heap_free'] / HEAP:.0%} |",
+        f"| firmware precompiled (.mpy, as deployed) | {mpy['heap_free']} | "
+        f"{mpy['heap_free'] / HEAP:.0%} |",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    (ROOT / "docs" / "benchmarks.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
