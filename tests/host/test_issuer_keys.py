@@ -1,0 +1,203 @@
+"""Issuer side of DUKPT / AES-CMAC / format 4 PIN blocks: the standard's vectors, a cross-
+check of PIN blocks against the psec package, and the board-side modules (firmware/, run
+here under CPython with the tests/firmware cryptolib stand-in) accepted by the issuer."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import psec.pinblock
+import pytest
+
+from posbridge import issuer_keys
+from posbridge.issuer_keys import DukptError, KeyUsage, MacError, PinBlockError
+
+ROOT = Path(__file__).resolve().parents[2]
+for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import cmac as board_cmac  # noqa: E402  (firmware modules, after the path is set)
+import dukpt as board_dukpt  # noqa: E402
+import pinblock as board_pinblock  # noqa: E402
+
+REF = json.loads((ROOT.parent / "shared" / "reference" / "aes-dukpt-x9.24-3.json").read_text())
+BDK = bytes.fromhex(REF["bdk"])
+IKID = bytes.fromhex(REF["initial_key_id"])
+IK = bytes.fromhex(REF["initial_key"])
+EXAMPLE = REF["iso9564_format4_example"]
+TRANSACTIONS = REF["transactions"]
+WORKING_KEYS = [("pin_encryption_key", KeyUsage.PIN_ENCRYPTION),
+                ("mac_generation_key", KeyUsage.MAC_GENERATION),
+                ("data_encryption_key", KeyUsage.DATA_ENCRYPTION)]
+
+# counters for the board/issuer agreement: the reference ones, single high bits, 16 set
+# bits (the most the standard allows) in several patterns, and the last counter
+COUNTERS = [1, 2, 3, 0xFF, 0x100, 0xFFFF, 0x10000, 0x0001FFFE, 0x00FFFF00, 0x5555AAAA,
+            0xAAAA5555, 0x7FFF8000, 0x80000000, 0x8000FFFE, 0xFFFE8000, 0xFFFF0000]
+
+
+def ksn_of(counter):
+    return IKID + counter.to_bytes(4, "big")
+
+
+def test_initial_key_from_bdk():
+    assert issuer_keys.derive_initial_key(BDK, IKID) == IK
+
+
+@pytest.mark.parametrize("tx", TRANSACTIONS, ids=lambda tx: tx["ksn"])
+def test_transaction_key(tx):
+    assert issuer_keys.derive_transaction_key(BDK, bytes.fromhex(tx["ksn"])) == \
+        bytes.fromhex(tx["transaction_key"])
+
+
+@pytest.mark.parametrize("name,usage", WORKING_KEYS, ids=[n for n, _ in WORKING_KEYS])
+@pytest.mark.parametrize("tx", TRANSACTIONS, ids=lambda tx: tx["ksn"])
+def test_working_key(tx, name, usage):
+    assert issuer_keys.derive_working_key(BDK, bytes.fromhex(tx["ksn"]), usage) == \
+        bytes.fromhex(tx[name])
+
+
+def test_iso9564_format4_example_deciphers():
+    block = bytes.fromhex(EXAMPLE["encrypted_pin_block"])
+    ksn = bytes.fromhex(EXAMPLE["ksn"])
+    assert issuer_keys.decrypt_pin_block(BDK, ksn, block, EXAMPLE["pan"]) == EXAMPLE["pin"]
+    assert issuer_keys.pan_field(EXAMPLE["pan"]) == bytes.fromhex(EXAMPLE["plain_pan_field"])
+
+
+def test_wrong_pan_or_ksn_is_refused_without_quoting_the_pin():
+    block = bytes.fromhex(EXAMPLE["encrypted_pin_block"])
+    ksn = bytes.fromhex(EXAMPLE["ksn"])
+    for k, pan in ((ksn, "4111111111111112"), (ksn_of(2), EXAMPLE["pan"])):
+        with pytest.raises(PinBlockError) as err:
+            issuer_keys.decrypt_pin_block(BDK, k, block, pan)
+        assert EXAMPLE["pin"] not in str(err.value)
+
+
+@pytest.mark.parametrize("counter", [0, 0x0001FFFF, 0xFFFFFFFF, 0xFFFF8000])
+def test_ksn_counter_refused(counter):
+    with pytest.raises(DukptError, match="transaction counter"):
+        issuer_keys.derive_transaction_key(BDK, ksn_of(counter))
+
+
+def test_ksn_and_key_sizes_checked():
+    with pytest.raises(DukptError, match="KSN"):
+        issuer_keys.derive_transaction_key(BDK, IKID + b"\x00\x01")
+    with pytest.raises(DukptError, match="BDK"):
+        issuer_keys.derive_initial_key(BDK[:8], IKID)
+
+
+# -- psec cross-check (an independent format 4 implementation) ---------------------------
+
+PINS_PANS = [("1234", "4111111111111111"), ("0000", "123456789012"),
+             ("98765", "5413330089020011"), ("123456789012", "1234567890123456789"),
+             ("4321", "12345"), ("777777", "6011000990139424")]
+
+
+@pytest.mark.parametrize("pin,pan", PINS_PANS)
+def test_psec_blocks_decipher_here(pin, pan):
+    key = bytes.fromhex(TRANSACTIONS[1]["pin_encryption_key"])
+    block = psec.pinblock.encipher_pinblock_iso_4(key, pin, pan)
+    assert issuer_keys.decipher_pin_block(key, block, pan) == pin
+
+
+@pytest.mark.parametrize("pin,pan", PINS_PANS)
+def test_board_blocks_decipher_in_psec(pin, pan):
+    key = bytes.fromhex(TRANSACTIONS[1]["pin_encryption_key"])
+    block = board_pinblock.make_block(key, bytearray(pin.encode()), pan)
+    assert psec.pinblock.decipher_pinblock_iso_4(key, block, pan) == pin
+
+
+@pytest.mark.parametrize("pan", [pan for _, pan in PINS_PANS])
+def test_pan_fields_agree_with_psec(pan):
+    expected = psec.pinblock.encode_pan_field_iso_4(pan)
+    assert issuer_keys.pan_field(pan) == expected
+    assert bytes(board_pinblock.pan_field(pan)) == expected
+
+
+def test_reference_example_matches_psec_fields():
+    assert psec.pinblock.encode_pan_field_iso_4(EXAMPLE["pan"]) == \
+        bytes.fromhex(EXAMPLE["plain_pan_field"])
+    assert psec.pinblock.decipher_pinblock_iso_4(
+        bytes.fromhex(TRANSACTIONS[0]["pin_encryption_key"]),
+        bytes.fromhex(EXAMPLE["encrypted_pin_block"]), EXAMPLE["pan"]) == EXAMPLE["pin"]
+
+
+# -- board side accepted by the issuer -----------------------------------------------------
+
+@pytest.mark.parametrize("counter", COUNTERS, ids=lambda c: f"{c:08X}")
+def test_board_keys_equal_issuer_keys(counter):
+    ksn = board_dukpt.make_ksn(IKID, counter)
+    assert ksn == ksn_of(counter)
+    tk = board_dukpt.transaction_key(IK, IKID, counter)
+    assert bytes(tk) == issuer_keys.derive_transaction_key(BDK, ksn)
+    for usage in KeyUsage:
+        if usage in (KeyUsage.KEY_DERIVATION, KeyUsage.INITIAL_KEY):
+            continue
+        assert bytes(board_dukpt.working_key(tk, IKID, counter, int(usage))) == \
+            issuer_keys.derive_working_key(BDK, ksn, usage), usage.name
+
+
+@pytest.mark.parametrize("counter", COUNTERS, ids=lambda c: f"{c:08X}")
+def test_board_pin_block_and_mac_accepted_by_issuer(counter):
+    pin_key, mac_key, response_key = board_dukpt.working_keys(
+        IK, IKID, counter, (board_dukpt.KEY_USAGE_PIN_ENCRYPTION,
+                            board_dukpt.KEY_USAGE_MAC_GENERATION,
+                            board_dukpt.KEY_USAGE_MAC_VERIFICATION))
+    ksn = board_dukpt.make_ksn(IKID, counter)
+    pin = "%04d" % (counter % 10000) + "5" * (counter % 5)
+    pan = "4111111111111111"
+    block = board_pinblock.make_block(pin_key, bytearray(pin.encode()), pan)
+    assert issuer_keys.decrypt_pin_block(BDK, ksn, block, pan) == pin
+
+    request = b"\xa4\x01\x02\x02\x19\x03\xe8" + ksn + bytes(range(counter % 50))
+    for size in (16, 8):
+        mac = board_cmac.aes_cmac(mac_key, request, size)
+        issuer_keys.verify_request_mac(BDK, ksn, request, mac)
+        with pytest.raises(MacError):
+            issuer_keys.verify_request_mac(BDK, ksn, request + b"\x00", mac)
+    last = board_dukpt.LAST_COUNTER
+    other_counter = 1 if counter == last else board_dukpt.next_counter(counter)
+    other_key = board_dukpt.working_keys(IK, IKID, other_counter,
+                                         (board_dukpt.KEY_USAGE_MAC_GENERATION,))[0]
+    with pytest.raises(MacError):  # a MAC made under another counter's key
+        issuer_keys.verify_request_mac(BDK, ksn, request, board_cmac.aes_cmac(other_key, request))
+
+    response = b"\xa3\x01\x00\x02\x1a\x00\x01\x86\xa0"
+    assert board_cmac.verify(response_key, response, issuer_keys.response_mac(BDK, ksn, response))
+    assert not board_cmac.verify(mac_key, response, issuer_keys.response_mac(BDK, ksn, response))
+
+
+def test_board_cmac_equals_cryptography_cmac():
+    key = os.urandom(16)
+    message = os.urandom(200)
+    for length in range(0, 200, 7):
+        assert board_cmac.aes_cmac(key, message[:length]) == \
+            issuer_keys.aes_cmac(key, message[:length])
+
+
+def test_truncated_request_mac_below_64_bits_refused():
+    ksn = ksn_of(1)
+    with pytest.raises(MacError, match="8 to 16"):
+        issuer_keys.verify_request_mac(BDK, ksn, b"x", bytes(4))
+
+
+# -- next_counter against a brute-force search ----------------------------------------------
+
+def brute_force_next(counter):
+    counter += 1
+    while bin(counter).count("1") > 16:
+        counter += 1
+    return counter
+
+
+@pytest.mark.parametrize("start", [0, 0xFFFE, 0x0001FFFE, 0x00FFFF00, 0x7FFF7FFF, 0x7FFF8000,
+                                   0xFFFE7FFF, 0xFFFE8000, 0xFFFEFFFE])
+def test_next_counter_is_the_smallest_allowed_successor(start):
+    counter = start
+    for _ in range(64):
+        if counter >= board_dukpt.LAST_COUNTER:
+            break
+        nxt = board_dukpt.next_counter(counter)
+        assert nxt == brute_force_next(counter), f"{counter:08X}"
+        counter = nxt
