@@ -27,21 +27,29 @@ def cobs_encode(data):
     code_at = 0
     code = 1
     o = 1
+    after_full = False  # the open block follows a full 254-byte block
     for b in data:
         if b:
             out[o] = b
             o += 1
             code += 1
+            after_full = False
             if code == 0xFF:
                 out[code_at] = code
                 code_at = o
                 o += 1
                 code = 1
+                after_full = True
         else:
             out[code_at] = code
             code_at = o
             o += 1
             code = 1
+            after_full = False
+    if after_full:
+        # data ended with a full block: no empty block after it (a full block implies
+        # no zero), so both sides write the same bytes as the host's cobs package
+        return bytes(out[:code_at])
     out[code_at] = code
     return bytes(out[:o])
 
@@ -71,6 +79,8 @@ def cobs_decode_into(buf, n):
 
 
 def encode_frame(payload):
+    if not payload:
+        raise FrameError("empty payload")
     if len(payload) > MAX_PAYLOAD:
         raise FrameError("payload of %d bytes exceeds %d" % (len(payload), MAX_PAYLOAD))
     crc = crc32(payload) & 0xFFFFFFFF

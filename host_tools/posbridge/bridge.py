@@ -58,7 +58,7 @@ class Bridge:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("malformed %s: %s", p.TYPE_NAMES.get(mtype, hex(mtype)), exc)
             if mtype != p.ERROR:  # never answer an ERROR with an ERROR
-                self.reply_error(p.ERR_MALFORMED, f"malformed message: {exc}"[:60], mtype)
+                self.reply_error(p.ERR_MALFORMED, f"malformed message: {exc}", mtype)
 
     def send(self, mtype: int, fields: dict):
         try:
@@ -69,7 +69,7 @@ class Bridge:
             log.error("board did not take %s: %s", p.TYPE_NAMES.get(mtype, mtype), exc)
 
     def reply_error(self, code: int, text: str, about_type: int):
-        self.send(p.ERROR, {1: code, 2: text, 3: about_type})
+        self.send(p.ERROR, {1: code, 2: text[:60], 3: about_type})
 
     # -- handlers --
 

@@ -77,7 +77,10 @@ def emulate(link_alias, scenario, heap, terminal_id, firmware_dir):
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
-    steps = Scenario.load(scenario) if scenario else None
+    try:
+        steps = Scenario.load(scenario) if scenario else None
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc))
     emulator = Emulator(Path(firmware_dir), heap=heap, terminal_id=terminal_id,
                         on_screen=print_screen)
     stop = threading.Event()

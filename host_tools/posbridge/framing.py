@@ -18,6 +18,8 @@ class CRCError(FrameError):
 
 
 def encode_frame(payload: bytes) -> bytes:
+    if not payload:
+        raise FrameError("empty payload")
     if len(payload) > MAX_PAYLOAD:
         raise FrameError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     crc = binascii.crc32(payload).to_bytes(4, "big")

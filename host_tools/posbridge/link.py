@@ -166,6 +166,7 @@ class HostLink:
             self.frame_log(direction, mtype, seq, body)
 
     def counters(self) -> dict:
-        out = dict(self.stats)
-        out.update({f"{k}_errors": v for k, v in self.splitter.errors.items()})
-        return out
+        # the same names as the board's counters (protocol.LINK_COUNTERS)
+        errors = self.splitter.errors
+        return dict(self.stats, crc_errors=errors["crc"], framing_errors=errors["framing"],
+                    oversize=errors["oversize"])

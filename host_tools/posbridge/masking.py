@@ -10,9 +10,24 @@ def mask_pan(pan) -> str:
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
-_PAN_IN_TEXT = re.compile(r"(?<!\d)(\d{6})(\d{3,9})(\d{4})(?!\d)")
+# 13 to 19 digits, alone or in groups split by single spaces or dashes, as on a card
+_PAN_IN_TEXT = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-]|[ -]\d)")
+
+
+def _mask_match(match) -> str:
+    text = match.group(0)
+    total = sum(ch.isdigit() for ch in text)
+    seen = 0
+    out = []
+    for ch in text:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= 6 or seen > total - 4 else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def mask_pans_in_text(text: str) -> str:
     """Mask anything in free text that looks like a 13-19 digit card number."""
-    return _PAN_IN_TEXT.sub(lambda mt: mt.group(1) + "*" * len(mt.group(2)) + mt.group(3), text)
+    return _PAN_IN_TEXT.sub(_mask_match, text)

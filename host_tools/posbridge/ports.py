@@ -15,6 +15,8 @@ def open_port(url: str, baudrate: int = 115200) -> serial.SerialBase:
         if "://" in url:
             return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
         return serial.Serial(url, baudrate=baudrate, timeout=0.05, exclusive=True)
+    except ValueError as exc:  # pyserial: unknown URL scheme, impossible baud rate
+        raise PortError(f"cannot open {url}: {exc}") from None
     except serial.SerialException as exc:
         err = getattr(exc, "errno", None)
         text = str(exc)

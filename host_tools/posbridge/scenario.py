@@ -32,6 +32,9 @@ class Scenario:
             if len(kinds) != 1:
                 raise ScenarioError(f"{name}: step {i} must have exactly one of "
                                     f"{sorted(STEP_KINDS)}: {step!r}")
+            problem = _check_values(step)
+            if problem:
+                raise ScenarioError(f"{name}: step {i} {problem}: {step!r}")
 
     @classmethod
     def load(cls, path) -> "Scenario":
@@ -71,3 +74,21 @@ class Scenario:
         st = bridge.board_status
         console.print(f"board status: state={st.get('state')} uptime={st.get('uptime_s')}s "
                       f"heap free={st.get('heap_free')} bytes link={st.get('link')}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_values(step: dict):
+    """What is wrong with a step's values, or None: caught at load, before the board
+    starts, rather than half-way through a run."""
+    if "expect" in step and not (isinstance(step["expect"], str) and step["expect"]):
+        return "'expect' must be the text to wait for"
+    if "sleep" in step and not (_is_number(step["sleep"]) and step["sleep"] >= 0):
+        return "'sleep' must be a number of seconds"
+    if "status" in step and step["status"] is not True:
+        return "'status' must be true"
+    if "timeout" in step and not (_is_number(step["timeout"]) and step["timeout"] >= 0):
+        return "'timeout' must be a number of seconds"
+    return None

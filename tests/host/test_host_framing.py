@@ -30,8 +30,8 @@ board = _load_board_module("board_framing", "framing.py")
 
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-payloads = st.binary(min_size=0, max_size=host.MAX_PAYLOAD)
-nonempty_payloads = st.binary(min_size=1, max_size=host.MAX_PAYLOAD)
+payloads = st.binary(min_size=1, max_size=host.MAX_PAYLOAD)  # empty ones are refused
+nonempty_payloads = payloads
 
 
 # ---- helpers ------------------------------------------------------------------
@@ -63,7 +63,7 @@ def cut(data: bytes, points):
 
 def ends_in_full_cobs_block(payload: bytes) -> bool:
     """True when COBS's last block is a full run of 254 non-zero bytes: the one input
-    where the two encoders write different bytes (see the xfail test below)."""
+    where a COBS encoder may or may not write a final empty block; both sides do not."""
     data = payload + binascii.crc32(payload).to_bytes(4, "big")
     return len(data) - 1 - data.rfind(0) == 254
 
@@ -131,8 +131,6 @@ def test_payload_over_256_bytes_is_refused_by_the_encoder(side):
 @SETTINGS
 @given(payloads)
 def test_encoders_agree_byte_for_byte(payload):
-    if ends_in_full_cobs_block(payload):
-        return  # the known divergence, shown by test_encoders_agree_when_last_block_is_full
     assert host.encode_frame(payload) == board.encode_frame(payload)
 
 
@@ -164,11 +162,6 @@ def test_host_decodes_what_the_board_encodes(payload):
     assert errors == no_errors()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: when COBS's last block is a full run of 254 non-zero bytes, the board's "
-    "cobs_encode writes a final 0x01 code byte (Cheshire & Baker's reference algorithm) "
-    "and the host's `cobs` package does not; each decoder accepts both forms, but the "
-    "frames differ by one byte, against docs/protocol.md's byte-for-byte agreement"))
 @pytest.mark.parametrize("payload", [
     # 250 non-zero bytes whose CRC has no zero byte: payload + CRC is one 254-byte run
     payload_with(range(1000), 250, crc_has_no_zero),
@@ -188,14 +181,12 @@ def test_frames_whose_last_block_is_full_still_cross_in_both_directions():
     assert board_split([host.encode_frame(payload)])[0] == [payload]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor, both sides): encode_frame(b'') is accepted and makes a frame that every "
-    "decoder refuses as 'too short' (decode_frame requires more than CRC_SIZE bytes); the "
-    "link never sends an empty payload (the header is 4 bytes), so only the API is wrong"))
 @pytest.mark.parametrize("side", [host, board], ids=["host", "board"])
-def test_empty_payload_survives_a_round_trip(side):
-    frame = side.encode_frame(b"")
-    assert host_split([frame])[0] == [b""]
+def test_empty_payload_is_refused(side):
+    # no decoder could take it back (a frame is more than its CRC), and the link never
+    # sends one: every payload starts with its 4-byte header
+    with pytest.raises(side.FrameError, match="empty payload"):
+        side.encode_frame(b"")
 
 
 # ---- the splitter: garbage, resynchronisation, error counts ----------------------

@@ -144,11 +144,6 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG: open_port catches only serial.SerialException; pyserial raises ValueError for "
-    "an unknown URL scheme ('invalid URL, protocol 'sockets' not known') and for a bad "
-    "baud rate ('Not a valid baudrate'), so these escape as ValueError and `posbridge "
-    "serve` prints a traceback"))
 @pytest.mark.parametrize("port, baud", [b[1:] for b in BAD_SETTINGS],
                          ids=[b[0] for b in BAD_SETTINGS])
 def test_bad_port_settings_are_port_errors(port, baud):
@@ -188,10 +183,6 @@ def test_serve_on_a_busy_port_says_busy(run_cli, mocker):
     assert_clean_failure(run_cli("serve", "--port", DEV), f"port {DEV} is busy")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: open_port lets pyserial's ValueError for an unknown URL scheme escape (see "
-    "test_bad_port_settings_are_port_errors), and `serve` only turns PortError into a "
-    "clean error, so a typo in the URL gives a traceback"))
 def test_serve_with_an_unknown_url_scheme_gives_a_clean_error(run_cli):
     assert_clean_failure(run_cli("serve", "--port", "sockets://localhost:7777"), "sockets")
 
@@ -301,11 +292,6 @@ def test_demo_scenario_loads():
         ["expect", "expect", "status", "sleep"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Scenario checks only which kind a step is, not its values; {'sleep': 'soon'} "
-    "fails in run() with float()'s ValueError and {'expect': 5} with a TypeError in "
-    "Emulator.wait_for_screen, after the emulator has started, and neither is a "
-    "ScenarioError, so `posbridge emulate` shows a traceback"))
 @pytest.mark.parametrize("step", [{"sleep": "soon"}, {"expect": 5},
                                   {"expect": "Insert card", "timeout": "ten"}],
                          ids=["sleep-text", "expect-number", "timeout-text"])
@@ -346,10 +332,6 @@ def test_emulate_with_a_missing_scenario_file(run_cli, emulator_class, tmp_path)
     emulator_class.return_value.start.assert_not_called()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: cli.emulate calls Scenario.load(scenario) before its try block, so the "
-    "ScenarioError for a malformed scenario file is not turned into a click error: "
-    "`posbridge emulate --scenario bad.json` prints a traceback"))
 @pytest.mark.parametrize("content, message", [b[1:] for b in BAD_SCENARIOS],
                          ids=[b[0] for b in BAD_SCENARIOS])
 def test_emulate_with_a_malformed_scenario_gives_a_clean_error(run_cli, emulator_class,
