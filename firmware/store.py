@@ -1,0 +1,43 @@
+"""Persistent state on flash: one small JSON file per concern, replaced atomically.
+
+write-to-temp-then-rename: os.rename over an existing file is atomic on LittleFS (the
+ESP32 port's default) and on POSIX, so a power cut leaves the old file or the new one,
+never half of one. Nothing written here may hold a PIN, a full PAN or track data."""
+import json
+import os
+
+
+class StoreError(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, directory):
+        self.directory = directory.rstrip("/")  # "" for the flash root
+
+    def path(self, name):
+        return self.directory + "/" + name + ".json"
+
+    def load(self, name, default=None):
+        """The saved dict, or default when there is none. A file that does not parse
+        (it can only come from outside this module) is an error, not a silent reset:
+        resetting a transaction counter would reuse DUKPT keys."""
+        try:
+            with open(self.path(name)) as f:
+                data = f.read()
+        except OSError:
+            return default
+        try:
+            value = json.loads(data)
+        except ValueError:
+            raise StoreError("%s is corrupt" % self.path(name))
+        if not isinstance(value, dict):
+            raise StoreError("%s is not a record" % self.path(name))
+        return value
+
+    def save(self, name, value):
+        final = self.path(name)
+        temp = final + ".tmp"
+        with open(temp, "w") as f:
+            f.write(json.dumps(value))
+        os.rename(temp, final)
