@@ -71,9 +71,11 @@ def serve(port, baud, status_interval):
               help="JSON steps to run; without it the emulator runs until Ctrl-C.")
 @click.option("--heap", default="64k", show_default=True, help="MicroPython heap size.")
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
+@click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
+              help="Save every screen the firmware shows as a PNG in this directory.")
 @click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
               default=str(FIRMWARE_DIR), show_default=True)
-def emulate(link_alias, scenario, heap, terminal_id, firmware_dir):
+def emulate(link_alias, scenario, heap, terminal_id, screens_dir, firmware_dir):
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
@@ -82,7 +84,7 @@ def emulate(link_alias, scenario, heap, terminal_id, firmware_dir):
     except ScenarioError as exc:
         raise click.ClickException(str(exc))
     emulator = Emulator(Path(firmware_dir), heap=heap, terminal_id=terminal_id,
-                        on_screen=print_screen)
+                        on_screen=_screen_printer(screens_dir))
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
@@ -118,6 +120,24 @@ def emulate(link_alias, scenario, heap, terminal_id, firmware_dir):
         emulator.stop()
         if link_alias:
             Path(link_alias).unlink(missing_ok=True)
+
+
+def _screen_printer(screens_dir):
+    count = [0]
+
+    def show(screen):
+        print_screen(screen)
+        if screens_dir:
+            from .screen_png import save
+            count[0] += 1
+            name = f"{count[0]:03d}-{_slug(screen.lines)}.png"
+            save(screen.framebuffer, Path(screens_dir) / name)
+    return show
+
+
+def _slug(lines):
+    words = "-".join(line.strip() for line in lines[1:4] if line.strip()) or "screen"
+    return "".join(c if c.isalnum() else "-" for c in words.lower())[:32].strip("-")
 
 
 def _serve_until_closed(bridge, stop):

@@ -99,13 +99,16 @@ def _board_rx_counts(s):
     return [cbor2.loads(b)[4][2] for d, t, b in s.messages if d == "rx" and t == p.STATUS]
 
 
-def test_make_demo_scenario_runs():
-    out = subprocess.run([POSBRIDGE, "emulate", "--scenario", str(ROOT / "scenarios/demo.json")],
+def test_make_demo_scenario_runs(tmp_path):
+    out = subprocess.run([POSBRIDGE, "emulate", "--scenario", str(ROOT / "scenarios/demo.json"),
+                          "--screens", str(tmp_path)],
                          capture_output=True, text=True, timeout=90,
                          env=dict(os.environ, COLUMNS="100"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Insert card" in out.stdout and "HELLO_REPLY" in out.stdout
     assert "heap free=" in out.stdout
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
 
 
 def test_emulate_link_path_and_serve_process(tmp_path):
