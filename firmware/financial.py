@@ -1,0 +1,79 @@
+"""Financial requests and responses: the request's PIN block and MAC under DUKPT keys,
+and the checks a response must pass before anything of it is shown.
+
+MAC = AES-CMAC (NIST SP 800-38B) truncated to 8 bytes, over the deterministic CBOR of
+the message's map without its MAC key (docs/protocol.cddl). Request: MAC generation key
+(usage 2000); response: MAC verification key (usage 2001) of the same KSN."""
+import cbor
+import cmac
+import dukpt
+import messages as m
+import pinblock
+
+
+class SecurityError(Exception):
+    """A response that fails its MAC or does not answer our request: never shown as an
+    answer."""
+
+
+class Pending:
+    """What the board remembers of a request in flight: enough to check the answer."""
+
+    def __init__(self, mtype, trace, ksn, mac_key):
+        self.mtype = mtype
+        self.trace = trace
+        self.ksn = ksn
+        self.mac_key = mac_key  # MAC verification key of this KSN; wiped after use
+
+    def wipe(self):
+        dukpt.wipe(self.mac_key)
+
+
+def build_balance_request(terminal_id, trace, now, card, pin, keys, counter):
+    """(body bytes, Pending). `pin` (bytearray of digits) is wiped by the PIN block code.
+    `keys` holds initial_key and initial_key_id; `counter` is a DUKPT transaction counter
+    already saved to flash, so a reset can never reuse it."""
+    ksn = dukpt.make_ksn(keys.initial_key_id, counter)
+    pin_key, mac_gen, mac_ver = dukpt.working_keys(
+        keys.initial_key, keys.initial_key_id, counter,
+        (dukpt.KEY_USAGE_PIN_ENCRYPTION, dukpt.KEY_USAGE_MAC_GENERATION,
+         dukpt.KEY_USAGE_MAC_VERIFICATION))
+    try:
+        fields = {
+            m.K_REQ_TERMINAL: terminal_id,
+            m.K_REQ_TRACE: trace,
+            m.K_REQ_TIME: now,
+            m.K_REQ_CARD: {m.K_CARD_PAN: card.pan, m.K_CARD_EXPIRY: card.expiry,
+                           m.K_CARD_SERVICE_CODE: card.service_code},
+            m.K_REQ_PIN_BLOCK: pinblock.make_block(pin_key, pin, card.pan),
+            m.K_REQ_KSN: ksn,
+        }
+        fields[m.K_REQ_MAC] = cmac.aes_cmac(mac_gen, cbor.encode(fields), m.MAC_LEN)
+        body = cbor.encode(fields)
+    finally:
+        dukpt.wipe(pin_key)
+        dukpt.wipe(mac_gen)
+    return body, Pending(m.BALANCE_REQUEST, trace, ksn, mac_ver)
+
+
+def check_response(body, pending, terminal_id):
+    """The response's fields once its MAC and identity check out; SecurityError if not."""
+    try:
+        fields = cbor.decode(body)
+        if not isinstance(fields, dict):
+            raise SecurityError("response is not a map")
+        mac = fields.pop(m.K_RSP_MAC)
+        ok = (isinstance(mac, bytes) and
+              cmac.verify(pending.mac_key, cbor.encode(fields), mac))
+    except (cbor.CBORError, KeyError, TypeError, AttributeError):
+        raise SecurityError("unreadable response")
+    if not ok:
+        raise SecurityError("response MAC does not verify")
+    if (fields.get(m.K_RSP_TRACE) != pending.trace or
+            fields.get(m.K_RSP_KSN) != pending.ksn or
+            fields.get(m.K_RSP_TERMINAL) != terminal_id):
+        raise SecurityError("response is not for this transaction")
+    code = fields.get(m.K_RSP_CODE)
+    if not isinstance(code, str) or len(code) != 2:
+        raise SecurityError("response has no response code")
+    return fields
