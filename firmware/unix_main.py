@@ -2,10 +2,11 @@
 (posbridge emulate). It builds the same application as main.py, on file descriptors
 the emulator passes instead of the ESP32's UARTs and I2C:
 
-    micropython unix_main.py --link FD --display FD [--terminal-id ID]
+    micropython -m unix_main --link FD --display FD --card FD --pinpad FD --state DIR
 
 --link is the master side of a pseudo-terminal, raw and non-blocking (reads return
-None when empty, like UART(timeout=0)); --display is the write end of a pipe."""
+None when empty, like UART(timeout=0)); --display is the write end of a pipe; --card
+and --pinpad are non-blocking read ends of pipes; --state is the board's flash."""
 import sys
 
 import settings

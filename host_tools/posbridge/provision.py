@@ -1,0 +1,54 @@
+"""Provisioning a terminal: its identity and its DUKPT initial key, written as the
+board's state records (firmware/store.py's format, a JSON file per record).
+
+The board gets the initial key and the initial key ID and nothing else: the BDK stays
+with the issuer (GUIDE, Security). For the emulator and the demo, the key set is the
+public ANSI X9.24-3 test key set, which the issuer's demo data uses too."""
+import json
+import os
+import re
+from pathlib import Path
+
+from .issuer_keys import derive_initial_key
+
+# ANSI X9.24-3-2017 supplement's public sample BDK and initial key ID: test use only
+TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+TEST_INITIAL_KEY_ID = bytes.fromhex("1234567890123456")
+TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+
+
+class ProvisionError(ValueError):
+    pass
+
+
+def _write_atomic(path: Path, record: dict):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
+
+
+def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key_id: bytes,
+              merchant_name: str = "DEMO SHOP", force: bool = False) -> Path:
+    if not TERMINAL_ID_RE.match(terminal_id):
+        raise ProvisionError("terminal id: 1 to 16 letters or digits")
+    if len(initial_key) != 16:
+        raise ProvisionError("initial key: 16 bytes (32 hex digits) expected")
+    if len(initial_key_id) != 8:
+        raise ProvisionError("initial key ID: 8 bytes (16 hex digits) expected")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    terminal = state_dir / "terminal.json"
+    if terminal.exists() and not force:
+        raise ProvisionError(f"{terminal} exists: the terminal is provisioned already "
+                             "(--force replaces its key and resets its counters)")
+    _write_atomic(terminal, {"terminal_id": terminal_id,
+                             "initial_key": initial_key.hex().upper(),
+                             "initial_key_id": initial_key_id.hex().upper(),
+                             "merchant_name": merchant_name})
+    # a new initial key starts its transaction counter again
+    _write_atomic(state_dir / "counters.json", {"ksn_counter": 0, "trace": 0})
+    return terminal
+
+
+def provision_test_terminal(state_dir: Path, terminal_id: str = "T0000001", **kw) -> Path:
+    return provision(state_dir, terminal_id, derive_initial_key(TEST_BDK, TEST_INITIAL_KEY_ID),
+                     TEST_INITIAL_KEY_ID, **kw)
