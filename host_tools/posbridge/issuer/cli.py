@@ -1,0 +1,185 @@
+"""`posbridge issuer ...`: the issuer simulator's admin commands (docs/issuer.md).
+
+    posbridge issuer init [--force]           a new database with the demo data set
+    posbridge issuer card add --pan ... ...   one more card, account and cardholder
+    posbridge issuer ledger [--json]          cards (masked), balances, status, PIN tries
+    posbridge issuer outbox [--json]          the alerts the issuer made
+
+`--db PATH` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by default.
+No output ever holds a full PAN or a PIN.
+"""
+import datetime
+import functools
+import json
+import sqlite3
+from pathlib import Path
+
+import click
+
+from ..masking import mask_pan
+from . import codes
+from .cards import check_pan, check_phone, mask_phone, parse_expiry
+from .demo_data import DEMO_BDK_ID, DEMO_PIN, load_demo
+from .errors import LedgerError
+from .ledger import DEFAULT_PATH, Ledger
+from .money import currency_code, format_amount, parse_amount
+from .pins import check_pin_format, hash_pin
+
+_DB = "posbridge.issuer.db"
+
+
+def _friendly(command):
+    """Errors a person can act on, never a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (LedgerError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(f"issuer database: {exc}") from None
+    return wrapper
+
+
+def _ledger() -> Ledger:
+    return Ledger.open(click.get_current_context().meta[_DB])
+
+
+@click.group()
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PATH,
+              envvar="POSBRIDGE_ISSUER_DB", show_default=True,
+              help="The issuer's SQLite database (env POSBRIDGE_ISSUER_DB).")
+@click.pass_context
+def issuer(ctx, db):
+    """Issuer simulator: ledger, cards, outbox."""
+    ctx.meta[_DB] = db
+
+
+@issuer.command()
+@click.option("--force", is_flag=True, help="Replace an existing database.")
+@_friendly
+def init(force):
+    """Create the database with the demo key set and cards (PIN 1234)."""
+    path = click.get_current_context().meta[_DB]
+    ledger = Ledger.create(path, force=force)
+    try:
+        count = load_demo(ledger)
+        cards = ledger.cards()
+    finally:
+        ledger.close()
+    click.echo(f"issuer database {path}: key set {DEMO_BDK_ID} (X9.24-3 test BDK), "
+               f"{count} demo cards, PIN {DEMO_PIN} (docs/issuer.md lists them)")
+    for card in cards:
+        click.echo(f"  {card.masked}  {card.status:<7} {card.expiry}  {card.holder.name}")
+
+
+@issuer.group()
+def card():
+    """Cards on file."""
+
+
+@card.command("add")
+@click.option("--pan", required=True, help="12 to 19 digits with a valid Luhn digit.")
+@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="4 to 12 digits; prompted (hidden) when not given.")
+@click.option("--expiry", required=True, help="YYMM.")
+@click.option("--balance", default="0", show_default=True,
+              help="Opening balance in major units, e.g. 1234.56.")
+@click.option("--currency", default="CNY", show_default=True, help="ISO 4217: CNY or 156.")
+@click.option("--name", default="", help="Cardholder name.")
+@click.option("--phone", default=None, help="For alerts, e.g. 13812345678.")
+@click.option("--subscribe/--no-subscribe", default=False, show_default=True,
+              help="Subscribed to alerts.")
+@click.option("--channel", type=click.Choice(codes.CHANNELS), default="sms", show_default=True)
+@click.option("--alerts", "kinds", default=",".join(codes.DEFAULT_ALERT_KINDS),
+              show_default=True, help="Alert kinds chosen, comma-separated.")
+@click.option("--status", type=click.Choice(codes.CARD_STATUSES), default="active",
+              show_default=True)
+@_friendly
+def card_add(pan, pin, expiry, balance, currency, name, phone, subscribe, channel, kinds,
+             status):
+    """Add a card with a new account and cardholder."""
+    check_pan(pan)
+    check_pin_format(pin)
+    parse_expiry(expiry)
+    currency = currency_code(currency)
+    available = parse_amount(balance, currency)
+    if phone is not None:
+        check_phone(phone)
+    kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    for kind in kinds:
+        if kind not in codes.ALERT_KINDS:
+            raise ValueError(f"alert kind {kind!r}: one of {', '.join(codes.ALERT_KINDS)}")
+    ledger = _ledger()
+    try:
+        ledger.add_card(pan=pan, pin_hash=hash_pin(pin), expiry=expiry, available=available,
+                        currency=currency, name=name, phone=phone, subscribed=subscribe,
+                        channel=channel, kinds=kinds, status=status)
+    finally:
+        ledger.close()
+    click.echo(f"added card {mask_pan(pan)}: {status}, expires {expiry}, "
+               f"{format_amount(available, currency)}")
+
+
+def _alerts(holder) -> str:
+    if not holder.subscribed:
+        return "not subscribed"
+    where = mask_phone(holder.phone) if holder.phone else "no phone"
+    return f"{holder.channel} {where}: {','.join(sorted(holder.kinds)) or 'no kinds'}"
+
+
+@issuer.command("ledger")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_friendly
+def ledger_command(as_json):
+    """Cards (masked), balances, status and PIN tries left."""
+    ledger = _ledger()
+    try:
+        cards = ledger.cards()
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps([{
+            "card": c.masked, "status": c.status, "expiry": c.expiry,
+            "pin_tries_left": c.pin_tries_left, "available": c.available,
+            "ledger": c.ledger, "currency": c.currency,
+            "cardholder": c.holder.name,
+            "phone": mask_phone(c.holder.phone) if c.holder.phone else None,
+            "subscribed": c.holder.subscribed, "channel": c.holder.channel,
+            "alert_kinds": sorted(c.holder.kinds),
+        } for c in cards], indent=2, ensure_ascii=False))
+        return
+    if not cards:
+        click.echo("no cards on file")
+        return
+    click.echo(f"{'card':<19} {'status':<7} {'exp':<4} {'PIN':>3} {'available':>16} "
+               f"{'ledger':>16}  {'cardholder':<12} alerts")
+    for c in cards:
+        click.echo(f"{c.masked:<19} {c.status:<7} {c.expiry:<4} {c.pin_tries_left:>3} "
+                   f"{format_amount(c.available, c.currency):>16} "
+                   f"{format_amount(c.ledger, c.currency):>16}  {c.holder.name:<12} "
+                   f"{_alerts(c.holder)}")
+
+
+@issuer.command("outbox")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_friendly
+def outbox_command(as_json):
+    """Alerts made for cardholders: card last 4, channel, masked destination, text."""
+    ledger = _ledger()
+    try:
+        rows = ledger.outbox()
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("outbox is empty")
+        return
+    for r in rows:
+        when = datetime.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"#{r['id']:<4} {when}  *{r['card_last4']}  {r['channel']:<3} "
+                   f"{r['destination']:<14} {r['status']:<6} {r['kind']}")
+        click.echo(f"      {r['text']}")
+

@@ -1,0 +1,63 @@
+"""Response codes (ISO 8583 field 39) and notification statuses, as data: the issuer,
+the CLI and docs/issuer.md all read them from here."""
+
+APPROVED = "00"
+INVALID_CARD = "14"
+INSUFFICIENT_FUNDS = "51"      # purchases (issue 4)
+EXPIRED_CARD = "54"
+INCORRECT_PIN = "55"
+EXCEEDS_LIMIT = "61"           # purchases (issue 4)
+RESTRICTED_CARD = "62"
+PIN_TRIES_EXCEEDED = "75"
+ISSUER_UNAVAILABLE = "91"      # never MAC'd by the issuer: see errors.py
+DUPLICATE = "94"
+SYSTEM_MALFUNCTION = "96"
+
+RESPONSE_CODES = {
+    APPROVED: "approved",
+    INVALID_CARD: "invalid card number",
+    INSUFFICIENT_FUNDS: "insufficient funds",
+    EXPIRED_CARD: "expired card",
+    INCORRECT_PIN: "incorrect PIN",
+    EXCEEDS_LIMIT: "exceeds withdrawal limit",
+    RESTRICTED_CARD: "restricted card",
+    PIN_TRIES_EXCEEDED: "PIN tries exceeded",
+    ISSUER_UNAVAILABLE: "issuer unavailable",
+    DUPLICATE: "duplicate transmission",
+    SYSTEM_MALFUNCTION: "system malfunction",
+}
+
+# notify-status of docs/protocol.cddl
+QUEUED = 1
+SENT = 2
+NOT_SUBSCRIBED = 3
+KIND_NOT_CHOSEN = 4
+BELOW_THRESHOLD = 5            # purchases (issue 5)
+BANK_DOES_NOT_ALERT = 6
+NO_PHONE = 7
+QUIET_HOURS = 8                # issue 5
+GATEWAY_FAILED = 9             # issue 5
+NOTHING_TO_ALERT = 10
+SECURITY_ALERT = 11
+
+NOTIFY_STATUSES = {
+    QUEUED: "queued",
+    SENT: "sent",
+    NOT_SUBSCRIBED: "not subscribed",
+    KIND_NOT_CHOSEN: "kind not chosen",
+    BELOW_THRESHOLD: "below threshold",
+    BANK_DOES_NOT_ALERT: "bank does not alert this kind",
+    NO_PHONE: "no phone on file",
+    QUIET_HOURS: "held for quiet hours",
+    GATEWAY_FAILED: "gateway failed",
+    NOTHING_TO_ALERT: "nothing to alert",
+    SECURITY_ALERT: "security alert sent",
+}
+
+# alert kinds a cardholder can choose (issue 5 lists them all; balance inquiries use
+# balance_inquiry and wrong_pin, and pin_tries_exceeded is sent whatever was chosen)
+ALERT_KINDS = ("purchase", "balance_inquiry", "wrong_pin", "large_amount",
+               "account_change", "repayment_reminder")
+DEFAULT_ALERT_KINDS = ("balance_inquiry", "purchase", "wrong_pin")
+CHANNELS = ("sms", "app")
+CARD_STATUSES = ("active", "frozen", "blocked")

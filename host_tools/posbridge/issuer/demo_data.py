@@ -1,0 +1,62 @@
+"""The demo data set that `posbridge issuer init` loads.
+
+TEST DATA ONLY. The key set is the public AES-128 test BDK of ANSI X9.24-3-2017 (the
+one in ../shared/reference/aes-dukpt-x9.24-3.json); the PANs are made-up test numbers
+with a valid Luhn digit, listed in full here and in docs/issuer.md so that scenarios can
+use them; every card's PIN is 1234. Nothing here is a real card or a real key.
+"""
+from dataclasses import dataclass
+
+from . import codes
+from .pins import hash_pin
+
+# X9.24-3: initial key ID 1234567890123456 = BDK ID 12345678 | derivation ID 90123456
+DEMO_BDK_ID = "12345678"
+DEMO_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+DEMO_INITIAL_KEY_ID = bytes.fromhex("1234567890123456")
+DEMO_PIN = "1234"
+CNY = 156
+
+
+@dataclass(frozen=True)
+class DemoCard:
+    pan: str
+    name: str
+    balance: int                 # minor units, CNY
+    expiry: str = "3012"
+    status: str = "active"
+    phone: "str | None" = None
+    subscribed: bool = False
+    channel: str = "sms"
+    kinds: tuple = codes.DEFAULT_ALERT_KINDS
+    shows: str = ""              # what a balance inquiry with PIN 1234 answers
+
+
+DEMO_CARDS = (
+    DemoCard("4761730000000011", "Li Wei", 1234567, phone="13812345678", subscribed=True,
+             shows="00, SMS sent to 138****5678"),
+    DemoCard("4761730000000029", "Zhang Min", 88000, phone="13987654321",
+             shows="00, alerts not subscribed"),
+    DemoCard("4761730000000037", "Wang Fang", 500000, phone="13700001111", subscribed=True,
+             channel="app", shows="00, app push to 137****1111"),
+    DemoCard("4761730000000045", "Chen Jie", 30000, subscribed=True,
+             shows="00, no phone on file"),
+    DemoCard("6225880000000050", "Liu Yang", 70000, expiry="2101", phone="13600002222",
+             subscribed=True, shows="54 expired card"),
+    DemoCard("6225880000000068", "Zhao Lei", 150000, status="frozen", phone="13500003333",
+             subscribed=True, shows="62 restricted card"),
+    DemoCard("6225880000000076", "Sun Li", 99900, phone="13400004444", subscribed=True,
+             kinds=("purchase",), shows="00, balance inquiry alerts not chosen"),
+)
+
+
+def load_demo(ledger) -> int:
+    """Put the demo key set and cards into an (empty) ledger; returns the card count."""
+    ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
+    with ledger.transaction():
+        for card in DEMO_CARDS:
+            ledger.add_card(pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
+                            available=card.balance, currency=CNY, name=card.name,
+                            phone=card.phone, subscribed=card.subscribed,
+                            channel=card.channel, kinds=card.kinds, status=card.status)
+    return len(DEMO_CARDS)
