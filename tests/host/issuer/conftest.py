@@ -1,0 +1,57 @@
+import shutil
+
+import pytest
+
+from posbridge.issuer import Faults, Issuer, Ledger, Policy
+from posbridge.issuer.demo_data import load_demo
+
+from .terminal import NOW, Terminal
+
+ISSUER_NOW = NOW + 8 * 3600 + 125      # the issuer's clock: 2026-11-23 16:02:05 UTC+8
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory):
+    """The demo database, made once (scrypt makes each PIN hash cost tens of ms)."""
+    path = tmp_path_factory.mktemp("template") / "issuer.sqlite"
+    ledger = Ledger.create(path)
+    load_demo(ledger)
+    ledger.close()
+    return path
+
+
+@pytest.fixture
+def db_path(demo_template, tmp_path):
+    path = tmp_path / "var" / "issuer.sqlite"
+    path.parent.mkdir()
+    shutil.copy(demo_template, path)
+    return path
+
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+@pytest.fixture
+def make_issuer(db_path, sleeps):
+    made = []
+
+    def make(policy=None, faults=None):
+        issuer = Issuer(Ledger.open(db_path), policy or Policy(), faults or Faults(),
+                        clock=lambda: ISSUER_NOW, sleep=sleeps.append)
+        made.append(issuer)
+        return issuer
+    yield make
+    for issuer in made:
+        issuer.close()
+
+
+@pytest.fixture
+def issuer(make_issuer):
+    return make_issuer()
+
+
+@pytest.fixture
+def terminal():
+    return Terminal()
