@@ -21,7 +21,7 @@ BDK = bytes.fromhex(REF["bdk"])
 INITIAL_KEY_ID = bytes.fromhex(REF["initial_key_id"])
 INITIAL_KEY = bytes.fromhex(REF["initial_key"])
 
-NOW = 1795305600               # 2026-11-23 00:00 UTC, the board's time in requests
+NOW = 1795305600               # 2026-11-22 00:00 UTC, the board's time in requests
 TERMINAL_ID = "T0000001"
 SecurityError = financial.SecurityError
 
