@@ -1,0 +1,225 @@
+# PIN pad driver: key events, PIN entry (limits, clear, backspace, cancel, timeout from
+# the last key), masked echo, and that every buffer that held a digit is wiped.
+# The PINs are test data only.
+import gc
+
+from pin_pad import KeyReader, DigitEntry, PinEntry, CANCEL, TIMEOUT
+from fwtest import ScriptedStream, FakeClock
+
+
+def entry(keys=b"", **kw):
+    clock = FakeClock(1000)
+    reader = KeyReader(ScriptedStream([keys] if keys else []))
+    return PinEntry(reader, clock, **kw), reader, clock
+
+
+def zeroed(buf):
+    return buf == bytearray(len(buf))
+
+
+def test_key_reader_passes_keys_and_ignores_other_bytes():
+    reader = KeyReader(ScriptedStream([b"1\x00a9C", b"\r\nBXE5"]))
+    got = []
+    while True:
+        key = reader.poll()
+        if key is None:
+            break
+        got.append(key)
+    assert bytes(got) == b"19CBXE5"
+    assert zeroed(reader.rx)
+
+
+def test_key_reader_flush_and_dead_stream():
+    reader = KeyReader(ScriptedStream([b"123", b"45"]))
+    reader.flush()
+    assert reader.poll() is None
+
+    class DeadStream:
+        def readinto(self, buf):
+            raise OSError(5)
+
+    assert KeyReader(DeadStream()).poll() is None
+
+
+def test_pin_of_4_and_of_12_digits():
+    for pin in (b"1234", b"123456789012"):
+        pe, reader, _ = entry(pin + b"E")
+        result = pe.poll()
+        assert result[0] == "pin" and result[1] == bytearray(pin)
+        assert type(result[1]) is bytearray and len(result[1]) == len(pin)
+        assert zeroed(pe.buf) and zeroed(reader.rx) and pe.count == 0
+
+
+def test_digits_beyond_max_are_ignored():
+    pe, _, _ = entry(b"1234567890123456E")
+    assert pe.poll() == ("pin", bytearray(b"123456789012"))
+    pe, _, _ = entry(b"1234567E", max_len=6)
+    assert pe.poll() == ("pin", bytearray(b"123456"))
+
+
+def test_too_short_keeps_entering_and_flags():
+    pe, reader, _ = entry(b"123E")
+    assert pe.poll() is None
+    assert pe.too_short and pe.count == 3 and pe.masked() == "***"
+    reader.stream.feed(b"4")
+    assert pe.poll() is None and not pe.too_short
+    reader.stream.feed(b"E")
+    assert pe.poll() == ("pin", bytearray(b"1234"))
+
+
+def test_clear_erases_everything_and_wipes():
+    pe, reader, _ = entry(b"98765C")
+    assert pe.poll() is None
+    assert pe.count == 0 and zeroed(pe.buf) and pe.masked() == ""
+    reader.stream.feed(b"2468E")
+    assert pe.poll() == ("pin", bytearray(b"2468"))
+
+
+def test_backspace_erases_the_last_digit():
+    pe, reader, _ = entry(b"B12345B")
+    assert pe.poll() is None
+    assert pe.count == 4 and pe.buf[4] == 0
+    reader.stream.feed(b"BB78E")
+    assert pe.poll() == ("pin", bytearray(b"1278"))
+
+
+def test_cancel_wipes():
+    pe, reader, _ = entry(b"5555X")
+    assert pe.poll() == CANCEL
+    assert zeroed(pe.buf) and zeroed(reader.rx) and pe.count == 0
+    assert pe.poll() is None  # the result is given once
+
+
+def test_timeout_counts_from_the_last_key():
+    pe, reader, clock = entry(timeout_ms=30000)
+    clock.advance(20000)
+    reader.stream.feed(b"12")
+    assert pe.poll() is None
+    clock.advance(29999)
+    assert pe.poll() is None  # 49.999 s since the start, but not 30 s since a key
+    clock.advance(1)
+    assert pe.poll() == TIMEOUT
+    assert zeroed(pe.buf) and pe.count == 0
+
+
+def test_timeout_with_no_key_at_all():
+    pe, _, clock = entry(timeout_ms=500)
+    clock.advance(499)
+    assert pe.poll() is None
+    clock.advance(1)
+    assert pe.poll() == TIMEOUT
+
+
+def test_ignored_bytes_do_not_hold_off_the_timeout():
+    pe, reader, clock = entry(timeout_ms=1000)
+    clock.advance(999)
+    reader.stream.feed(b"\x00\xffz")
+    clock.advance(1)
+    assert pe.poll() == TIMEOUT
+
+
+def test_masked_echo_and_change_flag():
+    pe, reader, _ = entry()
+    assert pe.take_changed() and not pe.take_changed()
+    for i, key in enumerate(b"1357"):
+        reader.stream.feed(bytes((key,)))
+        pe.poll()
+        assert pe.masked() == "*" * (i + 1) and pe.take_changed()
+    pe.poll()
+    assert not pe.take_changed()
+    reader.stream.feed(b"B")
+    pe.poll()
+    assert pe.masked() == "***" and pe.take_changed()
+
+
+def test_keys_after_enter_wait_for_the_next_reader_of_keys():
+    pe, reader, _ = entry(b"1234E99")
+    assert pe.poll()[0] == "pin"
+    assert reader.poll() == ord("9")
+
+
+def test_restart_for_a_second_try():
+    pe, reader, clock = entry(b"1111E")
+    assert pe.poll()[0] == "pin"
+    clock.advance(60000)
+    pe.restart()
+    assert pe.poll() is None
+    reader.stream.feed(b"2222E")
+    assert pe.poll() == ("pin", bytearray(b"2222"))
+
+
+def test_length_limits_checked():
+    try:
+        entry(min_len=5, max_len=4)
+    except ValueError:
+        return
+    raise AssertionError("min_len > max_len accepted")
+
+
+def test_pin_goes_to_pinblock_and_is_wiped_there():
+    import pinblock
+    pe, _, _ = entry(b"1234E")
+    kind, pin = pe.poll()
+    block = pinblock.make_block(b"\x11" * 16, pin, "4111111111111111")
+    assert len(block) == 16 and zeroed(pin)
+
+
+class AmountEntry(DigitEntry):
+    # what issue 4's amount entry needs from the core: a digit hook and an Enter hook
+    def __init__(self, keys, clock, max_minor):
+        DigitEntry.__init__(self, keys, clock, 9, 60000)
+        self.max_minor = max_minor
+
+    def value(self):
+        v = 0
+        for i in range(self.count):
+            v = v * 10 + self.buf[i] - 48
+        return v
+
+    def accept_digit(self, key):
+        if self.count == 0 and key == 0x30:
+            return False  # no leading zero
+        return self.value() * 10 + key - 48 <= self.max_minor
+
+    def on_enter(self):
+        if self.count == 0:
+            self.rejected = "empty"
+            return None
+        return ("amount", self.value())
+
+
+def test_digit_entry_serves_an_amount_entry():
+    clock = FakeClock()
+    keys = KeyReader(ScriptedStream([b"E0012345"]))
+    ae = AmountEntry(keys, clock, max_minor=5000)
+    assert ae.poll() is None and ae.value() == 1234 and ae.rejected is None
+    keys.stream.feed(b"B7E")
+    assert ae.poll() == ("amount", 1237)
+
+
+def test_no_allocation_per_key():
+    if not hasattr(gc, "mem_alloc"):  # CPython: heap figures come from MicroPython
+        return
+
+    class Keys:
+        def __init__(self, n):
+            self.left = n
+
+        def readinto(self, buf):
+            if not self.left:
+                return 0
+            self.left -= 1
+            buf[0] = 0x31 if self.left & 1 else 0x42  # digit, backspace, ...
+            return 1
+
+    def cost(n):
+        pe = PinEntry(KeyReader(Keys(n)), FakeClock())
+        gc.collect()
+        gc.disable()
+        before = gc.mem_alloc()
+        pe.poll()
+        used = gc.mem_alloc() - before
+        gc.enable()
+        return used
+
+    assert cost(10) == cost(400)
