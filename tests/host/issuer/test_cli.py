@@ -1,0 +1,202 @@
+"""`posbridge issuer ...` through click's CliRunner on tmp_path databases: what a person
+sees, errors without tracebacks, and never a full PAN or a PIN."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from posbridge.issuer.cli import issuer as issuer_group
+from posbridge.issuer.demo_data import DEMO_CARDS
+
+from .terminal import Terminal
+from .test_balance_inquiry import LI_WEI, ask
+
+FULL_PANS = [c.pan for c in DEMO_CARDS] + ["4111111111111111"]
+
+
+def run(*args, input=None, env=None):
+    return CliRunner().invoke(issuer_group, [str(a) for a in args], input=input, env=env,
+                              prog_name="posbridge issuer")
+
+
+def assert_no_secrets(output, pins=()):
+    for pan in FULL_PANS:
+        assert pan not in output
+    for pin in pins:
+        assert pin not in output
+
+
+def assert_clean_failure(result, *fragments):
+    assert result.exit_code != 0, result.output
+    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output
+    assert_no_secrets(result.output)
+
+
+# ---- init -----------------------------------------------------------------------------
+
+def test_init_loads_the_demo_set(tmp_path):
+    db = tmp_path / "deep" / "issuer.sqlite"
+    result = run("--db", db, "init")
+    assert result.exit_code == 0, result.output
+    assert db.is_file()
+    assert "7 demo cards" in result.output and "key set 12345678" in result.output
+    assert "476173******0011" in result.output
+    assert_no_secrets(result.output)
+
+
+def test_init_refuses_to_overwrite_unless_forced(db_path):
+    assert_clean_failure(run("--db", db_path, "init"), "exists: --force replaces it")
+    assert run("--db", db_path, "init", "--force").exit_code == 0
+
+
+def test_init_default_path_is_var_under_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POSBRIDGE_ISSUER_DB", raising=False)
+    assert run("init").exit_code == 0
+    assert (tmp_path / "var" / "issuer.sqlite").is_file()
+
+
+def test_db_from_the_environment(db_path):
+    result = run("ledger", env={"POSBRIDGE_ISSUER_DB": str(db_path)})
+    assert result.exit_code == 0 and "476173******0011" in result.output
+
+
+@pytest.mark.parametrize("command", [["ledger"], ["ledger", "--json"], ["outbox"],
+                                     ["card", "add", "--pan", "4111111111111111",
+                                      "--pin", "1234", "--expiry", "3012"]])
+def test_missing_database(tmp_path, command):
+    db = tmp_path / "nowhere.sqlite"
+    assert_clean_failure(run("--db", db, *command),
+                         f"no issuer database at {db}: run posbridge issuer init")
+    assert not db.exists()
+
+
+# ---- card add -------------------------------------------------------------------------
+
+def test_card_add_and_use_it(db_path):
+    result = run("--db", db_path, "card", "add", "--pan", "4111111111111111", "--pin", "8642",
+                 "--expiry", "3106", "--balance", "1,500.25", "--currency", "USD",
+                 "--name", "Test Person", "--phone", "13811112222", "--subscribe",
+                 "--channel", "app", "--alerts", "balance_inquiry")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "added card 411111******1111: active, expires 3106, USD 1,500.25"
+    assert_no_secrets(result.output, pins=["8642"])
+    listed = json.loads(run("--db", db_path, "ledger", "--json").output)[-1]
+    assert listed == {"card": "411111******1111", "status": "active", "expiry": "3106",
+                      "pin_tries_left": 3, "available": 150025, "ledger": 150025,
+                      "currency": 840, "cardholder": "Test Person", "phone": "138****2222",
+                      "subscribed": True, "channel": "app",
+                      "alert_kinds": ["balance_inquiry"]}
+    from posbridge.issuer import Issuer, Ledger
+    issuer = Issuer(Ledger.open(db_path))
+    try:
+        fields = ask(issuer, Terminal(), "4111111111111111", pin="8642", expiry="3106")
+    finally:
+        issuer.close()
+    assert (fields[3], fields[5], fields[7], fields[8][2]) == ("00", 150025, 840, "app")
+
+
+def test_card_add_prompts_for_the_pin_hidden(db_path):
+    result = run("--db", db_path, "card", "add", "--pan", "4111111111111111",
+                 "--expiry", "3106", input="9753\n9753\n")
+    assert result.exit_code == 0, result.output
+    assert "Pin:" in result.output
+    assert_no_secrets(result.output, pins=["9753"])
+
+
+CARD = ["card", "add", "--pan", "4111111111111111", "--pin", "8520", "--expiry", "3012"]
+
+
+def _with(option, value):
+    args = list(CARD)
+    if option in args:
+        args[args.index(option) + 1] = value
+    else:
+        args += [option, value]
+    return args
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--pan", "41111111111", "PAN: 12 to 19 digits expected"),
+    ("--pan", "4111111111111112", "PAN 411111******1112: Luhn check digit is wrong"),
+    ("--pan", LI_WEI, "card 476173******0011 is already on file"),
+    ("--pin", "12", "PIN: 4 to 12 digits expected"),
+    ("--pin", "12ab", "PIN: 4 to 12 digits expected"),
+    ("--expiry", "3013", "expiry 3013: month 13 is not 01..12"),
+    ("--expiry", "12/30", "YYMM expected"),
+    ("--balance", "10.005", "at most 2 decimals in CNY"),
+    ("--balance", "lots", "a decimal number expected"),
+    ("--currency", "XYZ", "an ISO 4217 code expected"),
+    ("--phone", "138-1234", "7 to 15 digits"),
+    ("--alerts", "balance_inquiry,gossip", "alert kind 'gossip'"),
+    ("--channel", "fax", "Invalid value for '--channel'"),
+    ("--status", "stolen", "Invalid value for '--status'"),
+])
+def test_card_add_bad_input(db_path, option, value, message):
+    result = run("--db", db_path, *_with(option, value))
+    assert_clean_failure(result, message)
+    assert "8520" not in result.output
+    if option == "--pin":
+        assert value not in result.output.replace("4 to 12 digits", "")
+
+
+# ---- ledger and outbox ----------------------------------------------------------------
+
+def test_ledger_table(db_path):
+    result = run("--db", db_path, "ledger")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:4] == ["card", "status", "exp", "PIN"]
+    assert len(lines) == 1 + len(DEMO_CARDS)
+    li = next(line for line in lines if line.startswith("476173******0011"))
+    assert "CNY 12,345.67" in li and "sms 138****5678" in li and " 3 " in li
+    assert "frozen" in next(line for line in lines if line.startswith("622588******0068"))
+    assert_no_secrets(result.output)
+
+
+def test_ledger_shows_tries_after_wrong_pins(db_path, issuer, terminal):
+    ask(issuer, terminal, LI_WEI, pin="0000")
+    [li] = [c for c in json.loads(run("--db", db_path, "ledger", "--json").output)
+            if c["card"] == "476173******0011"]
+    assert li["pin_tries_left"] == 2
+
+
+def test_ledger_json_holds_no_pan_or_pin_hash(db_path):
+    result = run("--db", db_path, "ledger", "--json")
+    cards = json.loads(result.output)
+    assert len(cards) == len(DEMO_CARDS)
+    assert "scrypt" not in result.output and "pin_hash" not in result.output
+    assert_no_secrets(result.output)
+
+
+def test_empty_ledger_and_outbox(tmp_path):
+    from posbridge.issuer import Ledger
+    db = tmp_path / "empty.sqlite"
+    Ledger.create(db).close()
+    assert run("--db", db, "ledger").output.strip() == "no cards on file"
+    assert run("--db", db, "outbox").output.strip() == "outbox is empty"
+    assert json.loads(run("--db", db, "outbox", "--json").output) == []
+
+
+def test_outbox_after_inquiries(db_path, issuer, terminal):
+    ask(issuer, terminal, LI_WEI)
+    ask(issuer, terminal, "4761730000000037")
+    ask(issuer, terminal, "4761730000000029")          # not subscribed: no row
+    text = run("--db", db_path, "outbox")
+    assert text.exit_code == 0
+    assert "*0011" in text.output and "138****5678" in text.output and "sent" in text.output
+    assert "Available CNY 12,345.67" in text.output
+    rows = json.loads(run("--db", db_path, "outbox", "--json").output)
+    assert [(r["card_last4"], r["channel"], r["destination"], r["status"], r["kind"])
+            for r in rows] == [("0011", "sms", "138****5678", "sent", "balance_inquiry"),
+                               ("0037", "app", "137****1111", "sent", "balance_inquiry")]
+    assert_no_secrets(text.output + json.dumps(rows))
+
+
+def test_not_a_database_is_a_clean_error(tmp_path):
+    db = tmp_path / "junk.sqlite"
+    db.write_bytes(b"junk" * 500)
+    assert_clean_failure(run("--db", db, "ledger"), "is not an issuer database")
