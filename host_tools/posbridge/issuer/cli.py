@@ -19,7 +19,7 @@ import click
 from ..masking import mask_pan
 from . import codes
 from .cards import check_pan, check_phone, mask_phone, parse_expiry
-from .demo_data import DEMO_BDK_ID, DEMO_PIN, load_demo
+from .demo_data import DEMO_BDK_ID, load_demo
 from .errors import LedgerError
 from .ledger import DEFAULT_PATH, Ledger
 from .money import currency_code, format_amount, parse_amount
@@ -59,7 +59,7 @@ def issuer(ctx, db):
 @click.option("--force", is_flag=True, help="Replace an existing database.")
 @_friendly
 def init(force):
-    """Create the database with the demo key set and cards (PIN 1234)."""
+    """Create the database with the demo key set and test cards (docs/issuer.md)."""
     path = click.get_current_context().meta[_DB]
     ledger = Ledger.create(path, force=force)
     try:
@@ -68,7 +68,7 @@ def init(force):
     finally:
         ledger.close()
     click.echo(f"issuer database {path}: key set {DEMO_BDK_ID} (X9.24-3 test BDK), "
-               f"{count} demo cards, PIN {DEMO_PIN} (docs/issuer.md lists them)")
+               f"{count} demo test cards (docs/issuer.md lists them with their PIN)")
     for card in cards:
         click.echo(f"  {card.masked}  {card.status:<7} {card.expiry}  {card.holder.name}")
 

@@ -87,9 +87,9 @@ class Issuer:
         if self.faults.unavailable:
             raise IssuerUnavailable("issuer unavailable")
         request = parse_balance_request(body)
-        bdk = self._key_for(request)
-        check_request_mac(bdk, request)
-        with self._lock:
+        with self._lock:                   # one connection, shared by the bridge's threads
+            bdk = self._key_for(request)
+            check_request_mac(bdk, request)
             response = self._answer(request, bdk, request_digest(body))
         if self.faults.delay_s:
             self._sleep(self.faults.delay_s)
