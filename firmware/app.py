@@ -6,6 +6,8 @@ Nothing here blocks, so a slow or absent bridge never freezes the screen or the 
 import gc
 import time
 
+import binascii
+
 import cbor
 import messages as m
 import settings
@@ -17,13 +19,42 @@ HELLO_REPLY_WAIT_MS = 5000   # from sending HELLO until we retry it
 STATUS_REPLY_WAIT_MS = 5000
 
 
+class NotProvisioned(Exception):
+    pass
+
+
+class Keys:
+    """The terminal's DUKPT initial key and initial key ID, as provisioned."""
+
+    def __init__(self, initial_key, initial_key_id):
+        self.initial_key = initial_key
+        self.initial_key_id = initial_key_id
+
+
 class Terminal:
+    NotProvisioned = NotProvisioned
+
     def __init__(self, link_stream, panel, clock=time.ticks_ms,
-                 terminal_id=settings.TERMINAL_ID):
+                 terminal_id=settings.TERMINAL_ID, card_stream=None, pinpad_stream=None,
+                 store=None):
         self.clock = clock
+        self.store = store
+        record = self._terminal_record()
+        if record and record.get("terminal_id"):
+            terminal_id = record["terminal_id"]
         self.terminal_id = terminal_id
         self.link = Link(link_stream, clock, settings.LINK_TIMEOUT_MS, settings.LINK_RETRIES)
         self.display = Display(panel)
+        self.card_reader = None
+        self.keys = None
+        if card_stream is not None:
+            from card_reader import CardReader
+            self.card_reader = CardReader(card_stream, now=wallclock.now)
+        if pinpad_stream is not None:
+            from pin_pad import KeyReader
+            self.keys = KeyReader(pinpad_stream)
+        self.txn = None
+        self.notice_until = None
         self.started = clock()
         self.state = "boot"
         self.host_online = False
@@ -58,8 +89,63 @@ class Terminal:
             if failed is None:
                 break
             self._link_failed(failed)
-        self._timers(self.clock())
+        now = self.clock()
+        self._timers(now)
+        if self.state == "idle":
+            self._cardholder(now)
         link.poll()  # send what the handlers queued without waiting a loop
+
+    def _cardholder(self, now):
+        if self.txn is not None:
+            if not self.txn.step(now):
+                self.txn = None
+                self._show_idle()
+            return
+        if self.notice_until is not None:
+            if time.ticks_diff(now, self.notice_until) < 0:
+                return
+            self.notice_until = None
+            self._show_idle()
+        if self.keys is not None:
+            self.keys.flush()  # keys pressed at the idle screen mean nothing
+        if self.card_reader is None:
+            return
+        got = self.card_reader.poll()
+        if got is None:
+            return
+        if hasattr(got, "pan"):
+            from transaction import Transaction
+            self.txn = Transaction(self, got)
+        else:
+            self.display.show("POS TERMINAL", "", got.message, "Try again" if got.retry else "",
+                              "", "")
+            self.notice_until = time.ticks_add(now, 3000)
+
+    # -- provisioning and counters (flash) --
+
+    def _terminal_record(self):
+        if self.store is None:
+            return None
+        return self.store.load("terminal")
+
+    def keys_config(self):
+        record = self._terminal_record()
+        if not record or "initial_key" not in record:
+            raise NotProvisioned()
+        return Keys(binascii.unhexlify(record["initial_key"]),
+                    binascii.unhexlify(record["initial_key_id"]))
+
+    def next_counters(self):
+        """The next DUKPT transaction counter and trace number, saved before they are
+        used: a reset after this point skips them, it never reuses a key."""
+        import dukpt
+        if self.store is None:
+            raise NotProvisioned()
+        c = self.store.load("counters", {"ksn_counter": 0, "trace": 0})
+        counter = dukpt.next_counter(c.get("ksn_counter", 0))
+        trace = c.get("trace", 0) % 999999 + 1
+        self.store.save("counters", {"ksn_counter": counter, "trace": trace})
+        return counter, trace
 
     # -- incoming --
 
@@ -68,6 +154,10 @@ class Terminal:
             fields = cbor.decode(body)
             if not isinstance(fields, dict):
                 raise cbor.CBORError("body is not a map")
+            if self.txn is not None and self.txn.on_message(mtype, body):
+                return
+            if mtype == m.BALANCE_RESPONSE:
+                return  # a late answer to a visit that already ended: nothing to show
             handler = self.HANDLERS.get(mtype)
             if handler is None:
                 self._send_error(m.ERR_UNSUPPORTED_TYPE, "unsupported message type", mtype)
@@ -110,11 +200,13 @@ class Terminal:
         self.status_deadline = None
         if not self.host_online:
             self.host_online = True
-            if self.state == "idle":
+            if self.state == "idle" and self.txn is None:
                 self._show_idle()
 
     def _on_error(self, f):
         self.last_error = (f.get(m.K_ERROR_CODE), f.get(m.K_ERROR_TEXT), f.get(m.K_ERROR_TYPE))
+        if self.txn is not None and self.txn.on_error(f):
+            return
         if f.get(m.K_ERROR_TYPE) == m.HELLO:
             self.hello_deadline = None
             self._offline("Bridge refused", str(f.get(m.K_ERROR_TEXT, ""))[:16])
@@ -143,7 +235,7 @@ class Terminal:
             self.status_due = time.ticks_add(now, settings.STATUS_INTERVAL_MS)
             if self.status_deadline is None and self._send(m.STATUS_REQUEST, {}):
                 self.status_deadline = time.ticks_add(now, STATUS_REPLY_WAIT_MS)
-        if self.state == "idle":
+        if self.state == "idle" and self.txn is None and self.notice_until is None:
             minute = wallclock.local_hhmm()
             if minute != self.shown_minute:
                 self._show_idle()
@@ -159,6 +251,8 @@ class Terminal:
         self.hello_tries += 1
 
     def _link_failed(self, mtype):
+        if self.txn is not None:
+            self.txn.on_link_failed(mtype)
         if mtype == m.HELLO:
             self.hello_deadline = None
             self._offline("Host offline", "retrying...")
@@ -169,7 +263,7 @@ class Terminal:
     def _host_lost(self):
         if self.host_online:
             self.host_online = False
-            if self.state == "idle":
+            if self.state == "idle" and self.txn is None:
                 self._show_idle()
 
     # -- output --

@@ -12,6 +12,7 @@ import sys
 import settings
 from app import Terminal
 from pipe_panel import PipePanel
+from store import Store
 
 
 def parse_args(argv):
@@ -30,7 +31,11 @@ def main():
     opts = parse_args(sys.argv[1:])
     link = open(int(opts["link"]), "r+b")
     panel = PipePanel(open(int(opts["display"]), "wb"))
-    Terminal(link, panel, terminal_id=opts.get("terminal-id", settings.TERMINAL_ID)).run()
+    card = open(int(opts["card"]), "rb") if "card" in opts else None
+    pinpad = open(int(opts["pinpad"]), "rb") if "pinpad" in opts else None
+    store = Store(opts["state"]) if "state" in opts else None
+    Terminal(link, panel, terminal_id=opts.get("terminal-id", settings.TERMINAL_ID),
+             card_stream=card, pinpad_stream=pinpad, store=store).run()
 
 
 main()

@@ -26,10 +26,21 @@ def micropython_exe():
     return found
 
 
+COMPILED = ROOT / "build" / "mpy-test"
+
+
+def compiled_paths():
+    """Firmware and firmware tests precompiled to .mpy, as the board runs them: compiling
+    from source would spend the 64 KiB heap on the compiler, not on the firmware."""
+    from posbridge.firmware_build import compile_tree
+    return [compile_tree(FIRMWARE, COMPILED / "firmware"),
+            compile_tree(FIRMWARE_TESTS, COMPILED / "tests")]
+
+
 def micropython_env(extra_paths=()):
     env = dict(os.environ)
     # .frozen keeps the port's frozen modules (asyncio) importable once MICROPYPATH is set
-    paths = [str(p) for p in extra_paths] + [str(FIRMWARE), str(FIRMWARE_TESTS), ".frozen"]
+    paths = [str(p) for p in extra_paths] + [str(p) for p in compiled_paths()] + [".frozen"]
     env["MICROPYPATH"] = os.pathsep.join(paths)
     return env
 

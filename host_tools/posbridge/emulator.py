@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from .firmware_build import BuildError, compile_tree
 from .provision import provision_test_terminal
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
@@ -55,6 +56,7 @@ class Emulator:
         self.firmware_dir = Path(firmware_dir)
         self.state_dir = Path(state_dir) if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
+        self._compiled: Optional[tempfile.TemporaryDirectory] = None
         self._card_w: Optional[int] = None
         self._pinpad_w: Optional[int] = None
         self.heap = heap
@@ -82,6 +84,13 @@ class Emulator:
         # it, the firmware's reads of the master fail with EIO between bridge sessions
         self._keep_fds.append(slave)
         self.link_path = os.ttyname(slave)
+        # the board runs precompiled bytecode (make firmware): so does the emulator, so
+        # its heap holds what the board's does, not the compiler's working memory
+        self._compiled = tempfile.TemporaryDirectory(prefix="pos-firmware-")
+        try:
+            compile_tree(self.firmware_dir, Path(self._compiled.name))
+        except BuildError as exc:
+            raise EmulatorError(str(exc)) from None
         if self.state_dir is None:
             self._own_state = tempfile.TemporaryDirectory(prefix="pos-board-")
             self.state_dir = Path(self._own_state.name)
@@ -98,7 +107,7 @@ class Emulator:
                "--pinpad", str(pinpad_r), "--state", str(self.state_dir)]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
-        env = dict(os.environ, MICROPYPATH=f"{self.firmware_dir}{os.pathsep}.frozen")
+        env = dict(os.environ, MICROPYPATH=f"{self._compiled.name}{os.pathsep}.frozen")
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r),
                                          env=env,
@@ -131,6 +140,9 @@ class Emulator:
                 pass
         self._keep_fds.clear()
         self._card_w = self._pinpad_w = None
+        if self._compiled:
+            self._compiled.cleanup()
+            self._compiled = None
         if self._own_state:
             self._own_state.cleanup()
             self._own_state = None
