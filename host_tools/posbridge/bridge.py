@@ -18,8 +18,9 @@ log = logging.getLogger("posbridge")
 
 class Bridge:
     def __init__(self, link: HostLink, clock: Callable[[], float] = time.time,
-                 utc_offset_min: Optional[int] = None):
+                 utc_offset_min: Optional[int] = None, issuer=None):
         self.link = link
+        self.issuer = issuer
         self.clock = clock
         if utc_offset_min is None:
             utc_offset_min = int(datetime.now().astimezone().utcoffset().total_seconds() // 60)
@@ -34,6 +35,8 @@ class Bridge:
             p.STATUS: self.on_status,
             p.ERROR: self.on_error,
         }
+        # financial requests go to the issuer whole: it checks the MAC over these bytes
+        self.raw_handlers = {p.BALANCE_REQUEST: self.on_balance_request}
 
     def serve(self, stop: threading.Event, status_interval: Optional[float] = None):
         """Answer messages until stop is set or the port goes away (LinkClosed)."""
@@ -47,6 +50,9 @@ class Bridge:
                 self.request_status()
 
     def handle(self, mtype: int, body: bytes):
+        if mtype in self.raw_handlers:
+            self.raw_handlers[mtype](body)
+            return
         handler = self.handlers.get(mtype)
         try:
             fields = p.decode_body(body)
@@ -86,8 +92,32 @@ class Bridge:
                                   3: __version__, 4: self.utc_offset_min})
 
     def on_status_request(self, f: dict):
-        self.send(p.STATUS, {1: int(time.monotonic() - self.started), 3: "ready",
-                             6: int(self.clock())})
+        status = {1: int(time.monotonic() - self.started), 3: "ready", 6: int(self.clock())}
+        if self.issuer is not None:
+            status[5] = self.issuer.reachable()
+        self.send(p.STATUS, status)
+
+    def on_balance_request(self, body: bytes):
+        from .issuer.errors import (IssuerRequestError, IssuerSecurityError,
+                                    IssuerUnavailable)
+        if self.issuer is None:
+            self.reply_error(p.ERR_ISSUER_UNAVAILABLE, "no issuer behind this bridge",
+                             p.BALANCE_REQUEST)
+            return
+        try:
+            response = self.issuer.handle_balance_request(body)
+        except IssuerRequestError as exc:
+            self.reply_error(p.ERR_MALFORMED, str(exc), p.BALANCE_REQUEST)
+        except IssuerSecurityError as exc:
+            log.warning("security: %s", exc)
+            self.reply_error(p.ERR_SECURITY, "request refused: security", p.BALANCE_REQUEST)
+        except IssuerUnavailable:
+            self.reply_error(p.ERR_ISSUER_UNAVAILABLE, "issuer unavailable", p.BALANCE_REQUEST)
+        except Exception:  # the board must get an answer whatever broke here
+            log.exception("issuer failed")
+            self.reply_error(p.ERR_INTERNAL, "issuer failed", p.BALANCE_REQUEST)
+        else:
+            self.send(p.BALANCE_RESPONSE, response)
 
     def on_status(self, f: dict):
         self.board_status = p.named(p.STATUS, f)

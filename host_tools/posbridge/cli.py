@@ -4,10 +4,11 @@
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
     posbridge firmware build          precompile the firmware to .mpy
 """
-import json
+import contextlib
 import logging
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -38,23 +39,40 @@ def _stop_on_signals(stop: threading.Event):
     signal.signal(signal.SIGTERM, handler)
 
 
+def _open_issuer(db):
+    from .issuer import Issuer
+    from .issuer.errors import LedgerError
+    try:
+        return Issuer.open(db)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc))
+
+
 @main.command()
 @click.option("--port", required=True, help="Serial device, pseudo-terminal or pyserial URL.")
 @click.option("--baud", default=115200, show_default=True)
 @click.option("--status-interval", default=30.0, show_default=True,
               help="Seconds between liveness checks of the board (0: never).")
-def serve(port, baud, status_interval):
+@click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
+              envvar="POSBRIDGE_ISSUER_DB", show_default=True,
+              help="The issuer simulator's database (posbridge issuer init makes one).")
+def serve(port, baud, status_interval, issuer_db):
     """Bridge a board on PORT."""
     try:
         serial_port = open_port(port, baud)
     except PortError as exc:
         raise click.ClickException(str(exc))
+    try:
+        issuer = _open_issuer(issuer_db)
+    except click.ClickException:
+        serial_port.close()
+        raise
     stop = threading.Event()
     _stop_on_signals(stop)
     link = HostLink(serial_port, frame_log=log_frame).start()
     log.info("bridge on %s at %d baud; Ctrl-C stops", port, baud)
     try:
-        Bridge(link).serve(stop, status_interval or None)
+        Bridge(link, issuer=issuer).serve(stop, status_interval or None)
     except LinkClosed as exc:
         raise click.ClickException(f"lost the board: {exc}")
     finally:
@@ -73,9 +91,11 @@ def serve(port, baud, status_interval):
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
 @click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
               help="Save every screen the firmware shows as a PNG in this directory.")
+@click.option("--issuer-db", type=click.Path(dir_okay=False), envvar="POSBRIDGE_ISSUER_DB",
+              help="Issuer database to use; default: a fresh one with the demo data.")
 @click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
               default=str(FIRMWARE_DIR), show_default=True)
-def emulate(link_alias, scenario, heap, terminal_id, screens_dir, firmware_dir):
+def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, firmware_dir):
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
@@ -87,6 +107,7 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, firmware_dir):
                         on_screen=_screen_printer(screens_dir))
     stop = threading.Event()
     _stop_on_signals(stop)
+    stack = contextlib.ExitStack()
     try:
         link_path = emulator.start()
     except EmulatorError as exc:
@@ -98,9 +119,10 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, firmware_dir):
                      "posbridge serve --port %s", link_alias, link_path, link_alias)
             stop.wait()
             return
+        issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack)
         port = open_port(link_path)
         link = HostLink(port, frame_log=log_frame).start()
-        bridge = Bridge(link)
+        bridge = Bridge(link, issuer=issuer)
         serving = threading.Thread(target=_serve_until_closed, args=(bridge, stop), daemon=True)
         serving.start()
         try:
@@ -118,8 +140,24 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, firmware_dir):
         raise click.ClickException(str(exc))
     finally:
         emulator.stop()
+        stack.close()
         if link_alias:
             Path(link_alias).unlink(missing_ok=True)
+
+
+def _demo_issuer(stack):
+    """A fresh issuer database with the demo data, gone when the emulator stops."""
+    from .issuer import Issuer
+    from .issuer.demo_data import load_demo
+    from .issuer.ledger import Ledger
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pos-issuer-"))
+    path = Path(tmp) / "issuer.sqlite"
+    ledger = Ledger.create(path)
+    load_demo(ledger)
+    ledger.close()
+    issuer = Issuer.open(path)
+    stack.callback(issuer.close)
+    return issuer
 
 
 def _screen_printer(screens_dir):
@@ -170,6 +208,10 @@ def firmware_build(out, firmware_dir):
         console.print(f"  {path.name:<20} {size:>6} bytes")
     console.print(f"{len(result.files)} modules, {result.total} bytes of .mpy in {out}/")
 
+
+from .issuer.cli import issuer as _issuer_group  # noqa: E402  (after main exists)
+
+main.add_command(_issuer_group)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,14 +13,20 @@ HELLO_REPLY = 0x02
 STATUS_REQUEST = 0x03
 STATUS = 0x04
 ERROR = 0x0F
+BALANCE_REQUEST = 0x10
+BALANCE_RESPONSE = 0x11
 
 ERR_UNSUPPORTED_TYPE = 1
 ERR_MALFORMED = 2
 ERR_PROTOCOL_VERSION = 3
 ERR_INTERNAL = 4
+ERR_ISSUER_UNAVAILABLE = 5
+ERR_SECURITY = 6
+MAC_LEN = 8  # AES-CMAC truncated to 8 bytes (NIST SP 800-38B allows 64 bits)
 
 TYPE_NAMES = {TYPE_ACK: "ACK", HELLO: "HELLO", HELLO_REPLY: "HELLO_REPLY",
-              STATUS_REQUEST: "STATUS_REQUEST", STATUS: "STATUS", ERROR: "ERROR"}
+              STATUS_REQUEST: "STATUS_REQUEST", STATUS: "STATUS", ERROR: "ERROR",
+              BALANCE_REQUEST: "BALANCE_REQUEST", BALANCE_RESPONSE: "BALANCE_RESPONSE"}
 
 # field names per message type, for logs and the monitor
 FIELDS = {
@@ -30,13 +36,28 @@ FIELDS = {
     STATUS: {1: "uptime_s", 2: "heap_free", 3: "state", 4: "link", 5: "issuer_online",
              6: "time"},
     ERROR: {1: "code", 2: "text", 3: "about_type"},
+    BALANCE_REQUEST: {1: "terminal_id", 2: "trace", 3: "time", 4: "card", 5: "pin_block",
+                      6: "ksn", 7: "mac"},
+    BALANCE_RESPONSE: {1: "terminal_id", 2: "trace", 3: "response_code", 4: "approval_code",
+                       5: "available", 6: "ledger", 7: "currency", 8: "notification",
+                       9: "ksn", 10: "pin_tries_left", 15: "mac"},
 }
 LINK_COUNTERS = {1: "tx", 2: "rx", 3: "retransmits", 4: "duplicates", 5: "crc_errors",
                  6: "framing_errors", 7: "oversize", 8: "bad_header", 9: "failures",
                  10: "short_writes"}
 
+def _card(card) -> str:
+    # the PAN masked, nothing else of the card: expiry and service code stay out of logs
+    pan = card.get(1, "") if isinstance(card, dict) else ""
+    return f"card {mask_pan(pan)}"
+
+
+def _hidden(value) -> str:
+    return f"<{len(value)} bytes>" if isinstance(value, (bytes, bytearray)) else "<hidden>"
+
+
 # how a field a person may read is shown: never a full PAN (GUIDE, Security)
-REDACT = {"pan": mask_pan}
+REDACT = {"pan": mask_pan, "card": _card, "pin_block": _hidden}
 
 
 def encode_body(fields: dict) -> bytes:

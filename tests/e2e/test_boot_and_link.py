@@ -120,7 +120,11 @@ def test_emulate_link_path_and_serve_process(tmp_path):
                            stderr=subprocess.STDOUT, text=True, env=env)
     try:
         assert wait_until(alias.is_symlink, timeout=20)
-        serve = subprocess.Popen([POSBRIDGE, "serve", "--port", str(alias)],
+        db = tmp_path / "issuer.sqlite"
+        subprocess.run([POSBRIDGE, "issuer", "--db", str(db), "init"], check=True,
+                       capture_output=True)
+        serve = subprocess.Popen([POSBRIDGE, "serve", "--port", str(alias),
+                                  "--issuer-db", str(db)],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  env=env)
         serve_out = _collect(serve)

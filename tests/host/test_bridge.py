@@ -236,8 +236,11 @@ def test_serve_returns_when_stopped(bridge, link):
 
 # ---- the host's tables against the board's ------------------------------------------
 
-TYPES = ["HELLO", "HELLO_REPLY", "STATUS_REQUEST", "STATUS", "ERROR"]
-ERRORS = ["ERR_UNSUPPORTED_TYPE", "ERR_MALFORMED", "ERR_PROTOCOL_VERSION", "ERR_INTERNAL"]
+TYPES = ["HELLO", "HELLO_REPLY", "STATUS_REQUEST", "STATUS", "ERROR", "BALANCE_REQUEST",
+         "BALANCE_RESPONSE"]
+ERRORS = ["ERR_UNSUPPORTED_TYPE", "ERR_MALFORMED", "ERR_PROTOCOL_VERSION", "ERR_INTERNAL",
+          "ERR_ISSUER_UNAVAILABLE", "ERR_SECURITY"]
+OTHER_CONSTANTS = ["MAC_LEN"]
 
 
 def board_names(prefix=""):
@@ -245,14 +248,14 @@ def board_names(prefix=""):
             if n.isupper() and n.startswith(prefix) and isinstance(v, int)}
 
 
-@pytest.mark.parametrize("name", TYPES + ERRORS)
+@pytest.mark.parametrize("name", TYPES + ERRORS + OTHER_CONSTANTS)
 def test_message_type_and_error_code_equal_the_boards(name):
     assert getattr(p, name) == getattr(board_messages, name)
 
 
 def test_no_type_or_error_code_exists_on_one_side_only():
     board_plain = board_names() - board_names("K_")
-    assert board_plain == set(TYPES + ERRORS)
+    assert board_plain == set(TYPES + ERRORS + OTHER_CONSTANTS)
     assert set(p.TYPE_NAMES.values()) == {"ACK", *TYPES}
     assert {getattr(p, n) for n in TYPES} == set(p.TYPE_NAMES) - {p.TYPE_ACK}
 
@@ -291,7 +294,27 @@ BODY_KEYS = [
     (p.ERROR, "K_ERROR_CODE", "code"),
     (p.ERROR, "K_ERROR_TEXT", "text"),
     (p.ERROR, "K_ERROR_TYPE", "about_type"),
+    (p.BALANCE_REQUEST, "K_REQ_TERMINAL", "terminal_id"),
+    (p.BALANCE_REQUEST, "K_REQ_TRACE", "trace"),
+    (p.BALANCE_REQUEST, "K_REQ_TIME", "time"),
+    (p.BALANCE_REQUEST, "K_REQ_CARD", "card"),
+    (p.BALANCE_REQUEST, "K_REQ_PIN_BLOCK", "pin_block"),
+    (p.BALANCE_REQUEST, "K_REQ_KSN", "ksn"),
+    (p.BALANCE_REQUEST, "K_REQ_MAC", "mac"),
+    (p.BALANCE_RESPONSE, "K_RSP_TERMINAL", "terminal_id"),
+    (p.BALANCE_RESPONSE, "K_RSP_TRACE", "trace"),
+    (p.BALANCE_RESPONSE, "K_RSP_CODE", "response_code"),
+    (p.BALANCE_RESPONSE, "K_RSP_APPROVAL", "approval_code"),
+    (p.BALANCE_RESPONSE, "K_RSP_AVAILABLE", "available"),
+    (p.BALANCE_RESPONSE, "K_RSP_LEDGER", "ledger"),
+    (p.BALANCE_RESPONSE, "K_RSP_CURRENCY", "currency"),
+    (p.BALANCE_RESPONSE, "K_RSP_NOTIFY", "notification"),
+    (p.BALANCE_RESPONSE, "K_RSP_KSN", "ksn"),
+    (p.BALANCE_RESPONSE, "K_RSP_PIN_TRIES", "pin_tries_left"),
+    (p.BALANCE_RESPONSE, "K_RSP_MAC", "mac"),
 ]
+# keys of maps inside a message (the card, the notification), not named in logs
+NESTED_KEY_PREFIXES = ("K_CARD_", "K_NOTE_")
 
 
 @pytest.mark.parametrize("mtype, constant, name", BODY_KEYS,
@@ -301,7 +324,8 @@ def test_body_key_names_the_same_field_on_both_sides(mtype, constant, name):
 
 
 def test_every_board_body_key_has_a_host_name():
-    assert board_names("K_") == {c for _, c, _ in BODY_KEYS}
+    top_level = {n for n in board_names("K_") if not n.startswith(NESTED_KEY_PREFIXES)}
+    assert top_level == {c for _, c, _ in BODY_KEYS}
     for mtype, names in p.FIELDS.items():
         named_here = {n for t, _, n in BODY_KEYS if t == mtype}
         assert set(names.values()) == named_here, f"type {mtype:#04x}"
