@@ -7,6 +7,7 @@ import gc
 import time
 
 import binascii
+import sys
 
 import cbor
 import messages as m
@@ -15,6 +16,7 @@ import wallclock
 from display import Display
 from link import Link, PROTOCOL_VERSION
 
+VISIT_MODULES = ("transaction", "financial", "pinblock", "cmac", "dukpt", "screens")
 HELLO_REPLY_WAIT_MS = 5000   # from sending HELLO until we retry it
 STATUS_REPLY_WAIT_MS = 5000
 
@@ -47,14 +49,14 @@ class Terminal:
         self.display = Display(panel)
         self.card_reader = None
         self.keys = None
-        if card_stream is not None:
-            from card_reader import CardReader
-            self.card_reader = CardReader(card_stream, now=wallclock.now)
+        self.card_stream = card_stream
+        self._card_reader_on()
         if pinpad_stream is not None:
             from pin_pad import KeyReader
             self.keys = KeyReader(pinpad_stream)
         self.txn = None
         self.notice_until = None
+        self.faults = 0
         self.started = clock()
         self.state = "boot"
         self.host_online = False
@@ -73,8 +75,24 @@ class Terminal:
 
     def run(self):
         while True:
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:  # MemoryError included: the terminal keeps going
+                self._fault(exc)
             time.sleep_ms(settings.POLL_MS)
+
+    def _fault(self, exc):
+        """Whatever went wrong in a step ends the visit, never the terminal."""
+        had_visit = self.txn is not None
+        if had_visit and getattr(self.txn, "pending", None) is not None:
+            self.txn.pending.wipe()
+        self.txn = None
+        self._unload_visit()
+        self.faults += 1
+        self.last_error = (m.ERR_INTERNAL, repr(exc)[:60], 0)
+        self.display.show("POS TERMINAL", "", "Terminal error", "Not completed" if had_visit
+                          else "", "", "Please retry")
+        self.notice_until = time.ticks_add(self.clock(), 3000)
 
     def step(self):
         link = self.link
@@ -99,6 +117,7 @@ class Terminal:
         if self.txn is not None:
             if not self.txn.step(now):
                 self.txn = None
+                self._unload_visit()
                 self._show_idle()
             return
         if self.notice_until is not None:
@@ -114,12 +133,31 @@ class Terminal:
         if got is None:
             return
         if hasattr(got, "pan"):
+            from card_reader import mask_pan
+            masked = mask_pan(got.pan)
+            # the reader's code and buffers make room for the visit's (64 KiB heap)
+            self.card_reader = None
+            sys.modules.pop("card_reader", None)
+            gc.collect()
             from transaction import Transaction
-            self.txn = Transaction(self, got)
+            self.txn = Transaction(self, got, masked)
         else:
             self.display.show("POS TERMINAL", "", got.message, "Try again" if got.retry else "",
                               "", "")
             self.notice_until = time.ticks_add(now, 3000)
+
+    def _card_reader_on(self):
+        if self.card_stream is not None and self.card_reader is None:
+            from card_reader import CardReader
+            self.card_reader = CardReader(self.card_stream, now=wallclock.now)
+
+    def _unload_visit(self):
+        # the visit's code (flow, texts, DUKPT, MAC, PIN block) leaves the heap with it:
+        # the idle terminal keeps only what waits for the next card
+        for name in VISIT_MODULES:
+            sys.modules.pop(name, None)
+        gc.collect()
+        self._card_reader_on()
 
     # -- provisioning and counters (flash) --
 

@@ -9,6 +9,28 @@ import cmac
 import dukpt
 import messages as m
 import pinblock
+try:
+    from micropython import const
+except ImportError:  # CPython, in tests
+    def const(x):
+        return x
+
+# body keys (docs/protocol.cddl); const() so they cost no RAM on the board
+_K_REQ_TERMINAL = const(1)
+_K_REQ_TRACE = const(2)
+_K_REQ_TIME = const(3)
+_K_REQ_CARD = const(4)
+_K_REQ_PIN_BLOCK = const(5)
+_K_REQ_KSN = const(6)
+_K_REQ_MAC = const(7)
+_K_CARD_PAN = const(1)
+_K_CARD_EXPIRY = const(2)
+_K_CARD_SERVICE_CODE = const(3)
+_K_RSP_TERMINAL = const(1)
+_K_RSP_TRACE = const(2)
+_K_RSP_CODE = const(3)
+_K_RSP_KSN = const(9)
+_K_RSP_MAC = const(15)
 
 
 class SecurityError(Exception):
@@ -40,15 +62,15 @@ def build_balance_request(terminal_id, trace, now, card, pin, keys, counter):
          dukpt.KEY_USAGE_MAC_VERIFICATION))
     try:
         fields = {
-            m.K_REQ_TERMINAL: terminal_id,
-            m.K_REQ_TRACE: trace,
-            m.K_REQ_TIME: now,
-            m.K_REQ_CARD: {m.K_CARD_PAN: card.pan, m.K_CARD_EXPIRY: card.expiry,
-                           m.K_CARD_SERVICE_CODE: card.service_code},
-            m.K_REQ_PIN_BLOCK: pinblock.make_block(pin_key, pin, card.pan),
-            m.K_REQ_KSN: ksn,
+            _K_REQ_TERMINAL: terminal_id,
+            _K_REQ_TRACE: trace,
+            _K_REQ_TIME: now,
+            _K_REQ_CARD: {_K_CARD_PAN: card.pan, _K_CARD_EXPIRY: card.expiry,
+                           _K_CARD_SERVICE_CODE: card.service_code},
+            _K_REQ_PIN_BLOCK: pinblock.make_block(pin_key, pin, card.pan),
+            _K_REQ_KSN: ksn,
         }
-        fields[m.K_REQ_MAC] = cmac.aes_cmac(mac_gen, cbor.encode(fields), m.MAC_LEN)
+        fields[_K_REQ_MAC] = cmac.aes_cmac(mac_gen, cbor.encode(fields), m.MAC_LEN)
         body = cbor.encode(fields)
     finally:
         dukpt.wipe(pin_key)
@@ -62,18 +84,18 @@ def check_response(body, pending, terminal_id):
         fields = cbor.decode(body)
         if not isinstance(fields, dict):
             raise SecurityError("response is not a map")
-        mac = fields.pop(m.K_RSP_MAC)
+        mac = fields.pop(_K_RSP_MAC)
         ok = (isinstance(mac, bytes) and
               cmac.verify(pending.mac_key, cbor.encode(fields), mac))
     except (cbor.CBORError, KeyError, TypeError, AttributeError):
         raise SecurityError("unreadable response")
     if not ok:
         raise SecurityError("response MAC does not verify")
-    if (fields.get(m.K_RSP_TRACE) != pending.trace or
-            fields.get(m.K_RSP_KSN) != pending.ksn or
-            fields.get(m.K_RSP_TERMINAL) != terminal_id):
+    if (fields.get(_K_RSP_TRACE) != pending.trace or
+            fields.get(_K_RSP_KSN) != pending.ksn or
+            fields.get(_K_RSP_TERMINAL) != terminal_id):
         raise SecurityError("response is not for this transaction")
-    code = fields.get(m.K_RSP_CODE)
+    code = fields.get(_K_RSP_CODE)
     if not isinstance(code, str) or len(code) != 2:
         raise SecurityError("response has no response code")
     return fields

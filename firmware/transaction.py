@@ -7,13 +7,25 @@ Cancel (X) works at every step before the request leaves; once it has left, the 
 is awaited and shown, so the cardholder always learns what happened.
 """
 import gc
+import sys
 import time
 
 import messages as m
-import screens
 import wallclock
-from card_reader import mask_pan
 from pin_pad import PinEntry, KEY_CANCEL, KEY_ENTER
+try:
+    from micropython import const
+except ImportError:  # CPython, in tests
+    def const(x):
+        return x
+
+# body keys (docs/protocol.cddl); const() so they cost no RAM on the board
+_K_RSP_CODE = const(3)
+_K_RSP_AVAILABLE = const(5)
+_K_RSP_LEDGER = const(6)
+_K_RSP_CURRENCY = const(7)
+_K_RSP_NOTIFY = const(8)
+_K_RSP_PIN_TRIES = const(10)
 
 MENU_TIMEOUT_MS = 30000
 ANSWER_TIMEOUT_MS = 20000  # the bridge answers ERROR 5 sooner if the issuer is down
@@ -22,14 +34,14 @@ MESSAGE_SHOW_MS = 3000
 
 
 class Transaction:
-    def __init__(self, term, card):
+    def __init__(self, term, card, pan_masked):
         self.term = term
         self.card = card
         self.state = "menu"
         self.deadline = time.ticks_add(term.clock(), MENU_TIMEOUT_MS)
         self.pin_entry = None
         self.pending = None
-        self.card_pan_masked = mask_pan(card.pan)
+        self.card_pan_masked = pan_masked
         self._show_menu()
 
     # -- driven by the terminal --
@@ -120,6 +132,11 @@ class Transaction:
         finally:
             for i in range(len(pin)):  # the PIN block code wiped it; an error path may not have
                 pin[i] = 0
+        # the PIN block and key derivation are done: their code leaves the heap before the
+        # answer (MAC check, texts) needs room
+        for name in ("pinblock", "dukpt"):
+            sys.modules.pop(name, None)
+        gc.collect()
         if not term.link.send(m.BALANCE_REQUEST, body):
             self._finish_wait()
             self._show_message("BUSY", "Link busy", "Try again", "")
@@ -128,6 +145,7 @@ class Transaction:
 
     def _on_response(self, body):
         import financial
+        import screens
         try:
             f = financial.check_response(body, self.pending, self.term.terminal_id)
         except financial.SecurityError:
@@ -136,18 +154,18 @@ class Transaction:
                                "Nothing shown.")
             return
         self._finish_wait()
-        code = f[m.K_RSP_CODE]
-        note1, note2 = screens.notification_lines(f.get(m.K_RSP_NOTIFY))
+        code = f[_K_RSP_CODE]
+        note1, note2 = screens.notification_lines(f.get(_K_RSP_NOTIFY))
         if code == "00":
-            currency = f.get(m.K_RSP_CURRENCY, 0)
-            avail, cur = screens.money(f.get(m.K_RSP_AVAILABLE, 0), currency)
-            ledger, cur = screens.money(f.get(m.K_RSP_LEDGER, 0), currency)
+            currency = f.get(_K_RSP_CURRENCY, 0)
+            avail, cur = screens.money(f.get(_K_RSP_AVAILABLE, 0), currency)
+            ledger, cur = screens.money(f.get(_K_RSP_LEDGER, 0), currency)
             self._show_result("BALANCE " + cur, "Available",
-                              avail.rjust(16), "Ledger", ledger.rjust(16), note1, note2,
+                              _right(avail), "Ledger", _right(ledger), note1, note2,
                               "Card " + self.card_pan_masked[-8:])
         else:
             reason1, reason2 = screens.decline_lines(code)
-            tries = f.get(m.K_RSP_PIN_TRIES)
+            tries = f.get(_K_RSP_PIN_TRIES)
             self._show_result("DECLINED " + code, reason1, reason2,
                               ("%d tries left" % tries) if isinstance(tries, int) else "",
                               "", note1, note2, "Card " + self.card_pan_masked[-8:])
@@ -184,3 +202,8 @@ class Transaction:
         self.deadline = time.ticks_add(self.term.clock(), MESSAGE_SHOW_MS)
         self.term.display.show("POS TERMINAL", "", line1, line2)
         return True
+
+
+def _right(text):
+    # MicroPython's str has no rjust
+    return " " * (16 - len(text)) + text

@@ -66,9 +66,11 @@ class Bridge:
             if mtype != p.ERROR:  # never answer an ERROR with an ERROR
                 self.reply_error(p.ERR_MALFORMED, f"malformed message: {exc}", mtype)
 
-    def send(self, mtype: int, fields: dict):
+    def send(self, mtype: int, fields):
+        """Send a message: fields as a dict, or a body already encoded (and MAC'd)."""
+        body = fields if isinstance(fields, bytes) else p.encode_body(fields)
         try:
-            self.link.send(mtype, p.encode_body(fields))
+            self.link.send(mtype, body)
         except LinkClosed:
             raise
         except LinkError as exc:

@@ -82,6 +82,8 @@ def named(mtype: int, fields: dict) -> dict:
             value = {LINK_COUNTERS.get(k, str(k)): v for k, v in value.items()}
         if name in REDACT:
             value = REDACT[name](value)
+        elif isinstance(value, bytes):
+            value = value.hex()
         out[name] = value
     return out
 

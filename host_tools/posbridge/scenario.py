@@ -2,7 +2,12 @@
 
     {"steps": [
         {"expect": "Insert card", "timeout": 15},   wait until a screen shows the text
+        {"say": "Balance inquiry, SMS alert"},       a heading in the output
+        {"swipe": "4761730000000011", "expiry": "3012"}   the card reader sends a swipe
+        {"bad_swipe": true},                         the card reader reports a bad read
+        {"keys": "1"}, {"keys": "1234E"},            PIN pad keys (digits, C, B, X, E)
         {"status": true},                            the bridge asks the board's status
+        {"outbox": true},                            print the issuer's outbox
         {"sleep": 0.5}
     ]}
 """
@@ -13,10 +18,11 @@ import time
 from pathlib import Path
 
 from .console import console
+from .peripherals import bad_read_record, card_record, pin_keys
 
 log = logging.getLogger("posbridge")
 
-STEP_KINDS = {"expect", "status", "sleep"}
+STEP_KINDS = {"expect", "status", "sleep", "say", "swipe", "bad_swipe", "keys", "outbox"}
 
 
 class ScenarioError(Exception):
@@ -60,7 +66,28 @@ class Scenario:
                 self._status(bridge, step.get("timeout", 5))
             elif "sleep" in step:
                 time.sleep(float(step["sleep"]))
+            elif "say" in step:
+                console.rule(step["say"])
+            elif "swipe" in step:
+                emulator.card_reader_sends(card_record(step["swipe"], step.get("expiry", "3012"),
+                                                       step.get("service_code", "201")))
+            elif "bad_swipe" in step:
+                emulator.card_reader_sends(bad_read_record())
+            elif "keys" in step:
+                emulator.pin_pad_sends(pin_keys(step["keys"]))
+            elif "outbox" in step:
+                self._outbox(bridge)
         log.info("%s: %d steps done", self.name, len(self.steps))
+
+    @staticmethod
+    def _outbox(bridge):
+        if bridge.issuer is None:
+            raise ScenarioError("no issuer: no outbox")
+        rows = bridge.issuer.ledger.outbox()
+        console.rule(f"issuer outbox: {len(rows)} message(s)")
+        for r in rows:
+            console.print(f"#{r['id']} *{r['card_last4']} {r['channel']} to {r['destination']} "
+                          f"[{r['status']}] {r['kind']}\n    {r['text']}", markup=False)
 
     @staticmethod
     def _status(bridge, timeout):
@@ -91,4 +118,16 @@ def _check_values(step: dict):
         return "'status' must be true"
     if "timeout" in step and not (_is_number(step["timeout"]) and step["timeout"] >= 0):
         return "'timeout' must be a number of seconds"
+    if "swipe" in step and not (isinstance(step["swipe"], str) and step["swipe"].isdigit()):
+        return "'swipe' must be the card number, digits only"
+    if "expiry" in step and not (isinstance(step["expiry"], str) and len(step["expiry"]) == 4
+                                 and step["expiry"].isdigit()):
+        return "'expiry' must be YYMM"
+    if "keys" in step:
+        try:
+            pin_keys(step["keys"])
+        except (ValueError, TypeError):
+            return "'keys' must be PIN pad keys: digits, C, B, X, E"
+    if "say" in step and not isinstance(step["say"], str):
+        return "'say' must be text"
     return None

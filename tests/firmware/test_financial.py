@@ -8,6 +8,23 @@ from fwtest import raises
 from reference_vectors import load, unhex
 
 TERMINAL = "T0000001"
+# body keys, docs/protocol.cddl balance-request / balance-response
+RSP_TERMINAL = 1
+RSP_TRACE = 2
+RSP_CODE = 3
+RSP_AVAILABLE = 5
+RSP_LEDGER = 6
+RSP_CURRENCY = 7
+RSP_NOTIFY = 8
+RSP_KSN = 9
+RSP_MAC = 15
+NOTE_STATUS = 1
+NOTE_CHANNEL = 2
+NOTE_DEST = 3
+REQ_KSN = 6
+REQ_MAC = 7
+REQ_PIN_BLOCK = 5
+REQ_CARD = 4
 
 
 class Keys:
@@ -35,14 +52,14 @@ def response_for(pending, fields, tamper=None):
     mac_key = dukpt.working_keys(keys.initial_key, keys.initial_key_id,
                                  dukpt.split_ksn(pending.ksn)[1],
                                  (dukpt.KEY_USAGE_MAC_VERIFICATION,))[0]
-    base = {m.K_RSP_TERMINAL: TERMINAL, m.K_RSP_TRACE: pending.trace, m.K_RSP_CODE: "00",
-            m.K_RSP_AVAILABLE: 123456, m.K_RSP_LEDGER: 123456, m.K_RSP_CURRENCY: 156,
-            m.K_RSP_NOTIFY: {m.K_NOTE_STATUS: 2, m.K_NOTE_CHANNEL: "sms",
-                             m.K_NOTE_DEST: "138****5678"},
-            m.K_RSP_KSN: pending.ksn}
+    base = {RSP_TERMINAL: TERMINAL, RSP_TRACE: pending.trace, RSP_CODE: "00",
+            RSP_AVAILABLE: 123456, RSP_LEDGER: 123456, RSP_CURRENCY: 156,
+            RSP_NOTIFY: {NOTE_STATUS: 2, NOTE_CHANNEL: "sms",
+                             NOTE_DEST: "138****5678"},
+            RSP_KSN: pending.ksn}
     for k in fields:
         base[k] = fields[k]
-    base[m.K_RSP_MAC] = cmac.aes_cmac(mac_key, cbor.encode(base), m.MAC_LEN)
+    base[RSP_MAC] = cmac.aes_cmac(mac_key, cbor.encode(base), m.MAC_LEN)
     body = cbor.encode(base)
     if tamper:
         body = tamper(body)
@@ -53,18 +70,18 @@ def test_request_fields_and_mac():
     body, pending = request(counter=1)
     fields = cbor.decode(body)
     assert sorted(fields) == [1, 2, 3, 4, 5, 6, 7]
-    assert fields[m.K_REQ_KSN] == unhex(load()["initial_key_id"]) + b"\x00\x00\x00\x01"
-    mac = fields.pop(m.K_REQ_MAC)
+    assert fields[REQ_KSN] == unhex(load()["initial_key_id"]) + b"\x00\x00\x00\x01"
+    mac = fields.pop(REQ_MAC)
     ref = load()["transactions"][0]
     assert cmac.aes_cmac(unhex(ref["mac_generation_key"]), cbor.encode(fields), 8) == mac
-    assert len(fields[m.K_REQ_PIN_BLOCK]) == 16
-    assert fields[m.K_REQ_CARD] == {1: Card.pan, 2: "3012", 3: "201"}
+    assert len(fields[REQ_PIN_BLOCK]) == 16
+    assert fields[REQ_CARD] == {1: Card.pan, 2: "3012", 3: "201"}
 
 
 def test_good_response_passes():
     body, pending = request()
     fields = check_response(response_for(pending, {}), pending, TERMINAL)
-    assert fields[m.K_RSP_AVAILABLE] == 123456 and fields[m.K_RSP_CODE] == "00"
+    assert fields[RSP_AVAILABLE] == 123456 and fields[RSP_CODE] == "00"
 
 
 def flip(offset):
@@ -88,9 +105,9 @@ def test_tampered_response_is_a_security_error():
 
 def test_response_to_another_transaction_is_refused():
     body, pending = request(trace=17)
-    other = response_for(pending, {m.K_RSP_TRACE: 18})
+    other = response_for(pending, {RSP_TRACE: 18})
     raises(SecurityError, check_response, other, pending, TERMINAL)
-    raises(SecurityError, check_response, response_for(pending, {m.K_RSP_TERMINAL: "T9"}),
+    raises(SecurityError, check_response, response_for(pending, {RSP_TERMINAL: "T9"}),
            pending, TERMINAL)
 
 

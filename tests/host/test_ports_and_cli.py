@@ -17,7 +17,7 @@ from posbridge.cli import main
 from posbridge.emulator import FIRMWARE_DIR, EmulatorError
 from posbridge.firmware_build import UNIX_ONLY, BuildError, mpy_cross_command
 from posbridge.ports import PortError, open_port
-from posbridge.scenario import Scenario, ScenarioError
+from posbridge.scenario import STEP_KINDS, Scenario, ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -262,9 +262,11 @@ BAD_SCENARIOS = [
     ("a-list", "[]", "expected an object with a 'steps' list"),
     ("steps-not-a-list", '{"steps": {"expect": "x"}}', "expected an object with a 'steps' list"),
     ("two-kinds-in-a-step", '{"steps": [{"expect": "Insert card", "sleep": 1}]}',
-     "step 1 must have exactly one of ['expect', 'sleep', 'status']"),
+     "step 1 must have exactly one of ['bad_swipe', 'expect', 'keys', 'outbox', 'say', 'sleep', "
+     "'status', 'swipe']"),
     ("unknown-kind", '{"steps": [{"sleep": 1}, {"wait": 1}]}',
-     "step 2 must have exactly one of ['expect', 'sleep', 'status']"),
+     "step 2 must have exactly one of ['bad_swipe', 'expect', 'keys', 'outbox', 'say', 'sleep', "
+     "'status', 'swipe']"),
     ("step-not-an-object", '{"steps": [{"status": true}, {"sleep": 1}, "expect"]}',
      "step 3 must have exactly one of"),
 ]
@@ -288,8 +290,12 @@ def test_scenario_load_of_a_missing_file(tmp_path):
 def test_demo_scenario_loads():
     scenario = Scenario.load(ROOT / "scenarios" / "demo.json")
     assert scenario.name == "demo.json"
-    assert [next(iter({"expect", "status", "sleep"} & set(s))) for s in scenario.steps] == \
-        ["expect", "expect", "status", "sleep"]
+    kinds = [next(iter(STEP_KINDS & set(s))) for s in scenario.steps]
+    assert kinds[:4] == ["say", "expect", "expect", "status"]
+    assert "bad_swipe" in kinds
+    balance = Scenario.load(ROOT / "scenarios" / "balance_inquiry.json")
+    assert {"swipe", "keys", "bad_swipe", "outbox"} <= {
+        next(iter(STEP_KINDS & set(s))) for s in balance.steps}
 
 
 @pytest.mark.parametrize("step", [{"sleep": "soon"}, {"expect": 5},
