@@ -75,11 +75,14 @@ class Terminal:
 
     def run(self):
         while True:
-            try:
-                self.step()
-            except Exception as exc:  # MemoryError included: the terminal keeps going
-                self._fault(exc)
+            self.guarded_step()
             time.sleep_ms(settings.POLL_MS)
+
+    def guarded_step(self):
+        try:
+            self.step()
+        except Exception as exc:  # MemoryError included: the terminal keeps going
+            self._fault(exc)
 
     def _fault(self, exc):
         """Whatever went wrong in a step ends the visit, never the terminal."""

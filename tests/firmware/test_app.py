@@ -160,3 +160,26 @@ def _frames(data):
     out = []
     FrameDecoder().feed(data, len(data), out.append)
     return out
+
+
+def test_an_exception_in_a_step_shows_an_error_and_the_terminal_goes_on():
+    rig = booted()
+    calls = [0]
+    real_poll = rig.term.link.poll
+
+    def failing_poll():
+        calls[0] += 1
+        if calls[0] == 1:
+            raise MemoryError("memory allocation failed")
+        real_poll()
+    rig.term.link.poll = failing_poll
+    rig.term.guarded_step()
+    assert "Terminal error" in rig.panel.last()
+    assert rig.term.faults == 1
+    rig.clock.advance(3100)
+    for _ in range(3):
+        rig.term.guarded_step()
+    assert "Insert card" in rig.panel.last()
+    rig.to_board(m.STATUS_REQUEST, {})
+    rig.step(3)
+    assert rig.from_board()[0][0] == m.STATUS
