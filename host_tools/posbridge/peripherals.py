@@ -9,6 +9,8 @@ import os
 import select
 import time
 
+from .issuer.cards import luhn_check_digit  # noqa: F401  (the host's one Luhn)
+
 STX = 0x02
 ETX = 0x03
 PIN_PAD_KEYS = "0123456789CBXE"  # digits, Clear, Backspace, cancel (X), Enter
@@ -21,20 +23,6 @@ def lrc(data) -> int:
     for b in data:
         value ^= b
     return value
-
-
-def luhn_check_digit(partial: str) -> str:
-    """The ISO/IEC 7812-1 Annex B check digit to append to the digits `partial`."""
-    total = 0
-    # the check digit will take the rightmost place, so doubling starts at partial[-1]
-    for i, ch in enumerate(reversed(partial)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
 
 
 def track2(pan: str, expiry: str, service_code: str = "201",
