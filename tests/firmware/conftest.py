@@ -8,19 +8,7 @@ for p in (HERE.parents[1] / "firmware", HERE):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-# CPython lacks MicroPython's tick functions; give the time module the same ones so the
-# firmware runs unchanged (ticks here are plain milliseconds that never wrap).
-import time
+# CPython lacks MicroPython's tick functions and gc.mem_free: the firmware runs unchanged
+from tests.cpython_shims import install  # noqa: E402
 
-if not hasattr(time, "ticks_ms"):
-    time.ticks_ms = lambda: int(time.monotonic() * 1000)
-    time.ticks_diff = lambda a, b: a - b
-    time.ticks_add = lambda a, b: a + b
-    time.sleep_ms = lambda ms: time.sleep(ms / 1000)
-
-# gc.mem_free is MicroPython's; CPython has no fixed heap, so report a nominal figure
-# (the real heap numbers come from the runs under MicroPython).
-import gc
-
-if not hasattr(gc, "mem_free"):
-    gc.mem_free = lambda: 1 << 20
+install()

@@ -5,11 +5,12 @@ import importlib.util
 import logging
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pycddl
 import pytest
+
+from tests.cpython_shims import install as install_cpython_shims
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,11 +44,7 @@ board_messages = load_board_module("board_messages", "messages.py")
 def board_link_module():
     """firmware/link.py under CPython (MicroPython's tick functions on `time`, and
     firmware/ on the path for its `from framing import ...`)."""
-    if not hasattr(time, "ticks_ms"):
-        time.ticks_ms = lambda: int(time.monotonic() * 1000)
-        time.ticks_diff = lambda a, b: a - b
-        time.ticks_add = lambda a, b: a + b
-        time.sleep_ms = lambda ms: time.sleep(ms / 1000)
+    install_cpython_shims()
     if str(FIRMWARE) not in sys.path:
         sys.path.insert(0, str(FIRMWARE))
     return load_board_module("board_link", "link.py")

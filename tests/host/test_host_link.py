@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.cpython_shims import install as install_cpython_shims
 import serial
 
 from posbridge.framing import FrameSplitter, encode_frame
@@ -370,11 +372,7 @@ def _board_link_class():
     """firmware/link.py under CPython: MicroPython's tick functions on `time` (as
     tests/firmware/conftest.py gives them) and firmware/ on the path for its
     `from framing import ...`."""
-    if not hasattr(time, "ticks_ms"):
-        time.ticks_ms = lambda: int(time.monotonic() * 1000)
-        time.ticks_diff = lambda a, b: a - b
-        time.ticks_add = lambda a, b: a + b
-        time.sleep_ms = lambda ms: time.sleep(ms / 1000)
+    install_cpython_shims()
     if str(FIRMWARE) not in sys.path:
         sys.path.insert(0, str(FIRMWARE))
     spec = importlib.util.spec_from_file_location("board_link", FIRMWARE / "link.py")

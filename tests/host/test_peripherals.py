@@ -7,7 +7,6 @@ import calendar
 import io
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,10 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 if str(FIRMWARE) not in sys.path:
     sys.path.append(str(FIRMWARE))  # last, so no board module shadows a host one
 
-# The board's modules use MicroPython's tick functions; the same shims as
-# tests/firmware/conftest.py (plain milliseconds that never wrap).
-if not hasattr(time, "ticks_ms"):
-    time.ticks_ms = lambda: int(time.monotonic() * 1000)
-    time.ticks_diff = lambda a, b: a - b
-    time.ticks_add = lambda a, b: a + b
+# The board's modules use MicroPython's tick functions (tests/cpython_shims.py).
+from tests.cpython_shims import install as install_cpython_shims  # noqa: E402
+
+install_cpython_shims()
 
 import card_reader  # noqa: E402  (needs the path and the shims above)
 import pin_pad  # noqa: E402
