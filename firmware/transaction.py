@@ -130,8 +130,7 @@ class Transaction:
             self._show_message("OUT OF SERVICE", "Terminal not", "provisioned", "")
             return
         finally:
-            for i in range(len(pin)):  # the PIN block code wiped it; an error path may not have
-                pin[i] = 0
+            dukpt.wipe(pin)  # the PIN block code wiped it; an error path may not have
         # the PIN block and key derivation are done: their code leaves the heap before the
         # answer (MAC check, texts) needs room
         for name in ("pinblock", "dukpt"):
