@@ -6,9 +6,7 @@ the message's map without its MAC key (docs/protocol.cddl). Request: MAC generat
 (usage 2000); response: MAC verification key (usage 2001) of the same KSN."""
 import cbor
 import cmac
-import dukpt
 import messages as m
-import pinblock
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
@@ -48,13 +46,19 @@ class Pending:
         self.mac_key = mac_key  # MAC verification key of this KSN; wiped after use
 
     def wipe(self):
-        dukpt.wipe(self.mac_key)
+        key = self.mac_key
+        for i in range(len(key)):
+            key[i] = 0
 
 
 def build_balance_request(terminal_id, trace, now, card, pin, keys, counter):
     """(body bytes, Pending). `pin` (bytearray of digits) is wiped by the PIN block code.
     `keys` holds initial_key and initial_key_id; `counter` is a DUKPT transaction counter
     already saved to flash, so a reset can never reuse it."""
+    # loaded here, not at the top: the response check needs neither, and the terminal
+    # unloads them as soon as the request is built (64 KiB heap)
+    import dukpt
+    import pinblock
     ksn = dukpt.make_ksn(keys.initial_key_id, counter)
     pin_key, mac_gen, mac_ver = dukpt.working_keys(
         keys.initial_key, keys.initial_key_id, counter,
@@ -79,7 +83,8 @@ def build_balance_request(terminal_id, trace, now, card, pin, keys, counter):
 
 
 def check_response(body, pending, terminal_id):
-    """The response's fields once its MAC and identity check out; SecurityError if not."""
+    """The response's fields once its MAC and identity check out; SecurityError if not.
+    `pending` is anything with the request's trace, ksn and mac_key (a Pending)."""
     try:
         fields = cbor.decode(body)
         if not isinstance(fields, dict):

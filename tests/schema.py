@@ -14,6 +14,8 @@ RULES = {
     p.STATUS_REQUEST: "status-request",
     p.STATUS: "status",
     p.ERROR: "error",
+    p.BALANCE_REQUEST: "balance-request",
+    p.BALANCE_RESPONSE: "balance-response",
 }
 
 

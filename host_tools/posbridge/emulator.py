@@ -33,6 +33,7 @@ class Screen:
     lines: list[str]
     framebuffer: bytes
     at: float
+    heap_free: int = 0   # the board's gc.mem_free() after a collection, on this screen
 
     @property
     def text(self) -> str:
@@ -167,17 +168,19 @@ class Emulator:
     def _read_screens(self, fd):
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             while True:
-                head = _read_exact(pipe, 5)
+                head = _read_exact(pipe, 9)
                 if head is None:
                     return
                 if head[:3] != b"SCR":
                     self.stderr_lines.append(f"display pipe out of step: {head!r}")
                     return
-                text = _read_exact(pipe, int.from_bytes(head[3:5], "big"))
+                heap_free = int.from_bytes(head[3:7], "big")
+                text = _read_exact(pipe, int.from_bytes(head[7:9], "big"))
                 fb = _read_exact(pipe, SCREEN_BYTES)
                 if text is None or fb is None:
                     return
-                screen = Screen(text.decode(errors="replace").split("\n"), fb, time.time())
+                screen = Screen(text.decode(errors="replace").split("\n"), fb, time.time(),
+                                heap_free)
                 with self._screen_cond:
                     self.screens.append(screen)
                     self._screen_cond.notify_all()
