@@ -7,11 +7,13 @@
 Loaded only while a request is built: the idle terminal keeps no key in RAM."""
 import binascii
 
-import dukpt
-
 
 class NotProvisioned(Exception):
     pass
+
+
+class Exhausted(Exception):
+    """No DUKPT transaction counter is left: the terminal needs a new initial key."""
 
 
 class Keys:
@@ -22,7 +24,9 @@ class Keys:
         self.initial_key_id = initial_key_id
 
     def wipe(self):
-        dukpt.wipe(self.initial_key)
+        key = self.initial_key
+        for i in range(len(key)):
+            key[i] = 0
 
 
 def load(store):
@@ -35,12 +39,16 @@ def load(store):
 
 def next_counters(store):
     """The next DUKPT transaction counter and trace number, saved before they are used:
-    a reset after this point skips them, it never reuses a key. DUKPTError once the
-    counter is exhausted."""
+    a reset after this point skips them, it never reuses a key. Exhausted once no
+    counter is left."""
+    import dukpt  # not at the top: a live Keys would keep DUKPT's code in RAM
     if store is None:
         raise NotProvisioned()
     c = store.load("counters", {"ksn_counter": 0, "trace": 0})
-    counter = dukpt.next_counter(c.get("ksn_counter", 0))
+    try:
+        counter = dukpt.next_counter(c.get("ksn_counter", 0))
+    except dukpt.DUKPTError:
+        raise Exhausted()
     trace = c.get("trace", 0) % 999999 + 1
     store.save("counters", {"ksn_counter": counter, "trace": trace})
     return counter, trace

@@ -158,17 +158,17 @@ class Transaction:
     def _build_request(self, pin):
         """The request's body, its identity kept on self; None (and the reason shown)
         when the terminal cannot make one. `pin` is wiped whatever happens."""
-        import dukpt
-        import financial
         import terminal_keys
         term = self.term
         keys = None
         try:
             keys = terminal_keys.load(term.store)
             counter, trace = terminal_keys.next_counters(term.store)
+            _unload("dukpt")  # the request code loads it again, without the counter code
+            import financial
             body, pending = financial.build_balance_request(
                 term.terminal_id, trace, wallclock.now() or 0, self, pin, keys, counter)
-        except dukpt.DUKPTError:
+        except terminal_keys.Exhausted:
             self._show_message("OUT OF SERVICE", "Terminal keys", "exhausted",
                                "Call for service")
             return None
@@ -176,7 +176,9 @@ class Transaction:
             self._show_message("OUT OF SERVICE", "Terminal not", "provisioned", "")
             return None
         finally:
-            dukpt.wipe(pin)  # the PIN block code wiped it; an error path may not have
+            # the PIN block code wiped the PIN; an error path may not have
+            for i in range(len(pin)):
+                pin[i] = 0
             if keys is not None:
                 keys.wipe()
         self.mtype, self.trace, self.ksn, self.mac_key = (

@@ -55,7 +55,7 @@ class Emulator:
                  on_screen: Optional[Callable[[Screen], None]] = None,
                  state_dir: Optional[Path] = None):
         self.firmware_dir = Path(firmware_dir)
-        self.state_dir = Path(state_dir) if state_dir else None
+        self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
         self._compiled: Optional[tempfile.TemporaryDirectory] = None
         self._card_w: Optional[int] = None
@@ -108,10 +108,12 @@ class Emulator:
                "--pinpad", str(pinpad_r), "--state", str(self.state_dir)]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
-        env = dict(os.environ, MICROPYPATH=f"{self._compiled.name}{os.pathsep}.frozen")
+        # run from the compiled tree with a relative path: each module's __file__ is
+        # interned for good, and a short one is what the board has ("/app.mpy")
+        env = dict(os.environ, MICROPYPATH=f".{os.pathsep}.frozen")
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r),
-                                         env=env,
+                                         env=env, cwd=self._compiled.name,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT)
         except FileNotFoundError:
