@@ -29,16 +29,20 @@ class DemoCard:
     subscribed: bool = False
     channel: str = "sms"
     kinds: tuple = codes.DEFAULT_ALERT_KINDS
+    purchase_limit: "int | None" = None          # the card's single-purchase limit
+    account_purchase_limit: "int | None" = None  # the account's
+    threshold: int = 0           # no purchase alert below it
     shows: str = ""              # what a balance inquiry with PIN 1234 answers
 
 
 DEMO_CARDS = (
     DemoCard("4761730000000011", "Li Wei", 1234567, phone="13812345678", subscribed=True,
-             shows="00, SMS sent to 138****5678"),
+             purchase_limit=500000, shows="00, SMS sent to 138****5678"),
     DemoCard("4761730000000029", "Zhang Min", 88000, phone="13987654321",
              shows="00, alerts not subscribed"),
     DemoCard("4761730000000037", "Wang Fang", 500000, phone="13700001111", subscribed=True,
-             channel="app", shows="00, app push to 137****1111"),
+             channel="app", account_purchase_limit=200000, threshold=10000,
+             shows="00, app push to 137****1111"),
     DemoCard("4761730000000045", "Chen Jie", 30000, subscribed=True,
              shows="00, no phone on file"),
     DemoCard("6225880000000050", "Liu Yang", 70000, expiry="2101", phone="13600002222",
@@ -58,5 +62,8 @@ def load_demo(ledger) -> int:
             ledger.add_card(pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
                             available=card.balance, currency=CNY, name=card.name,
                             phone=card.phone, subscribed=card.subscribed,
-                            channel=card.channel, kinds=card.kinds, status=card.status)
+                            channel=card.channel, kinds=card.kinds, status=card.status,
+                            purchase_limit=card.purchase_limit,
+                            account_purchase_limit=card.account_purchase_limit,
+                            threshold=card.threshold)
     return len(DEMO_CARDS)

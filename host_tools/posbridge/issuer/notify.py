@@ -1,4 +1,4 @@
-"""What the issuer does about the cardholder's alert for a balance inquiry.
+"""What the issuer does about the cardholder's alert for a transaction.
 
 decide() applies the rules, in this order, and returns the status the terminal shows
 (docs/protocol.cddl `notify-status`) with the channel and masked destination when an
@@ -13,10 +13,13 @@ Balance inquiry approved (kind balance_inquiry) and wrong PIN (kind wrong_pin):
   4. no phone on file                                   -> 7
   5. otherwise an alert: "sent" (2) by the built-in gateway, or "queued" (1) when the
      policy leaves sending to a dispatcher.
+Purchase approved (kind purchase): as above, with the bank's purchase policy in 1, and
+between 3 and 4: the amount below the cardholder's threshold -> 5, the threshold in the
+detail ("100.00").
 PIN tries exceeded (a security alert): whatever the subscription and kinds, an alert
 on the cardholder's channel if a phone is on file (11), else 7.
 Declined before any account event (unknown, restricted or expired card, PIN already
-locked, duplicate, malfunction): 10, nothing to alert.
+locked, duplicate, malfunction, a purchase declined 13, 51 or 61): 10, nothing to alert.
 
 The destination is the phone number, masked (138****5678), for SMS and for app push
 alike: the banking app is registered to that number.
@@ -26,9 +29,10 @@ from dataclasses import dataclass
 
 from . import codes
 from .cards import mask_phone
-from .money import format_amount
+from .money import format_amount, format_plain
 
 BALANCE_INQUIRY = "balance_inquiry"
+PURCHASE = "purchase"
 WRONG_PIN = "wrong_pin"
 PIN_TRIES_EXCEEDED = "pin_tries_exceeded"
 
@@ -38,6 +42,7 @@ class Decision:
     status: int
     channel: "str | None" = None
     destination: "str | None" = None     # masked
+    detail: "str | None" = None          # e.g. the threshold, "100.00"
 
     @property
     def alerts(self) -> bool:
@@ -54,29 +59,37 @@ class Decision:
         if self.channel:
             out[2] = self.channel
             out[3] = self.destination
+        if self.detail:
+            out[4] = self.detail
         return out
 
 
 NOTHING = Decision(codes.NOTHING_TO_ALERT)
 
 
-def decide(kind: str, policy, holder) -> Decision:
+def decide(kind: str, policy, holder, *, amount=None, currency=None, now=None) -> Decision:
     """The decision for an alert of `kind` to `holder` (ledger.Cardholder) under
-    `policy` (policy.Policy)."""
+    `policy` (policy.Policy); a purchase's `amount` and `currency` for the threshold
+    (`now`, unix seconds, is for quiet hours, which are not decided here yet)."""
     if kind == PIN_TRIES_EXCEEDED:
         if not holder.phone:
             return Decision(codes.NO_PHONE)
         return Decision(codes.SECURITY_ALERT, holder.channel, mask_phone(holder.phone))
     bank_alerts = {BALANCE_INQUIRY: policy.alert_balance_inquiries,
-                   WRONG_PIN: policy.alert_wrong_pin}
+                   WRONG_PIN: policy.alert_wrong_pin,
+                   PURCHASE: policy.alert_purchases}
     if kind not in bank_alerts:
         raise ValueError(f"alert kind {kind!r} is not decided here yet")
+    if kind == PURCHASE and (amount is None or currency is None):
+        raise ValueError("a purchase alert is decided with its amount and currency")
     if not bank_alerts[kind]:
         return Decision(codes.BANK_DOES_NOT_ALERT)
     if not holder.subscribed:
         return Decision(codes.NOT_SUBSCRIBED)
     if kind not in holder.kinds:
         return Decision(codes.KIND_NOT_CHOSEN)
+    if kind == PURCHASE and amount < holder.threshold:
+        return Decision(codes.BELOW_THRESHOLD, detail=format_plain(holder.threshold, currency))
     if not holder.phone:
         return Decision(codes.NO_PHONE)
     status = codes.SENT if policy.send_immediately else codes.QUEUED
@@ -103,3 +116,8 @@ def wrong_pin_text(last4, tries_left, when, terminal_id) -> str:
 def pin_tries_exceeded_text(last4, when, terminal_id) -> str:
     return (f"Security alert: card ending {last4}: PIN tries exceeded at terminal "
             f"{terminal_id}, {when}. The PIN is locked; call your bank if this was not you.")
+
+
+def purchase_text(last4, amount, currency, merchant, when, available) -> str:
+    return (f"Card ending {last4}: purchase of {format_amount(amount, currency)} at "
+            f"{merchant}, {when}. Available {format_amount(available, currency)}.")

@@ -1,4 +1,4 @@
-"""The bank's alert policy, as far as balance inquiries need it. Issue 5 replaces the
+"""The bank's alert policy, as far as balance inquiries and purchases need it. Issue 5 replaces the
 spec string with a TOML file; the fields stay.
 
     POSBRIDGE_ISSUER_POLICY="no-balance-alerts,queue,utc-offset=-300"
@@ -13,13 +13,14 @@ ENV_VAR = "POSBRIDGE_ISSUER_POLICY"
 class Policy:
     alert_balance_inquiries: bool = True   # False: status 6 for every balance inquiry
     alert_wrong_pin: bool = True           # False: status 6 for a wrong PIN
+    alert_purchases: bool = True           # False: status 6 for every approved purchase
     send_immediately: bool = True          # built-in gateway: "sent" (2); False: "queued" (1)
     utc_offset_min: int = 480              # local time of messages and expiry (UTC+8)
 
     @classmethod
     def from_spec(cls, spec: str) -> "Policy":
         """Comma-separated words: balance-alerts | no-balance-alerts, wrong-pin-alerts |
-        no-wrong-pin-alerts, send | queue, utc-offset=MINUTES. ValueError otherwise."""
+        no-wrong-pin-alerts, purchase-alerts | no-purchase-alerts, send | queue, utc-offset=MINUTES. ValueError otherwise."""
         policy = cls()
         for word in filter(None, (w.strip() for w in spec.split(","))):
             name, _, value = word.partition("=")
@@ -42,6 +43,8 @@ _FLAGS = {
     "no-balance-alerts": {"alert_balance_inquiries": False},
     "wrong-pin-alerts": {"alert_wrong_pin": True},
     "no-wrong-pin-alerts": {"alert_wrong_pin": False},
+    "purchase-alerts": {"alert_purchases": True},
+    "no-purchase-alerts": {"alert_purchases": False},
     "send": {"send_immediately": True},
     "queue": {"send_immediately": False},
 }

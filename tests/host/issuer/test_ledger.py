@@ -166,6 +166,66 @@ def test_key_set_checks(db_path, bdk_id, bdk, message):
     ledger.close()
 
 
+def test_version_1_database_is_migrated_keeping_its_rows(tmp_path):
+    from posbridge.issuer.ledger import MIGRATIONS
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO accounts (number, currency, available, ledger) "
+                 "VALUES ('A1', 156, 5000, 5000)")
+    conn.execute("INSERT INTO cardholders (name) VALUES ('Old')")
+    conn.execute("INSERT INTO cards (pan, expiry, pin_hash, pin_tries_left, account_id, "
+                 "cardholder_id) VALUES ('4111111111111111', '3012', 'x', 3, 1, 1)")
+    conn.execute("INSERT INTO transactions (terminal_id, trace_number, request_digest, kind, "
+                 "response_code, response, request_time, created_at) "
+                 "VALUES ('T1', 1, 'd', 'balance_inquiry', '00', x'a0', 0, 0)")
+    conn.commit()
+    conn.close()
+    ledger = Ledger.open(path)
+    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    [card] = ledger.cards()
+    assert (card.available, card.purchase_limit, card.account_purchase_limit,
+            card.credit_limit, card.holder.threshold) == (5000, None, None, 0, 0)
+    [row] = ledger.journal()
+    assert (row["kind"], row["reversed_by"], row["posted"]) == ("balance_inquiry", None, 0)
+    assert ledger.ledger_entries() == []
+    ledger.close()
+
+
+def test_demo_purchase_limits_and_thresholds(db_path):
+    ledger = Ledger.open(db_path)
+    cards = {c.pan: c for c in ledger.cards()}
+    for demo in DEMO_CARDS:
+        card = cards[demo.pan]
+        assert (card.purchase_limit, card.account_purchase_limit, card.holder.threshold) == \
+            (demo.purchase_limit, demo.account_purchase_limit, demo.threshold)
+    assert cards["4761730000000011"].purchase_limit == 500000
+    assert cards["4761730000000037"].account_purchase_limit == 200000
+    assert cards["4761730000000037"].holder.threshold == 10000
+    ledger.close()
+
+
+def test_posting_needs_a_transaction(db_path):
+    ledger = Ledger.open(db_path)
+    card = ledger.card_by_pan(LI_WEI)
+    with pytest.raises(LedgerError, match="a posting needs a transaction"):
+        ledger.post(account_id=card.account_id, transaction_id=1, amount=-1)
+    assert ledger.card_by_pan(LI_WEI).available == card.available
+    ledger.close()
+
+
+def test_journal_refuses_an_unknown_column(db_path):
+    ledger = Ledger.open(db_path)
+    with pytest.raises(LedgerError, match="no column 'pan'"):
+        ledger.record_transaction(terminal_id="T1", trace_number=1, digest="00",
+                                  kind="purchase", card_id=None, response_code="14",
+                                  response=b"x", request_time=0, pan=LI_WEI)
+    ledger.close()
+
+
 def test_approved_inquiry_changes_no_balance(issuer, terminal):
     before = issuer.ledger.card_by_pan(LI_WEI)
     ask(issuer, terminal, LI_WEI)

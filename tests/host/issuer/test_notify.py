@@ -13,8 +13,9 @@ from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI
 ALL_KINDS = frozenset(codes.DEFAULT_ALERT_KINDS)
 
 
-def holder(subscribed=True, kinds=ALL_KINDS, phone="13812345678", channel="sms"):
-    return Cardholder(1, "Test", phone, subscribed, channel, frozenset(kinds))
+def holder(subscribed=True, kinds=ALL_KINDS, phone="13812345678", channel="sms",
+           threshold=0):
+    return Cardholder(1, "Test", phone, subscribed, channel, frozenset(kinds), threshold)
 
 
 BI = notify.BALANCE_INQUIRY
@@ -67,9 +68,53 @@ def test_decision_as_response_map(decision, cbor_map):
     assert decision.as_cbor_map() == cbor_map
 
 
-def test_purchase_kinds_are_not_decided_yet():
+def test_other_kinds_are_not_decided_yet():
     with pytest.raises(ValueError, match="not decided here yet"):
-        notify.decide("purchase", Policy(), holder())
+        notify.decide("large_amount", Policy(), holder())
+
+
+def test_a_purchase_is_decided_with_its_amount():
+    with pytest.raises(ValueError, match="amount and currency"):
+        notify.decide(notify.PURCHASE, Policy(), holder())
+
+
+PU = notify.PURCHASE
+PURCHASES = [
+    # policy, cardholder, amount, (status, channel, destination, detail)
+    (Policy(), holder(), 1250, (*SENT, None)),
+    (Policy(), holder(channel="app"), 1, (codes.SENT, "app", "138****5678", None)),
+    (Policy(send_immediately=False), holder(), 1250, (codes.QUEUED, "sms", "138****5678", None)),
+    (Policy(alert_purchases=False), holder(), 1250, (codes.BANK_DOES_NOT_ALERT, None, None, None)),
+    (Policy(alert_balance_inquiries=False, alert_wrong_pin=False), holder(), 1250, (*SENT, None)),
+    (Policy(), holder(subscribed=False), 1250, (codes.NOT_SUBSCRIBED, None, None, None)),
+    (Policy(), holder(kinds={"balance_inquiry"}), 1250, (codes.KIND_NOT_CHOSEN, None, None, None)),
+    (Policy(), holder(threshold=10000), 9999, (codes.BELOW_THRESHOLD, None, None, "100.00")),
+    (Policy(), holder(threshold=10000), 10000, (*SENT, None)),    # at the threshold: alerted
+    (Policy(), holder(threshold=10000, phone=None), 9999, (codes.BELOW_THRESHOLD, None, None, "100.00")),
+    (Policy(), holder(threshold=10000, phone=None), 10000, (codes.NO_PHONE, None, None, None)),
+    (Policy(), holder(threshold=10000, kinds={"wrong_pin"}), 1, (codes.KIND_NOT_CHOSEN, None, None, None)),
+    (Policy(alert_purchases=False), holder(threshold=10000), 1, (codes.BANK_DOES_NOT_ALERT, None, None, None)),
+]
+
+
+@pytest.mark.parametrize("policy,cardholder,amount,expected", PURCHASES)
+def test_purchase_decision(policy, cardholder, amount, expected):
+    d = notify.decide(PU, policy, cardholder, amount=amount, currency=156, now=1795305600)
+    assert (d.status, d.channel, d.destination, d.detail) == expected
+
+
+@pytest.mark.parametrize("threshold,currency,detail", [
+    (10000, 156, "100.00"), (5, 156, "0.05"), (123456, 840, "1234.56"), (500, 392, "500"),
+])
+def test_threshold_detail_in_the_currency(threshold, currency, detail):
+    d = notify.decide(PU, Policy(), holder(threshold=threshold), amount=1, currency=currency)
+    assert d.as_cbor_map() == {1: codes.BELOW_THRESHOLD, 4: detail}
+
+
+def test_purchase_text():
+    text = notify.purchase_text("0011", 1250, 156, "DEMO SHOP", "2026-11-22 16:02", 1233317)
+    assert text == ("Card ending 0011: purchase of CNY 12.50 at DEMO SHOP, 2026-11-22 16:02. "
+                    "Available CNY 12,333.17.")
 
 
 # ---- through the issuer, on the demo cardholders --------------------------------------
@@ -156,6 +201,8 @@ def test_alert_texts_hold_last_4_only(issuer, terminal, pan):
 
 
 @pytest.mark.parametrize("policy_spec,expected", [
+    ("no-purchase-alerts", Policy(alert_purchases=False)),
+    ("purchase-alerts,queue", Policy(send_immediately=False)),
     ("", Policy()),
     ("no-balance-alerts", Policy(alert_balance_inquiries=False)),
     ("no-balance-alerts, queue", Policy(alert_balance_inquiries=False, send_immediately=False)),
@@ -180,3 +227,43 @@ def test_policy_from_env():
 def test_every_status_has_a_name():
     assert sorted(codes.NOTIFY_STATUSES) == list(range(1, 12))
     assert all(a != b for a, b in itertools.combinations(codes.NOTIFY_STATUSES.values(), 2))
+
+
+# ---- purchases through the issuer, on the demo cardholders ----------------------------
+
+PURCHASE_DEMO = [
+    # pan, amount, policy, notification map, outbox rows
+    (LI_WEI, 1250, Policy(), {1: 2, 2: "sms", 3: "138****5678"}, 1),
+    (LI_WEI, 1250, Policy(alert_purchases=False), {1: 6}, 0),
+    (ZHANG_MIN, 1250, Policy(), {1: 3}, 0),
+    ("4761730000000037", 9999, Policy(), {1: 5, 4: "100.00"}, 0),     # threshold 100.00
+    ("4761730000000037", 10000, Policy(), {1: 2, 2: "app", 3: "137****1111"}, 1),
+    ("4761730000000045", 1250, Policy(), {1: 7}, 0),
+    ("6225880000000076", 1250, Policy(), {1: 2, 2: "sms", 3: "134****4444"}, 1),
+    (ZHAO_LEI, 1250, Policy(), {1: 10}, 0),
+]
+
+
+@pytest.mark.parametrize("pan,amount,policy,notification,rows", PURCHASE_DEMO)
+def test_demo_cardholders_purchase(make_issuer, terminal, pan, amount, policy, notification,
+                                   rows):
+    issuer = make_issuer(policy)
+    body, pending = terminal.purchase(pan, amount)
+    fields = terminal.check(issuer.handle_purchase_request(body), pending)
+    assert fields[8] == notification
+    outbox = issuer.ledger.outbox()
+    assert [r["kind"] for r in outbox] == ["purchase"] * rows
+
+
+def test_outbox_row_of_a_purchase(issuer, terminal):
+    body, _ = terminal.purchase(LI_WEI, 1250, merchant_name="CAFE LUMIERE")
+    issuer.handle_purchase_request(body)
+    [row] = issuer.ledger.outbox()
+    [tx] = issuer.ledger.journal()
+    assert row["transaction_id"] == tx["id"]
+    assert (row["kind"], row["card_last4"], row["channel"], row["destination"], row["status"]) \
+        == ("purchase", "0011", "sms", "138****5678", "sent")
+    # the amount, the merchant, the issuer's local time, the balance after the purchase
+    assert row["text"] == ("Card ending 0011: purchase of CNY 12.50 at CAFE LUMIERE, "
+                           "2026-11-22 16:02. Available CNY 12,333.17.")
+    assert LI_WEI not in row["text"] and LI_WEI[:6] not in row["text"]
