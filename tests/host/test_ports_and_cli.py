@@ -229,6 +229,17 @@ def test_firmware_build_compiles_board_modules_keeps_main_and_leaves_out_unix_fi
     assert f"{len(expected)} modules, {total} bytes of .mpy in {out}/" in shown
 
 
+def test_firmware_build_removes_a_module_no_longer_in_the_firmware(run_cli, firmware_copy,
+                                                                   tmp_path):
+    out = tmp_path / "build"
+    (firmware_copy / "retired.py").write_text("X = 1\n")
+    assert run_cli("firmware", "build", "--out", out, "--firmware", firmware_copy).exit_code == 0
+    assert (out / "retired.mpy").exists()
+    (firmware_copy / "retired.py").unlink()
+    assert run_cli("firmware", "build", "--out", out, "--firmware", firmware_copy).exit_code == 0
+    assert not (out / "retired.mpy").exists() and (out / "app.mpy").exists()
+
+
 def test_firmware_build_names_the_module_that_does_not_compile(run_cli, firmware_copy,
                                                                tmp_path):
     (firmware_copy / "broken.py").write_text("def broken(:\n    pass\n")
