@@ -2,13 +2,11 @@
 a new pseudo-terminal for the bridge, and damages what passes in both directions
 (flipped bits, dropped bytes, duplicated chunks, garbage), reproducibly from a seed.
 For tests, and for anyone who wants to watch the link recover."""
-import os
-import pty
 import random
-import select
 import threading
-import tty
 from dataclasses import dataclass, field
+
+from .pty_middle import PtyMiddle
 
 
 @dataclass
@@ -28,32 +26,17 @@ class FaultCounts:
                                                    "lose", "chunks")})
 
 
-class FaultInjector:
+class FaultInjector(PtyMiddle):
     def __init__(self, board_path: str, rates: FaultRates = FaultRates(), seed: int = 1):
+        super().__init__(board_path)
         self.rates = rates
         self.rand = random.Random(seed)
         self.counts = FaultCounts().counts
         self.enabled = threading.Event()
         self.enabled.set()
-        self._board = os.open(board_path, os.O_RDWR | os.O_NOCTTY)
-        tty.setraw(self._board)
-        self._master, slave = pty.openpty()
-        tty.setraw(self._master)
-        tty.setraw(slave)
-        self._slave = slave  # held open so the bridge side can come and go
-        self.bridge_path = os.ttyname(slave)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
 
-    def start(self) -> str:
-        self._thread.start()
-        return self.bridge_path
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for fd in (self._board, self._master, self._slave):
-            os.close(fd)
+    def transform(self, direction: str, data: bytes) -> bytes:
+        return self.damage(data)
 
     def damage(self, data: bytes) -> bytes:
         if not self.enabled.is_set() or not data:
@@ -77,19 +60,3 @@ class FaultInjector:
             c["duplicate"] += 1
             data = data + data
         return bytes(data)
-
-    def _pump(self):
-        pairs = {self._board: self._master, self._master: self._board}
-        while not self._stop.is_set():
-            ready, _, _ = select.select(list(pairs), [], [], 0.05)
-            for src in ready:
-                try:
-                    data = os.read(src, 512)
-                except OSError:  # the bridge side is not open yet
-                    continue
-                out = self.damage(data)
-                if out:
-                    try:
-                        os.write(pairs[src], out)
-                    except OSError:
-                        pass
