@@ -5,16 +5,25 @@ Tables (docs/issuer.md has the full data model):
 - key_sets: BDK id (hex of the KSN's first 4 bytes) -> BDK. The BDK lives only here.
 - accounts: available and ledger balance in minor units, ISO 4217 numeric currency,
   credit limit (for purchases, issue 4).
-- cardholders and alert_kinds: name, phone, subscribed or not, channel, chosen kinds.
+- cardholders, alert_kinds, alert_channels: name, phone, subscribed or not, channel,
+  chosen kinds, and the preferences of preferences.py (threshold, channel per kind,
+  quiet hours, language, own large-amount limit).
 - cards: the PAN (the issuer knows it; nothing here prints it unmasked), expiry YYMM,
   status, the PIN as a salted hash (pins.py), PIN tries left, account and cardholder.
 - transactions: the journal. (terminal id, trace number) is UNIQUE: it is the
   transaction's identity; the request's SHA-256 and the response bytes are kept so a
   repeated request gets the very same answer. Never the request itself (PAN, PIN block).
-- outbox: alerts for the cardholder: card last 4 only, masked destination, text, status.
+- outbox: alerts for the cardholder: message id, card last 4 only, masked destination,
+  language, text, status (queued, held, sent, failed) with attempts, next attempt and
+  the reason of the last failure (dispatcher.py sends them).
+- account_events: freezes, stop-payments, limit changes and repayment reminders
+  (account_events.py); accounts hold the statement amount, minimum payment, due date.
 
-Migrations: `schema_version` holds the version; MIGRATIONS[i] takes version i to i + 1.
-A database is opened with Ledger.open (it must exist) or Ledger.create (a new file).
+Migrations: `schema_version` holds the version; MIGRATIONS[i] takes version i to i + 1,
+so a database made by an older `posbridge issuer init` is brought up to date when it is
+opened. A database is opened with Ledger.open (it must exist) or Ledger.create (a new
+file). The issuer's other stores (preferences.py, outbox.py, account_events.py) run
+their SQL through Ledger.execute, on the same connection and in the same transactions.
 
 Writes that belong together run in one transaction (`with ledger.transaction():`),
 started with BEGIN IMMEDIATE so that two processes cannot both pass the duplicate check
@@ -22,14 +31,16 @@ of the same transaction identity.
 """
 import contextlib
 import hashlib
+import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..masking import mask_pan
-from .codes import ALERT_KINDS, CARD_STATUSES, CHANNELS
+from .codes import ALERT_KINDS, CARD_STATUSES, CHANNELS, OUTBOX_STATUSES
 from .errors import LedgerError
+from .preferences import Cardholder, load_cardholder  # noqa: F401  (Cardholder: re-exported)
 
 DEFAULT_PATH = Path("var") / "issuer.sqlite"
 MAX_PIN_TRIES = 3
@@ -101,18 +112,51 @@ MIGRATIONS = [
             created_at INTEGER NOT NULL
         )""",
     ],
+    # 1 -> 2: notification engine (issue 5): preferences, dispatcher, account events
+    [
+        "ALTER TABLE cardholders ADD COLUMN threshold INTEGER "
+        "CHECK (threshold IS NULL OR threshold >= 0)",
+        "ALTER TABLE cardholders ADD COLUMN large_amount_limit INTEGER "
+        "CHECK (large_amount_limit IS NULL OR large_amount_limit >= 0)",
+        "ALTER TABLE cardholders ADD COLUMN quiet_hours TEXT",       # "22:00-07:00"
+        "ALTER TABLE cardholders ADD COLUMN language TEXT "
+        "CHECK (language IS NULL OR language IN ('en', 'zh'))",
+        """CREATE TABLE alert_channels (
+            cardholder_id INTEGER NOT NULL REFERENCES cardholders(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL CHECK (channel IN ('sms', 'app')),
+            PRIMARY KEY (cardholder_id, kind)
+        )""",
+        "ALTER TABLE accounts ADD COLUMN statement_amount INTEGER",
+        "ALTER TABLE accounts ADD COLUMN minimum_payment INTEGER",
+        "ALTER TABLE accounts ADD COLUMN due_date TEXT",             # YYYY-MM-DD
+        """CREATE TABLE account_events (
+            id INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            card_id INTEGER REFERENCES cards(id),
+            event TEXT NOT NULL,
+            old_value TEXT,
+            new_value TEXT,
+            created_at INTEGER NOT NULL
+        )""",
+        "ALTER TABLE outbox ADD COLUMN message_id TEXT",
+        # rows of version 1 get an id too; SQLite cannot add a UNIQUE column, hence the index
+        "UPDATE outbox SET message_id = lower(hex(randomblob(8)))",
+        "CREATE UNIQUE INDEX outbox_message_id ON outbox (message_id)",
+        "ALTER TABLE outbox ADD COLUMN account_event_id INTEGER REFERENCES account_events(id)",
+        "ALTER TABLE outbox ADD COLUMN language TEXT",
+        "UPDATE outbox SET language = 'en'",                         # version 1 wrote English
+        "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER",
+        "ALTER TABLE outbox ADD COLUMN reason TEXT",
+        "ALTER TABLE outbox ADD COLUMN sent_at INTEGER",
+        "ALTER TABLE outbox ADD COLUMN gateway_ref TEXT",
+        "UPDATE outbox SET attempts = 1, sent_at = created_at WHERE status = 'sent'",
+        "UPDATE outbox SET next_attempt_at = created_at WHERE status != 'sent'",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class Cardholder:
-    id: int
-    name: str
-    phone: "str | None"
-    subscribed: bool
-    channel: str
-    kinds: frozenset
 
 
 @dataclass(frozen=True)
@@ -210,6 +254,11 @@ class Ledger:
     def close(self):
         self._conn.close()
 
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        """One statement on the ledger's connection (inside the current transaction,
+        if any): for the stores of preferences.py, outbox.py and account_events.py."""
+        return self._conn.execute(sql, params)
+
     @contextlib.contextmanager
     def transaction(self):
         """One SQLite transaction (BEGIN IMMEDIATE): committed if the block ends
@@ -288,10 +337,7 @@ class Ledger:
                      JOIN cardholders h ON h.id = c.cardholder_id"""
 
     def _card(self, row) -> Card:
-        kinds = frozenset(r["kind"] for r in self._conn.execute(
-            "SELECT kind FROM alert_kinds WHERE cardholder_id = ?", (row["holder_id"],)))
-        holder = Cardholder(row["holder_id"], row["name"], row["phone"],
-                            bool(row["subscribed"]), row["channel"], kinds)
+        holder = load_cardholder(self, row["holder_id"])
         return Card(row["id"], row["pan"], row["expiry"], row["status"], row["pin_hash"],
                     row["pin_tries_left"], row["account_id"], row["available"],
                     row["ledger"], row["currency"], holder)
@@ -338,15 +384,37 @@ class Ledger:
     # ---- outbox --------------------------------------------------------------------
 
     def add_outbox(self, *, transaction_id, cardholder_id, kind: str, card_last4: str,
-                   channel: str, destination: str, text: str, status: str, now=None) -> int:
+                   channel: str, destination: str, text: str, status: str, now=None,
+                   message_id=None, language=None, next_attempt_at=None, attempts=None,
+                   reason=None, sent_at=None, gateway_ref=None,
+                   account_event_id=None) -> int:
+        """One alert. A row that waits (queued, held, failed) is due at
+        `next_attempt_at` (default: now); a "sent" row counts one attempt."""
+        if status not in OUTBOX_STATUSES:
+            raise LedgerError(f"outbox status {status!r}: one of {', '.join(OUTBOX_STATUSES)}")
+        now = int(time.time() if now is None else now)
+        if status == "sent":
+            attempts = 1 if attempts is None else attempts
+            sent_at, next_attempt_at = now if sent_at is None else sent_at, None
+        elif next_attempt_at is None:
+            next_attempt_at = now
         return self._conn.execute(
-            "INSERT INTO outbox (transaction_id, cardholder_id, kind, card_last4, channel, "
-            "destination, text, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (transaction_id, cardholder_id, kind, card_last4, channel, destination, text,
-             status, int(time.time() if now is None else now)),
+            "INSERT INTO outbox (transaction_id, account_event_id, cardholder_id, message_id, "
+            "kind, card_last4, channel, destination, language, text, status, attempts, "
+            "next_attempt_at, reason, sent_at, gateway_ref, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (transaction_id, account_event_id, cardholder_id, message_id or new_message_id(),
+             kind, card_last4, channel, destination, language, text, status, attempts or 0,
+             next_attempt_at, reason, sent_at, gateway_ref, now),
         ).lastrowid
 
     def outbox(self) -> "list[dict]":
         return [dict(r) for r in self._conn.execute(
-            "SELECT id, transaction_id, kind, card_last4, channel, destination, text, "
-            "status, created_at FROM outbox ORDER BY id")]
+            "SELECT id, message_id, transaction_id, account_event_id, kind, card_last4, "
+            "channel, destination, language, text, status, attempts, next_attempt_at, "
+            "reason, sent_at, gateway_ref, created_at FROM outbox ORDER BY id")]
+
+
+def new_message_id() -> str:
+    """An alert's id: 16 hex digits, random (it says nothing about the card)."""
+    return secrets.token_hex(8)

@@ -27,25 +27,25 @@ DECISIONS = [
     (BI, Policy(), holder(), SENT),
     (BI, Policy(), holder(channel="app"), (codes.SENT, "app", "138****5678")),
     (BI, Policy(send_immediately=False), holder(), (codes.QUEUED, "sms", "138****5678")),
-    (BI, Policy(alert_balance_inquiries=False), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
-    (BI, Policy(alert_balance_inquiries=False), holder(subscribed=False), (codes.BANK_DOES_NOT_ALERT, None, None)),
+    (BI, Policy().without("balance_inquiry"), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
+    (BI, Policy().without("balance_inquiry"), holder(subscribed=False), (codes.BANK_DOES_NOT_ALERT, None, None)),
     (BI, Policy(), holder(subscribed=False), (codes.NOT_SUBSCRIBED, None, None)),
     (BI, Policy(), holder(subscribed=False, phone=None), (codes.NOT_SUBSCRIBED, None, None)),
     (BI, Policy(), holder(kinds={"purchase"}), (codes.KIND_NOT_CHOSEN, None, None)),
     (BI, Policy(), holder(kinds={"purchase"}, phone=None), (codes.KIND_NOT_CHOSEN, None, None)),
     (BI, Policy(), holder(phone=None), (codes.NO_PHONE, None, None)),
     (BI, Policy(), holder(phone="+8613812345678"), (codes.SENT, "sms", "+861******5678")),
-    (BI, Policy(alert_wrong_pin=False), holder(), SENT),
+    (BI, Policy().without("wrong_pin"), holder(), SENT),
     (WP, Policy(), holder(), SENT),
-    (WP, Policy(alert_wrong_pin=False), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
-    (WP, Policy(alert_balance_inquiries=False), holder(), SENT),
+    (WP, Policy().without("wrong_pin"), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
+    (WP, Policy().without("balance_inquiry"), holder(), SENT),
     (WP, Policy(), holder(kinds={"balance_inquiry"}), (codes.KIND_NOT_CHOSEN, None, None)),
     (WP, Policy(), holder(subscribed=False), (codes.NOT_SUBSCRIBED, None, None)),
     (WP, Policy(), holder(phone=None), (codes.NO_PHONE, None, None)),
     # security alerts ignore the subscription and the kinds, not the phone
     (SEC, Policy(), holder(), (codes.SECURITY_ALERT, "sms", "138****5678")),
     (SEC, Policy(), holder(subscribed=False, kinds=()), (codes.SECURITY_ALERT, "sms", "138****5678")),
-    (SEC, Policy(alert_wrong_pin=False, send_immediately=False), holder(channel="app"),
+    (SEC, Policy(send_immediately=False).without("wrong_pin"), holder(channel="app"),
      (codes.SECURITY_ALERT, "app", "138****5678")),
     (SEC, Policy(), holder(phone=None), (codes.NO_PHONE, None, None)),
 ]
@@ -67,8 +67,10 @@ def test_decision_as_response_map(decision, cbor_map):
     assert decision.as_cbor_map() == cbor_map
 
 
-def test_purchase_kinds_are_not_decided_yet():
-    with pytest.raises(ValueError, match="not decided here yet"):
+def test_unknown_kind_and_purchase_without_amount_are_refused():
+    with pytest.raises(ValueError, match="alert kind 'gossip'"):
+        notify.decide("gossip", Policy(), holder())
+    with pytest.raises(ValueError, match="needs the amount"):
         notify.decide("purchase", Policy(), holder())
 
 
@@ -78,13 +80,13 @@ DEMO = [
     # pan, policy, notification map, outbox rows
     (LI_WEI, Policy(), {1: 2, 2: "sms", 3: "138****5678"}, 1),
     (LI_WEI, Policy(send_immediately=False), {1: 1, 2: "sms", 3: "138****5678"}, 1),
-    (LI_WEI, Policy(alert_balance_inquiries=False), {1: 6}, 0),
+    (LI_WEI, Policy().without("balance_inquiry"), {1: 6}, 0),
     (ZHANG_MIN, Policy(), {1: 3}, 0),
     ("4761730000000037", Policy(), {1: 2, 2: "app", 3: "137****1111"}, 1),
     ("4761730000000045", Policy(), {1: 7}, 0),
     ("6225880000000076", Policy(), {1: 4}, 0),
     (UNKNOWN, Policy(), {1: 10}, 0),
-    (ZHAO_LEI, Policy(), {1: 10}, 0),
+    (ZHAO_LEI, Policy(), {1: 11, 2: "sms", 3: "135****3333"}, 1),   # frozen: security alert
     (LIU_YANG, Policy(), {1: 10}, 0),
 ]
 
@@ -97,7 +99,7 @@ def test_demo_cardholders(make_issuer, terminal, pan, policy, notification, rows
     outbox = issuer.ledger.outbox()
     assert len(outbox) == rows
     if rows:
-        assert outbox[0]["status"] == ("sent" if notification[1] == codes.SENT else "queued")
+        assert outbox[0]["status"] == ("queued" if notification[1] == codes.QUEUED else "sent")
 
 
 def test_outbox_row_of_a_balance_inquiry(issuer, terminal):
@@ -123,8 +125,8 @@ def test_wrong_pin_and_security_alert_texts(issuer, terminal):
     for _ in range(3):
         ask(issuer, terminal, LI_WEI, pin="5555")
     texts = [r["text"] for r in issuer.ledger.outbox()]
-    assert "wrong PIN" in texts[0] and "2 tries left" in texts[0]
-    assert "1 try left" in texts[1]
+    assert "wrong PIN" in texts[0] and texts[0].endswith("PIN is locked: 2.")
+    assert texts[1].endswith("PIN is locked: 1.")
     assert texts[2].startswith("Security alert: card ending 0011: PIN tries exceeded")
 
 
@@ -157,9 +159,9 @@ def test_alert_texts_hold_last_4_only(issuer, terminal, pan):
 
 @pytest.mark.parametrize("policy_spec,expected", [
     ("", Policy()),
-    ("no-balance-alerts", Policy(alert_balance_inquiries=False)),
-    ("no-balance-alerts, queue", Policy(alert_balance_inquiries=False, send_immediately=False)),
-    ("no-wrong-pin-alerts,send,utc-offset=-300", Policy(alert_wrong_pin=False, utc_offset_min=-300)),
+    ("no-balance-alerts", Policy().without("balance_inquiry")),
+    ("no-balance-alerts, queue", Policy(send_immediately=False).without("balance_inquiry")),
+    ("no-wrong-pin-alerts,send,utc-offset=-300", Policy(utc_offset_min=-300).without("wrong_pin")),
     ("balance-alerts,wrong-pin-alerts", Policy()),
 ])
 def test_policy_spec(policy_spec, expected):
