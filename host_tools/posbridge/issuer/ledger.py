@@ -346,6 +346,13 @@ class Ledger:
         row = self._conn.execute(self._CARD_QUERY + " WHERE c.pan = ?", (pan,)).fetchone()
         return self._card(row) if row else None
 
+    def card_on_file(self, pan: str) -> Card:
+        """The card with `pan`, else LedgerError (the PAN masked in its message)."""
+        card = self.card_by_pan(pan)
+        if card is None:
+            raise LedgerError(f"card {mask_pan(pan)} is not on file")
+        return card
+
     def cards(self) -> "list[Card]":
         return [self._card(r) for r in self._conn.execute(self._CARD_QUERY + " ORDER BY c.id")]
 
