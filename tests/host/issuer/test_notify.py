@@ -157,28 +157,6 @@ def test_alert_texts_hold_last_4_only(issuer, terminal, pan):
         assert "1234" not in row["text"]      # the PIN
 
 
-@pytest.mark.parametrize("policy_spec,expected", [
-    ("", Policy()),
-    ("no-balance-alerts", Policy().without("balance_inquiry")),
-    ("no-balance-alerts, queue", Policy(send_immediately=False).without("balance_inquiry")),
-    ("no-wrong-pin-alerts,send,utc-offset=-300", Policy(utc_offset_min=-300).without("wrong_pin")),
-    ("balance-alerts,wrong-pin-alerts", Policy()),
-])
-def test_policy_spec(policy_spec, expected):
-    assert Policy.from_spec(policy_spec) == expected
-
-
-@pytest.mark.parametrize("bad", ["loud", "utc-offset=900", "utc-offset=x", "queue,nope"])
-def test_bad_policy_spec_names_the_word(bad):
-    with pytest.raises(ValueError, match="issuer policy"):
-        Policy.from_spec(bad)
-
-
-def test_policy_from_env():
-    assert Policy.from_env({"POSBRIDGE_ISSUER_POLICY": "queue"}) == Policy(send_immediately=False)
-    assert Policy.from_env({}) == Policy()
-
-
 def test_every_status_has_a_name():
     assert sorted(codes.NOTIFY_STATUSES) == list(range(1, 12))
     assert all(a != b for a, b in itertools.combinations(codes.NOTIFY_STATUSES.values(), 2))
