@@ -113,7 +113,7 @@ class Smsc(socketserver.ThreadingTCPServer):
         self.pdus = []
         self.submits = 0
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def port(self) -> int:
