@@ -16,7 +16,7 @@ import time
 import click
 
 from . import account_events, codes, notify, outbox, preferences
-from .cards import mask_phone
+from .cards import check_pan, mask_phone
 from .cli import _friendly, _ledger, _policy, issuer
 from .dispatcher import Dispatcher
 from .gateways import BuiltinGateway
@@ -24,7 +24,15 @@ from .money import format_amount, parse_amount
 from .policy import Policy
 from .smpp_gateway import DEFAULT_PORT, SmppGateway
 
-PAN_OPTION = click.option("--pan", required=True, help="The card's number (12-19 digits).")
+PAN_OPTION = click.option("--pan", required=True, callback=lambda ctx, param, value:
+                          _checked_pan(value), help="The card's number (12-19 digits).")
+
+
+def _checked_pan(pan):
+    try:
+        return check_pan(pan)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def now() -> int:
