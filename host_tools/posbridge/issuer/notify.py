@@ -41,10 +41,11 @@ from . import codes
 from .cards import mask_phone
 from .money import currency_name, format_amount
 from .quiet_hours import local_datetime
-from .templates import (account_change_text, balance_inquiry_text,  # noqa: F401  (texts
-                        frozen_card_text, language_of, large_amount_text,  # per kind,
-                        pin_tries_exceeded_text, purchase_text,  # here with the kinds)
-                        repayment_reminder_text, wrong_pin_text)
+from .templates import language_of
+# the message text of each kind, next to the kinds (templates.py writes them)
+from .templates import (account_change_text, balance_inquiry_text,  # noqa: F401
+                        frozen_card_text, large_amount_text, pin_tries_exceeded_text,
+                        purchase_text, repayment_reminder_text, wrong_pin_text)
 
 PURCHASE = "purchase"
 BALANCE_INQUIRY = "balance_inquiry"

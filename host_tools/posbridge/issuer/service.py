@@ -157,7 +157,8 @@ class Issuer:
         when = notify.local_time(now, offset)
         terminal_id = request.terminal_id
         if card.status != "active":
-            return _Outcome(codes.RESTRICTED_CARD, self._decide_alert(notify.FROZEN_CARD, card, now),
+            return _Outcome(codes.RESTRICTED_CARD,
+                            self._decide_alert(notify.FROZEN_CARD, card, now),
                             card, text=lambda lang, kind: notify.frozen_card_text(
                                 lang, last4=card.last4, when=when, terminal_id=terminal_id,
                                 policy=self.policy))

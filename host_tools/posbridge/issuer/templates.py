@@ -71,12 +71,17 @@ def check_template(name: str, text: str) -> str:
     return text
 
 
-@functools.cache
 def default_templates() -> dict:
-    """The templates of the shipped default policy (default_policy.toml)."""
+    """The templates of the shipped default policy (default_policy.toml), a copy the
+    caller may keep."""
+    return {lang: dict(texts) for lang, texts in _shipped_templates().items()}
+
+
+@functools.cache
+def _shipped_templates() -> dict:
     data = tomllib.loads(resources.files(__package__).joinpath("default_policy.toml")
                          .read_text(encoding="utf-8"))
-    return {lang: dict(texts) for lang, texts in data["templates"].items()}
+    return data["templates"]
 
 
 def render(policy, name: str, lang: "str | None", **fields) -> str:

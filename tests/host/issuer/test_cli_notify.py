@@ -288,3 +288,18 @@ def test_bad_policy_file_is_a_clean_error(db_path, tmp_path, text, message):
 def test_missing_policy_file_is_a_clean_error(db_path, tmp_path):
     assert_clean_failure(run("--db", db_path, "--policy", tmp_path / "no.toml", "policy", "show"),
                          "cannot read it")
+
+
+def test_the_bridge_reports_a_bad_policy_in_one_line(db_path, tmp_path, monkeypatch):
+    import click
+
+    from posbridge.cli import _open_issuer
+    bank = tmp_path / "bank.toml"
+    bank.write_text("delivery = 'later'\n")
+    monkeypatch.setenv("POSBRIDGE_ISSUER_POLICY", str(bank))
+    with pytest.raises(click.ClickException, match='delivery: "send" or "queue" expected'):
+        _open_issuer(db_path)
+    monkeypatch.setenv("POSBRIDGE_ISSUER_POLICY", "queue")
+    issuer = _open_issuer(db_path)
+    assert not issuer.policy.send_immediately
+    issuer.close()
