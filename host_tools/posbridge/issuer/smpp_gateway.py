@@ -23,6 +23,10 @@ import smpplib.smpp
 from .gateways import Gateway, GatewayError, OutgoingMessage
 
 log = logging.getLogger("posbridge.issuer.smpp")
+# smpplib's own logger: its debug dumps hold phone numbers and texts, its INFO lines and
+# its warning about closing an unbound socket repeat what this module says once
+_CLIENT_LOG = "posbridge.issuer.smpp.client"
+logging.getLogger(_CLIENT_LOG).setLevel(logging.ERROR)
 
 DEFAULT_PORT = 2775
 _CONNECTION_ERRORS = (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError,
@@ -82,6 +86,7 @@ class SmppGateway(Gateway):
             raise GatewayError(self._broken)
         if self._client is None:
             client = smpplib.client.Client(self.host, self.port, timeout=self.timeout,
+                                           logger_name=_CLIENT_LOG,
                                            allow_unknown_opt_params=True)
             try:
                 client.connect()
