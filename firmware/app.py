@@ -6,7 +6,6 @@ Nothing here blocks, so a slow or absent bridge never freezes the screen or the 
 import gc
 import time
 
-import binascii
 import sys
 
 import cbor
@@ -16,26 +15,14 @@ import wallclock
 from display import Display
 from link import Link, PROTOCOL_VERSION
 
-VISIT_MODULES = ("transaction", "financial", "pinblock", "cmac", "dukpt", "screens")
+# loaded for a visit only, and unloaded with it (see transaction.py for the phases)
+VISIT_MODULES = ("transaction", "digit_entry", "terminal_keys", "financial", "pinblock",
+                 "cmac", "dukpt", "screens")
 HELLO_REPLY_WAIT_MS = 5000   # from sending HELLO until we retry it
 STATUS_REPLY_WAIT_MS = 5000
 
 
-class NotProvisioned(Exception):
-    pass
-
-
-class Keys:
-    """The terminal's DUKPT initial key and initial key ID, as provisioned."""
-
-    def __init__(self, initial_key, initial_key_id):
-        self.initial_key = initial_key
-        self.initial_key_id = initial_key_id
-
-
 class Terminal:
-    NotProvisioned = NotProvisioned
-
     def __init__(self, link_stream, panel, clock=time.ticks_ms,
                  terminal_id=settings.TERMINAL_ID, card_stream=None, pinpad_stream=None,
                  store=None):
@@ -52,7 +39,7 @@ class Terminal:
         self.card_stream = card_stream
         self._card_reader_on()
         if pinpad_stream is not None:
-            from pin_pad import KeyReader
+            from keypad import KeyReader
             self.keys = KeyReader(pinpad_stream)
         self.txn = None
         self.notice_until = None
@@ -68,6 +55,8 @@ class Terminal:
         self.shown_minute = None
         self.last_error = None
         self.heap_free = 0
+        self.fault_log = None  # a stream for tracebacks: the emulator's stderr; on the
+        # board none, since the REPL's UART is the link
         self.display.show("POS TERMINAL", "", "Starting...", "",
                           "fw " + settings.FIRMWARE_VERSION, "id " + terminal_id)
 
@@ -87,11 +76,13 @@ class Terminal:
     def _fault(self, exc):
         """Whatever went wrong in a step ends the visit, never the terminal."""
         had_visit = self.txn is not None
-        if had_visit and getattr(self.txn, "pending", None) is not None:
-            self.txn.pending.wipe()
+        if had_visit:
+            self.txn.wipe()
         self.txn = None
         self._unload_visit()
         self.faults += 1
+        if self.fault_log is not None:
+            sys.print_exception(exc, self.fault_log)
         self.last_error = (m.ERR_INTERNAL, repr(exc)[:60], 0)
         self.display.show("POS TERMINAL", "", "Terminal error", "Not completed" if had_visit
                           else "", "", "Please retry")
@@ -137,13 +128,15 @@ class Terminal:
             return
         if hasattr(got, "pan"):
             from card_reader import mask_pan
-            masked = mask_pan(got.pan)
+            # plain values: a live Card would keep the whole reader module in RAM
+            card = (got.pan, got.expiry, got.service_code, mask_pan(got.pan))
+            got = mask_pan = None
             # the reader's code and buffers make room for the visit's (64 KiB heap)
             self.card_reader = None
             sys.modules.pop("card_reader", None)
             gc.collect()
             from transaction import Transaction
-            self.txn = Transaction(self, got, masked)
+            self.txn = Transaction(self, card)
         else:
             self.display.show("POS TERMINAL", "", got.message, "Try again" if got.retry else "",
                               "", "")
@@ -162,31 +155,12 @@ class Terminal:
         gc.collect()
         self._card_reader_on()
 
-    # -- provisioning and counters (flash) --
+    # -- flash --
 
     def _terminal_record(self):
         if self.store is None:
             return None
         return self.store.load("terminal")
-
-    def keys_config(self):
-        record = self._terminal_record()
-        if not record or "initial_key" not in record:
-            raise NotProvisioned()
-        return Keys(binascii.unhexlify(record["initial_key"]),
-                    binascii.unhexlify(record["initial_key_id"]))
-
-    def next_counters(self):
-        """The next DUKPT transaction counter and trace number, saved before they are
-        used: a reset after this point skips them, it never reuses a key."""
-        import dukpt
-        if self.store is None:
-            raise NotProvisioned()
-        c = self.store.load("counters", {"ksn_counter": 0, "trace": 0})
-        counter = dukpt.next_counter(c.get("ksn_counter", 0))
-        trace = c.get("trace", 0) % 999999 + 1
-        self.store.save("counters", {"ksn_counter": counter, "trace": trace})
-        return counter, trace
 
     # -- incoming --
 

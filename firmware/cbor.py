@@ -20,7 +20,8 @@ Runs unchanged under MicroPython and CPython.
 
 
 class CBORError(ValueError):
-    pass
+    """Messages are a word or two: every long string costs the board RAM for as long as
+    this module is loaded."""
 
 
 _LIMIT = 1 << 64  # arguments are at most 64 bits (RFC 8949 section 3)
@@ -68,17 +69,17 @@ def _enc(out, obj, depth):
     elif isinstance(obj, int):
         if obj >= 0:
             if obj >= _LIMIT:
-                raise CBORError("integer above 2**64-1 (would need a bignum tag)")
+                raise CBORError("int range")
             _head(out, 0, obj)
         else:
             if obj < -_LIMIT:
-                raise CBORError("integer below -2**64 (would need a bignum tag)")
+                raise CBORError("int range")
             _head(out, 1, -1 - obj)
     elif isinstance(obj, str):
         try:
             b = obj.encode("utf-8")
         except UnicodeError:
-            raise CBORError("text cannot be encoded as UTF-8")
+            raise CBORError("not UTF-8")
         _head(out, 3, len(b))
         out.extend(b)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
@@ -88,13 +89,13 @@ def _enc(out, obj, depth):
         out.extend(obj)
     elif isinstance(obj, (list, tuple, dict)):
         if depth <= 0:
-            raise CBORError("nesting deeper than %d" % _ENC_DEPTH)
+            raise CBORError("nesting")
         if isinstance(obj, dict):
             # Keys sorted by the bytewise order of their encodings (RFC 8949 4.2.1)
             items = []
             for k, v in obj.items():
                 if isinstance(k, tuple):
-                    raise CBORError("map key must not be an array")
+                    raise CBORError("array key")
                 kb = bytearray()
                 _enc(kb, k, depth - 1)
                 items.append((kb, v))
@@ -108,7 +109,7 @@ def _enc(out, obj, depth):
             for v in obj:
                 _enc(out, v, depth - 1)
     else:
-        raise CBORError("cannot encode type %s: not in the CBOR profile" % type(obj).__name__)
+        raise CBORError("type " + type(obj).__name__)
 
 
 # ---- decoding -------------------------------------------------------------
@@ -119,11 +120,11 @@ def decode(data, max_depth=8, max_items=256):
     mv = memoryview(data)  # index arithmetic only, the input is never copied whole
     try:
         if not len(mv):
-            raise CBORError("empty input")
+            raise CBORError("empty")
         st = [0, max_items]  # [read position, data items still allowed]
         obj = _item(mv, st, max_depth)
         if st[0] != len(mv):
-            raise CBORError("%d trailing bytes after the top-level item" % (len(mv) - st[0]))
+            raise CBORError("trailing")
         return obj
     finally:
         # CPython: free the buffer export at once, or a bytearray input could not
@@ -138,12 +139,12 @@ _SIMPLE = {20: False, 21: True, 22: None}
 
 def _item(mv, st, depth):
     if st[1] <= 0:
-        raise CBORError("more than max_items data items")
+        raise CBORError("item count")
     st[1] -= 1
     end = len(mv)
     p = st[0]
     if p >= end:
-        raise CBORError("truncated input")
+        raise CBORError("truncated")
     ib = mv[p]
     p += 1
     mt = ib >> 5
@@ -154,29 +155,29 @@ def _item(mv, st, depth):
             st[0] = p
             return _SIMPLE[ai]
         if 25 <= ai <= 27:
-            raise CBORError("floating-point values are not in the profile")
+            raise CBORError("float")
         if ai == 31:
-            raise CBORError("unexpected break (indefinite lengths are not in the profile)")
+            raise CBORError("indefinite")
         if 28 <= ai <= 30:
-            raise CBORError("reserved additional information %d" % ai)
-        raise CBORError("simple values other than false/true/null are not in the profile")
+            raise CBORError("reserved")
+        raise CBORError("simple")
     if ai < 24:
         val = ai
     elif ai < 28:
         n = 1 << (ai - 24)
         if p + n > end:
-            raise CBORError("truncated input")
+            raise CBORError("truncated")
         val = 0
         for i in range(p, p + n):
             val = (val << 8) | mv[i]
         p += n
         # Shortest form only (RFC 8949 4.2.1), so equal values have equal bytes
         if val < (24 if n == 1 else 1 << (4 * n)):
-            raise CBORError("argument not in shortest form")
+            raise CBORError("not shortest")
     elif ai == 31:
-        raise CBORError("indefinite lengths are not in the profile (RFC 8949 4.2.1)")
+        raise CBORError("indefinite")
     else:
-        raise CBORError("reserved additional information %d" % ai)
+        raise CBORError("reserved")
     if mt == 0:
         st[0] = p
         return val
@@ -184,12 +185,12 @@ def _item(mv, st, depth):
         st[0] = p
         return -1 - val
     if mt == 6:
-        raise CBORError("tags are not in the profile")
+        raise CBORError("tag")
     left = end - p
     if mt <= 3:
         # Check the declared length against the bytes really left before copying
         if val > left:
-            raise CBORError("declared length %d exceeds the %d bytes left" % (val, left))
+            raise CBORError("truncated")
         e = p + val
         st[0] = e
         if mt == 2:
@@ -197,16 +198,16 @@ def _item(mv, st, depth):
         # RFC 8949 3.1: text must be valid UTF-8; check strictly (RFC 3629), since
         # MicroPython's own decoder lets overlong forms and surrogates through
         if not _utf8_ok(mv, p, e):
-            raise CBORError("invalid UTF-8 in text string")
+            raise CBORError("not UTF-8")
         return str(mv[p:e], "utf-8")
     if depth <= 0:
-        raise CBORError("nesting deeper than max_depth")
+        raise CBORError("nesting")
     # Every array element and map key/value takes at least one byte
     count = val if mt == 4 else 2 * val
     if count > left:
-        raise CBORError("declares %d items but only %d bytes left" % (count, left))
+        raise CBORError("truncated")
     if count > st[1]:
-        raise CBORError("more than max_items data items")
+        raise CBORError("item count")
     st[0] = p
     depth -= 1
     if mt == 4:
@@ -221,16 +222,16 @@ def _item(mv, st, depth):
         k = _item(mv, st, depth)
         ke = st[0]
         if isinstance(k, (list, dict)):
-            raise CBORError("map key must not be an array or map")
+            raise CBORError("map key")
         # Keys strictly increasing in bytewise order (RFC 8949 4.2.1); this also
         # refuses duplicates (RFC 8949 5.6)
         if pk >= 0 and not _before(mv, pk, pe, ks, ke):
-            raise CBORError("map keys duplicated or not in deterministic order")
+            raise CBORError("key order")
         pk, pe = ks, ke
         out[k] = _item(mv, st, depth)
         if len(out) != i + 1:
             # distinct in CBOR but equal in Python (1 and true, 0 and false)
-            raise CBORError("map keys collide as Python values")
+            raise CBORError("key clash")
     return out
 
 

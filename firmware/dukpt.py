@@ -57,6 +57,7 @@ KSN_SIZE = 12
 
 
 class DUKPTError(ValueError):
+    # messages are a word or two: a long string costs RAM while the module is loaded
     pass
 
 
@@ -77,11 +78,11 @@ def one_bits(counter):
 def check_counter(counter):
     """Raise DUKPTError unless `counter` is a transaction counter the standard allows."""
     if not isinstance(counter, int) or counter < 0 or counter > 0xFFFFFFFF:
-        raise DUKPTError("transaction counter: not a 32-bit value")
+        raise DUKPTError("counter range")
     if counter == 0:
-        raise DUKPTError("transaction counter: 0 has no transaction key (the first is 1)")
+        raise DUKPTError("counter 0")
     if one_bits(counter) > MAX_ONE_BITS:
-        raise DUKPTError("transaction counter: more than 16 one-bits (X9.24-3 6.1)")
+        raise DUKPTError("counter bits")
 
 
 def next_counter(counter):
@@ -91,25 +92,25 @@ def next_counter(counter):
     same upper bits and add lower ones), as the standard's device algorithm does.
     Raises DUKPTError when no counter is left (device exhausted: re-provision it)."""
     if not isinstance(counter, int) or counter < 0:
-        raise DUKPTError("transaction counter: not a 32-bit value")
+        raise DUKPTError("counter range")
     if counter >= LAST_COUNTER:
-        raise DUKPTError("transaction counter exhausted: a new initial key is needed")
+        raise DUKPTError("exhausted")
     counter += 1
     while one_bits(counter) > MAX_ONE_BITS:
         counter += counter & -counter
     if counter > LAST_COUNTER:
-        raise DUKPTError("transaction counter exhausted: a new initial key is needed")
+        raise DUKPTError("exhausted")
     return counter
 
 
 def _check_size(name, value, size):
     if len(value) != size:
-        raise DUKPTError("%s: %d bytes expected, got %d" % (name, size, len(value)))
+        raise DUKPTError(name + " size")
 
 
 def make_ksn(initial_key_id, counter):
     """KSN = initial key ID (8 bytes) | transaction counter (4 bytes, big-endian)."""
-    _check_size("initial key ID", initial_key_id, INITIAL_KEY_ID_SIZE)
+    _check_size("key ID", initial_key_id, INITIAL_KEY_ID_SIZE)
     check_counter(counter)
     return bytes(initial_key_id) + counter.to_bytes(4, "big")
 
@@ -146,8 +147,8 @@ def _derive(parent_key, data, out):
 
 def transaction_key(initial_key, initial_key_id, counter):
     """The transaction key for `counter`, as a new bytearray (wipe it when done)."""
-    _check_size("initial key", initial_key, KEY_SIZE)
-    _check_size("initial key ID", initial_key_id, INITIAL_KEY_ID_SIZE)
+    _check_size("key", initial_key, KEY_SIZE)
+    _check_size("key ID", initial_key_id, INITIAL_KEY_ID_SIZE)
     check_counter(counter)
     key = bytearray(initial_key)
     data = _derivation_data(KEY_USAGE_KEY_DERIVATION, initial_key_id)
@@ -166,8 +167,8 @@ def transaction_key(initial_key, initial_key_id, counter):
 
 def working_key(transaction_key, initial_key_id, counter, usage):
     """A working key (KEY_USAGE_*) derived from the transaction key of `counter`."""
-    _check_size("transaction key", transaction_key, KEY_SIZE)
-    _check_size("initial key ID", initial_key_id, INITIAL_KEY_ID_SIZE)
+    _check_size("key", transaction_key, KEY_SIZE)
+    _check_size("key ID", initial_key_id, INITIAL_KEY_ID_SIZE)
     check_counter(counter)
     data = _derivation_data(usage, initial_key_id)
     for i in range(4):

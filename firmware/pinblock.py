@@ -53,7 +53,7 @@ def pan_field(pan, field=None):
         pan = pan.encode()
     n = len(pan)
     if n < 1 or n > MAX_PAN or not _digits_ok(pan):
-        raise PinBlockError("PAN: 1 to 19 digits expected")
+        raise PinBlockError("PAN")
     if field is None:
         field = bytearray(BLOCK_SIZE)
     else:
@@ -82,15 +82,15 @@ def make_block(pin_key, pin, pan, fill=None):
     pan_buf = bytearray(BLOCK_SIZE)
     try:
         if not isinstance(pin, (bytearray, memoryview)):
-            raise PinBlockError("PIN: a bytearray is expected, so that it can be wiped")
+            raise PinBlockError("PIN type")
         if len(pin) < MIN_PIN or len(pin) > MAX_PIN or not _digits_ok(pin):
-            raise PinBlockError("PIN: 4 to 12 digits expected")
+            raise PinBlockError("PIN length")
         if fill is None:
             fill = os.urandom(8)
         elif len(fill) != 8:
-            raise PinBlockError("fill: 8 bytes expected")
+            raise PinBlockError("fill size")
         if len(pin_key) != 16:
-            raise PinBlockError("PIN key: 16 bytes expected")
+            raise PinBlockError("key size")
         pan_field(pan, pan_buf)
         _pin_field(pin, fill, field)
         _wipe(pin)

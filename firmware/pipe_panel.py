@@ -1,6 +1,9 @@
 """The emulator's display panel: each screen goes to a pipe as one record,
-    b"SCR" | text length (2 bytes, big-endian) | text lines joined by "\\n" | frame buffer
-so the host can print the text and render the very pixels the firmware drew."""
+    b"SCR" | heap free (4 bytes) | text length (2 bytes) | text lines joined by "\\n"
+    | frame buffer
+(big-endian) so the host can print the text, render the very pixels the firmware drew
+and say how much heap the board had left on that screen (after a collection)."""
+import gc
 
 
 class PipePanel:
@@ -8,6 +11,9 @@ class PipePanel:
         self.stream = stream
 
     def show(self, buf, lines=()):
+        gc.collect()
+        free = gc.mem_free()
         text = "\n".join(lines).encode()
-        self.stream.write(b"SCR" + len(text).to_bytes(2, "big") + text)
+        self.stream.write(b"SCR" + free.to_bytes(4, "big") + len(text).to_bytes(2, "big")
+                          + text)
         self.stream.write(buf)

@@ -5,6 +5,14 @@
 Driven by the terminal's main loop (step, on_message, on_link_failed); never blocks.
 Cancel (X) works at every step before the request leaves; once it has left, the answer
 is awaited and shown, so the cardholder always learns what happened.
+
+Each phase loads the code it needs and drops it after, so the peak is one phase's code
+and not the sum (a 64 KiB heap; docs/benchmarks.md has the figures):
+    PIN         digit_entry
+    request     terminal_keys, financial, dukpt, pinblock, cmac  (PIN entry unloaded)
+    answer      financial, cmac, then screens
+Nothing of a phase's module may outlive it (an instance of one of its classes would
+keep the whole module alive): what the visit keeps is plain values on this object.
 """
 import gc
 import sys
@@ -12,7 +20,7 @@ import time
 
 import messages as m
 import wallclock
-from pin_pad import PinEntry, KEY_CANCEL, KEY_ENTER
+from keypad import KEY_CANCEL, KEY_ENTER
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
@@ -33,15 +41,26 @@ RESULT_SHOW_MS = 15000
 MESSAGE_SHOW_MS = 3000
 
 
+def _unload(*names):
+    for name in names:
+        sys.modules.pop(name, None)
+    gc.collect()
+
+
 class Transaction:
-    def __init__(self, term, card, pan_masked):
+    def __init__(self, term, card):
+        """card: (pan, expiry, service_code, masked pan) as the reader checked them."""
         self.term = term
-        self.card = card
+        # the card fields financial.build_balance_request reads (this object is its card)
+        self.pan, self.expiry, self.service_code, self.card_pan_masked = card
         self.state = "menu"
         self.deadline = time.ticks_add(term.clock(), MENU_TIMEOUT_MS)
         self.pin_entry = None
-        self.pending = None
-        self.card_pan_masked = pan_masked
+        # the request in flight (financial.check_response reads them off this object)
+        self.mtype = None
+        self.trace = None
+        self.ksn = None
+        self.mac_key = None
         self._show_menu()
 
     # -- driven by the terminal --
@@ -88,71 +107,98 @@ class Transaction:
         return False
 
     def on_error(self, fields):
-        if self.state != "wait" or fields.get(m.K_ERROR_TYPE) != self.pending.mtype:
+        if self.state != "wait" or fields.get(m.K_ERROR_TYPE) != self.mtype:
             return False
         self._finish_wait()
-        if fields.get(m.K_ERROR_CODE) == m.ERR_ISSUER_UNAVAILABLE:
+        code = fields.get(m.K_ERROR_CODE)
+        if code == m.ERR_ISSUER_UNAVAILABLE:
             self._show_message("NOT AVAILABLE", "Issuer", "unavailable", "Try again later")
+        elif code == m.ERR_SECURITY:
+            # the issuer could not verify our request (its MAC): altered on the way
+            self._show_message("NOT COMPLETED", "Request failed", "security check",
+                               "Try again later")
         else:
             self._show_message("NOT COMPLETED", "Request refused", "by the bridge",
                                str(fields.get(m.K_ERROR_TEXT, ""))[:16])
         return True
 
     def on_link_failed(self, mtype):
-        if self.state == "wait" and self.pending and mtype == self.pending.mtype:
+        if self.state == "wait" and mtype == self.mtype:
             self._finish_wait()
             self._show_message("NOT SENT", "Host offline", "Request not sent", "Try again later")
 
     # -- steps --
 
     def _start_pin(self):
+        from digit_entry import PinEntry
         self.state = "pin"
         self.term.keys.flush()
         self.pin_entry = PinEntry(self.term.keys, self.term.clock)
         self._show_pin()
 
     def _send_request(self, pin):
-        import financial  # the DUKPT and MAC code loads only when a PIN is entered
-        import dukpt
         term = self.term
         self.state = "wait"
+        self.pin_entry = None
+        _unload("digit_entry")
         term.display.show("BALANCE", "", "Processing...", "", "Please wait")
         try:
-            keys = term.keys_config()
-            counter, trace = term.next_counters()
-            body, self.pending = financial.build_balance_request(
-                term.terminal_id, trace, wallclock.now() or 0, self.card, pin, keys, counter)
-        except dukpt.DUKPTError:
-            self._show_message("OUT OF SERVICE", "Terminal keys", "exhausted",
-                               "Call for service")
-            return
-        except term.NotProvisioned:
-            self._show_message("OUT OF SERVICE", "Terminal not", "provisioned", "")
-            return
+            body = self._build_request(pin)
         finally:
-            dukpt.wipe(pin)  # the PIN block code wiped it; an error path may not have
-        # the PIN block and key derivation are done: their code leaves the heap before the
-        # answer (MAC check, texts) needs room
-        for name in ("pinblock", "dukpt"):
-            sys.modules.pop(name, None)
-        gc.collect()
+            # the key, PIN block and MAC code leave the heap before the answer needs room
+            _unload("financial", "terminal_keys", "dukpt", "pinblock", "cmac")
+        if body is None:
+            return
         if not term.link.send(m.BALANCE_REQUEST, body):
             self._finish_wait()
             self._show_message("BUSY", "Link busy", "Try again", "")
             return
         self.deadline = time.ticks_add(term.clock(), ANSWER_TIMEOUT_MS)
 
+    def _build_request(self, pin):
+        """The request's body, its identity kept on self; None (and the reason shown)
+        when the terminal cannot make one. `pin` is wiped whatever happens."""
+        import terminal_keys
+        term = self.term
+        keys = None
+        try:
+            keys = terminal_keys.load(term.store)
+            counter, trace = terminal_keys.next_counters(term.store)
+            _unload("dukpt")  # the request code loads it again, without the counter code
+            import financial
+            body, pending = financial.build_balance_request(
+                term.terminal_id, trace, wallclock.now() or 0, self, pin, keys, counter)
+        except terminal_keys.Exhausted:
+            self._show_message("OUT OF SERVICE", "Terminal keys", "exhausted",
+                               "Call for service")
+            return None
+        except terminal_keys.NotProvisioned:
+            self._show_message("OUT OF SERVICE", "Terminal not", "provisioned", "")
+            return None
+        finally:
+            # the PIN block code wiped the PIN; an error path may not have
+            for i in range(len(pin)):
+                pin[i] = 0
+            if keys is not None:
+                keys.wipe()
+        self.mtype, self.trace, self.ksn, self.mac_key = (
+            pending.mtype, pending.trace, pending.ksn, pending.mac_key)
+        return body
+
     def _on_response(self, body):
         import financial
-        import screens
         try:
-            f = financial.check_response(body, self.pending, self.term.terminal_id)
+            f = financial.check_response(body, self, self.term.terminal_id)
         except financial.SecurityError:
-            self._finish_wait()
+            f = None
+        financial = None
+        self._finish_wait()
+        _unload("financial", "cmac")
+        if f is None:
             self._show_message("SECURITY ERROR", "Answer failed", "verification.",
                                "Nothing shown.")
             return
-        self._finish_wait()
+        import screens
         code = f[_K_RSP_CODE]
         note1, note2 = screens.notification_lines(f.get(_K_RSP_NOTIFY))
         if code == "00":
@@ -169,10 +215,17 @@ class Transaction:
                               ("%d tries left" % tries) if isinstance(tries, int) else "",
                               "", note1, note2, "Card " + self.card_pan_masked[-8:])
 
+    def wipe(self):
+        """Forget the request's key (the terminal calls it when a visit ends by fault)."""
+        key = self.mac_key
+        if key is not None:
+            for i in range(len(key)):
+                key[i] = 0
+            self.mac_key = None
+
     def _finish_wait(self):
-        if self.pending is not None:
-            self.pending.wipe()
-            self.pending = None
+        self.wipe()
+        self.mtype = None
         gc.collect()
 
     # -- screens --

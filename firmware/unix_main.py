@@ -34,8 +34,10 @@ def main():
     card = open(int(opts["card"]), "rb") if "card" in opts else None
     pinpad = open(int(opts["pinpad"]), "rb") if "pinpad" in opts else None
     store = Store(opts["state"]) if "state" in opts else None
-    Terminal(link, panel, terminal_id=opts.get("terminal-id", settings.TERMINAL_ID),
-             card_stream=card, pinpad_stream=pinpad, store=store).run()
+    terminal = Terminal(link, panel, terminal_id=opts.get("terminal-id", settings.TERMINAL_ID),
+                        card_stream=card, pinpad_stream=pinpad, store=store)
+    terminal.fault_log = sys.stderr
+    terminal.run()
 
 
 main()

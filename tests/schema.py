@@ -14,6 +14,12 @@ RULES = {
     p.STATUS_REQUEST: "status-request",
     p.STATUS: "status",
     p.ERROR: "error",
+    p.BALANCE_REQUEST: "balance-request",
+    p.BALANCE_RESPONSE: "balance-response",
+    p.PURCHASE_REQUEST: "purchase-request",
+    p.PURCHASE_RESPONSE: "purchase-response",
+    p.REVERSAL_REQUEST: "reversal-request",
+    p.REVERSAL_RESPONSE: "reversal-response",
 }
 
 

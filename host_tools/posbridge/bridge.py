@@ -1,7 +1,8 @@
 """The bridge: answers the board's messages on a HostLink.
 
-Boot handshake (HELLO -> HELLO_REPLY with the time) and liveness (STATUS_REQUEST ->
-STATUS both ways). Errors travel as data: a message the bridge cannot handle gets an
+Boot handshake (HELLO -> HELLO_REPLY with the time), liveness (STATUS_REQUEST ->
+STATUS both ways), and the financial requests, passed to the issuer whole: balance
+(0x10 -> 0x11), purchase (0x12 -> 0x13), reversal (0x14 -> 0x15). Errors travel as data: a message the bridge cannot handle gets an
 ERROR back, never silence."""
 import logging
 import threading
@@ -36,7 +37,9 @@ class Bridge:
             p.ERROR: self.on_error,
         }
         # financial requests go to the issuer whole: it checks the MAC over these bytes
-        self.raw_handlers = {p.BALANCE_REQUEST: self.on_balance_request}
+        self.raw_handlers = {p.BALANCE_REQUEST: self.on_balance_request,
+                             p.PURCHASE_REQUEST: self.on_purchase_request,
+                             p.REVERSAL_REQUEST: self.on_reversal_request}
 
     def serve(self, stop: threading.Event, status_interval: Optional[float] = None):
         """Answer messages until stop is set or the port goes away (LinkClosed)."""
@@ -100,26 +103,40 @@ class Bridge:
         self.send(p.STATUS, status)
 
     def on_balance_request(self, body: bytes):
+        self._to_issuer(p.BALANCE_REQUEST, p.BALANCE_RESPONSE, body,
+                        lambda issuer: issuer.handle_balance_request)
+
+    def on_purchase_request(self, body: bytes):
+        self._to_issuer(p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE, body,
+                        lambda issuer: issuer.handle_purchase_request)
+
+    def on_reversal_request(self, body: bytes):
+        self._to_issuer(p.REVERSAL_REQUEST, p.REVERSAL_RESPONSE, body,
+                        lambda issuer: issuer.handle_reversal_request)
+
+    def _to_issuer(self, request_type: int, response_type: int, body: bytes, method):
+        """The issuer's MAC'd answer, or an ERROR about `request_type` when there is
+        none (docs/issuer.md, "For the bridge")."""
         from .issuer.errors import (IssuerRequestError, IssuerSecurityError,
                                     IssuerUnavailable)
         if self.issuer is None:
             self.reply_error(p.ERR_ISSUER_UNAVAILABLE, "no issuer behind this bridge",
-                             p.BALANCE_REQUEST)
+                             request_type)
             return
         try:
-            response = self.issuer.handle_balance_request(body)
+            response = method(self.issuer)(body)
         except IssuerRequestError as exc:
-            self.reply_error(p.ERR_MALFORMED, str(exc), p.BALANCE_REQUEST)
+            self.reply_error(p.ERR_MALFORMED, str(exc), request_type)
         except IssuerSecurityError as exc:
             log.warning("security: %s", exc)
-            self.reply_error(p.ERR_SECURITY, "request refused: security", p.BALANCE_REQUEST)
+            self.reply_error(p.ERR_SECURITY, "request refused: security", request_type)
         except IssuerUnavailable:
-            self.reply_error(p.ERR_ISSUER_UNAVAILABLE, "issuer unavailable", p.BALANCE_REQUEST)
+            self.reply_error(p.ERR_ISSUER_UNAVAILABLE, "issuer unavailable", request_type)
         except Exception:  # the board must get an answer whatever broke here
             log.exception("issuer failed")
-            self.reply_error(p.ERR_INTERNAL, "issuer failed", p.BALANCE_REQUEST)
+            self.reply_error(p.ERR_INTERNAL, "issuer failed", request_type)
         else:
-            self.send(p.BALANCE_RESPONSE, response)
+            self.send(response_type, response)
 
     def on_status(self, f: dict):
         self.board_status = p.named(p.STATUS, f)

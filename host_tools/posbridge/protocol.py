@@ -15,6 +15,10 @@ STATUS = 0x04
 ERROR = 0x0F
 BALANCE_REQUEST = 0x10
 BALANCE_RESPONSE = 0x11
+PURCHASE_REQUEST = 0x12
+PURCHASE_RESPONSE = 0x13
+REVERSAL_REQUEST = 0x14
+REVERSAL_RESPONSE = 0x15
 
 ERR_UNSUPPORTED_TYPE = 1
 ERR_MALFORMED = 2
@@ -26,7 +30,9 @@ MAC_LEN = 8  # AES-CMAC truncated to 8 bytes (NIST SP 800-38B allows 64 bits)
 
 TYPE_NAMES = {TYPE_ACK: "ACK", HELLO: "HELLO", HELLO_REPLY: "HELLO_REPLY",
               STATUS_REQUEST: "STATUS_REQUEST", STATUS: "STATUS", ERROR: "ERROR",
-              BALANCE_REQUEST: "BALANCE_REQUEST", BALANCE_RESPONSE: "BALANCE_RESPONSE"}
+              BALANCE_REQUEST: "BALANCE_REQUEST", BALANCE_RESPONSE: "BALANCE_RESPONSE",
+              PURCHASE_REQUEST: "PURCHASE_REQUEST", PURCHASE_RESPONSE: "PURCHASE_RESPONSE",
+              REVERSAL_REQUEST: "REVERSAL_REQUEST", REVERSAL_RESPONSE: "REVERSAL_RESPONSE"}
 
 # field names per message type, for logs and the monitor
 FIELDS = {
@@ -41,7 +47,16 @@ FIELDS = {
     BALANCE_RESPONSE: {1: "terminal_id", 2: "trace", 3: "response_code", 4: "approval_code",
                        5: "available", 6: "ledger", 7: "currency", 8: "notification",
                        9: "ksn", 10: "pin_tries_left", 15: "mac"},
+    PURCHASE_REQUEST: {1: "terminal_id", 2: "trace", 3: "time", 4: "card", 5: "pin_block",
+                       6: "ksn", 7: "mac", 8: "amount", 9: "currency", 10: "merchant_id",
+                       11: "merchant_name"},
+    REVERSAL_REQUEST: {1: "terminal_id", 2: "trace", 3: "time", 6: "ksn", 7: "mac",
+                       8: "amount", 9: "currency", 12: "original_trace", 13: "original_ksn",
+                       14: "reason"},
+    REVERSAL_RESPONSE: {1: "terminal_id", 2: "trace", 3: "response_code", 9: "ksn",
+                        12: "original_trace", 15: "mac", 16: "outcome"},
 }
+FIELDS[PURCHASE_RESPONSE] = FIELDS[BALANCE_RESPONSE]   # the same keys
 LINK_COUNTERS = {1: "tx", 2: "rx", 3: "retransmits", 4: "duplicates", 5: "crc_errors",
                  6: "framing_errors", 7: "oversize", 8: "bad_header", 9: "failures",
                  10: "short_writes"}

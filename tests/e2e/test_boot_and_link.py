@@ -111,11 +111,16 @@ def _board_rx_counts(s):
 def test_make_demo_scenario_runs(tmp_path):
     out = subprocess.run([POSBRIDGE, "emulate", "--scenario", str(ROOT / "scenarios/demo.json"),
                           "--screens", str(tmp_path)],
-                         capture_output=True, text=True, timeout=90,
+                         capture_output=True, text=True, timeout=180,
                          env=dict(os.environ, COLUMNS="100"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Insert card" in out.stdout and "HELLO_REPLY" in out.stdout
     assert "heap free=" in out.stdout
+    # the balance inquiries of issue 3, within the 64 KiB heap
+    assert "SMS sent to" in out.stdout and "Restricted card" in out.stdout
+    assert "Terminal error" not in out.stdout
+    # Li Wei's balance SMS and wrong PIN alert, the frozen card's security alert
+    assert "issuer outbox: 3 message(s)" in out.stdout
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
 

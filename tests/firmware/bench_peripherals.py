@@ -16,15 +16,16 @@ RECORD = b"\x02" + BODY + bytes((LRC,))
 gc.collect()
 free_start = gc.mem_free()
 import card_reader  # noqa: E402  (and wallclock, which it imports)
-import pin_pad  # noqa: E402
+import digit_entry  # noqa: E402
+import keypad  # noqa: E402
 gc.collect()
 free_imported = gc.mem_free()
 free_ready = free_imported
 
 reader = card_reader.CardReader(ScriptedStream(), now=lambda: None)
-keys = pin_pad.KeyReader(ScriptedStream())
+keys = keypad.KeyReader(ScriptedStream())
 clock = FakeClock()
-entry = pin_pad.PinEntry(keys, clock)
+entry = digit_entry.PinEntry(keys, clock)
 gc.collect()
 free_drivers = gc.mem_free()
 
@@ -41,7 +42,7 @@ assert type(card) is card_reader.Card and result[0] == "pin"
 gc.collect()
 free_after = gc.mem_free()
 
-print("heap (64k): free at start %d; after importing card_reader+pin_pad %d (modules %d bytes)"
+print("heap (64k): free at start %d; after importing card_reader+keypad+digit_entry %d (modules %d bytes)"
       % (free_start, free_imported, free_start - free_imported))
 print("drivers built (CardReader, KeyReader, PinEntry): %d bytes"
       % (free_ready - free_drivers))

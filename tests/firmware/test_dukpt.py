@@ -80,7 +80,7 @@ def test_each_set_bit_is_one_derivation_from_the_key_without_the_lowest_bit():
 def test_counter_zero_is_refused():
     _, ik, ikid = _provisioned()
     err = raises(DUKPTError, dukpt.transaction_key, ik, ikid, 0)
-    assert "transaction counter" in str(err)
+    assert "counter" in str(err)
     raises(DUKPTError, dukpt.make_ksn, ikid, 0)
     raises(DUKPTError, dukpt.split_ksn, ikid + bytes(4))
 
@@ -90,7 +90,7 @@ def test_counter_with_more_than_16_one_bits_is_refused():
     for counter in (0x0001FFFF, 0xFFFF8000, 0xFFFFFFFF, 0x5555AAAB):
         assert dukpt.one_bits(counter) > 16
         err = raises(DUKPTError, dukpt.transaction_key, ik, ikid, counter)
-        assert "16 one-bits" in str(err)
+        assert "counter bits" in str(err)
         raises(DUKPTError, dukpt.working_key, bytes(16), ikid, counter,
                dukpt.KEY_USAGE_PIN_ENCRYPTION)
 
@@ -144,9 +144,9 @@ def test_exhaustion_after_the_last_counter():
 def test_key_and_id_sizes_are_checked():
     _, ik, ikid = _provisioned()
     err = raises(DUKPTError, dukpt.transaction_key, ik[:15], ikid, 1)
-    assert "initial key:" in str(err)
+    assert "key size" in str(err)
     err = raises(DUKPTError, dukpt.transaction_key, ik, ikid[:7], 1)
-    assert "initial key ID" in str(err)
+    assert "key ID size" in str(err)
     raises(DUKPTError, dukpt.make_ksn, ikid + b"\x00", 1)
     raises(DUKPTError, dukpt.split_ksn, bytes(11))
     raises(DUKPTError, dukpt.working_key, bytes(15), ikid, 1, dukpt.KEY_USAGE_PIN_ENCRYPTION)

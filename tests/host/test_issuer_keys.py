@@ -58,6 +58,21 @@ def test_working_key(tx, name, usage):
         bytes.fromhex(tx[name])
 
 
+@pytest.mark.parametrize("name,usage", WORKING_KEYS, ids=[n for n, _ in WORKING_KEYS])
+@pytest.mark.parametrize("tx", TRANSACTIONS, ids=lambda tx: tx["ksn"])
+def test_terminal_side_working_key_from_the_initial_key(tx, name, usage):
+    ksn = bytes.fromhex(tx["ksn"])
+    assert issuer_keys.transaction_key_from_initial(IK, ksn) == bytes.fromhex(tx["transaction_key"])
+    assert issuer_keys.working_key_from_initial(IK, ksn, usage) == bytes.fromhex(tx[name])
+
+
+@pytest.mark.parametrize("counter", COUNTERS)
+def test_terminal_side_keys_equal_the_issuers(counter):
+    for usage in (KeyUsage.MAC_GENERATION, KeyUsage.MAC_VERIFICATION, KeyUsage.PIN_ENCRYPTION):
+        assert issuer_keys.working_key_from_initial(IK, ksn_of(counter), usage) == \
+            issuer_keys.derive_working_key(BDK, ksn_of(counter), usage)
+
+
 def test_iso9564_format4_example_deciphers():
     block = bytes.fromhex(EXAMPLE["encrypted_pin_block"])
     ksn = bytes.fromhex(EXAMPLE["ksn"])

@@ -1,5 +1,5 @@
 """The emulator's card reader and PIN pad (posbridge/peripherals.py) against the board's
-drivers (firmware/card_reader.py, firmware/pin_pad.py): what the simulators send is what
+drivers (firmware/card_reader.py, firmware/keypad.py, digit_entry.py): what the simulators send is what
 the drivers accept, and no corruption of a record makes the driver raise or pass a card.
 docs/peripherals.md is the protocol. The card numbers and PINs are made-up test data.
 """
@@ -25,7 +25,8 @@ from tests.cpython_shims import install as install_cpython_shims  # noqa: E402
 install_cpython_shims()
 
 import card_reader  # noqa: E402  (needs the path and the shims above)
-import pin_pad  # noqa: E402
+import digit_entry  # noqa: E402
+import keypad  # noqa: E402
 
 NOW = calendar.timegm((2024, 6, 15, 0, 0, 0))
 SETTINGS = settings(max_examples=300, deadline=None,
@@ -126,7 +127,7 @@ def test_pin_pad_sim_over_a_pipe_to_the_board_driver():
     rfile, w = nonblocking_pipe()
     try:
         clock = [0]
-        entry = pin_pad.PinEntry(pin_pad.KeyReader(rfile), lambda: clock[0])
+        entry = digit_entry.PinEntry(keypad.KeyReader(rfile), lambda: clock[0])
         pad = sim.PinPadSim(w)
         pad.press("12")
         assert entry.poll() is None and entry.masked() == "**"
@@ -136,7 +137,7 @@ def test_pin_pad_sim_over_a_pipe_to_the_board_driver():
         assert entry.poll() == ("pin", bytearray(b"1234"))
         entry.restart()
         pad.press("99X")
-        assert entry.poll() == pin_pad.CANCEL
+        assert entry.poll() == digit_entry.CANCEL
     finally:
         rfile.close()
         os.close(w)
@@ -208,6 +209,6 @@ def test_arbitrary_bytes_never_raise_or_give_a_bad_pan(noise):
 def test_any_pin_keyed_after_corrections_comes_out(pin, noise):
     # keys typed and cleared first, then the PIN: the PIN alone comes out
     keys = sim.pin_keys(noise + "C" + pin + "E")
-    entry = pin_pad.PinEntry(pin_pad.KeyReader(BytesStream(keys, 3)), lambda: 0)
+    entry = digit_entry.PinEntry(keypad.KeyReader(BytesStream(keys, 3)), lambda: 0)
     assert entry.poll() == ("pin", bytearray(pin.encode()))
     assert entry.buf == bytearray(len(entry.buf))

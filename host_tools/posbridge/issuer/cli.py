@@ -2,7 +2,10 @@
 
     posbridge issuer init [--force]           a new database with the demo data set
     posbridge issuer card add --pan ... ...   one more card, account and cardholder
-    posbridge issuer ledger [--json]          cards (masked), balances, status, PIN tries
+    posbridge issuer ledger [--json]          cards (masked), balances, status, PIN tries,
+                                              limits and each card's account postings
+    posbridge issuer journal [--json]         every transaction: what was charged, what
+                                              reversed
     posbridge issuer outbox [--json]          the alerts the issuer made
 
 and, in cli_notify.py, the notification engine's: alerts, account, remind, dispatch,
@@ -109,15 +112,29 @@ def card():
               show_default=True, help="Alert kinds chosen, comma-separated.")
 @click.option("--status", type=click.Choice(codes.CARD_STATUSES), default="active",
               show_default=True)
+@click.option("--purchase-limit", default=None,
+              help="The card's single-purchase limit in major units (61 above it).")
+@click.option("--alert-threshold", default=None,
+              help="No purchase alert below this amount, major units of the policy's "
+                   "currency (default: the bank's; `alerts set --threshold` changes it).")
 @_friendly
 def card_add(pan, pin, expiry, balance, currency, name, phone, subscribe, channel, kinds,
-             status):
+             status, purchase_limit, alert_threshold):
     """Add a card with a new account and cardholder."""
     check_pan(pan)
     check_pin_format(pin)
     parse_expiry(expiry)
     currency = currency_code(currency)
     available = parse_amount(balance, currency)
+    if purchase_limit is not None:
+        purchase_limit = parse_amount(purchase_limit, currency)
+        if purchase_limit <= 0:
+            raise ValueError("purchase limit: more than 0 expected")
+    threshold = None
+    if alert_threshold is not None:
+        threshold = parse_amount(alert_threshold, _policy().currency)
+        if threshold < 0:
+            raise ValueError("alert threshold: 0 or more expected")
     if phone is not None:
         check_phone(phone)
     kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
@@ -128,7 +145,8 @@ def card_add(pan, pin, expiry, balance, currency, name, phone, subscribe, channe
     try:
         ledger.add_card(pan=pan, pin_hash=hash_pin(pin), expiry=expiry, available=available,
                         currency=currency, name=name, phone=phone, subscribed=subscribe,
-                        channel=channel, kinds=kinds, status=status)
+                        channel=channel, kinds=kinds, status=status,
+                        purchase_limit=purchase_limit, threshold=threshold)
     finally:
         ledger.close()
     click.echo(f"added card {mask_pan(pan)}: {status}, expires {expiry}, "
@@ -146,12 +164,20 @@ def _alerts(holder) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_friendly
 def ledger_command(as_json):
-    """Cards (masked), balances, status and PIN tries left."""
+    """Cards (masked), balances, status, PIN tries left, limits, postings."""
     ledger = _ledger()
     try:
         cards = ledger.cards()
+        entries = ledger.ledger_entries()
     finally:
         ledger.close()
+    postings = {}
+    for e in entries:
+        postings.setdefault(e["account_id"], []).append({
+            "transaction": e["transaction_id"], "kind": e["kind"],
+            "terminal_id": e["terminal_id"], "trace": e["trace_number"],
+            "amount": e["amount"], "available_after": e["available_after"],
+            "ledger_after": e["ledger_after"]})
     if as_json:
         click.echo(json.dumps([{
             "card": c.masked, "status": c.status, "expiry": c.expiry,
@@ -161,6 +187,11 @@ def ledger_command(as_json):
             "phone": mask_phone(c.holder.phone) if c.holder.phone else None,
             "subscribed": c.holder.subscribed, "channel": c.holder.channel,
             "alert_kinds": sorted(c.holder.kinds),
+            "alert_threshold": c.holder.threshold,
+            "purchase_limit": c.purchase_limit,
+            "account_purchase_limit": c.account_purchase_limit,
+            "credit_limit": c.credit_limit,
+            "postings": postings.get(c.account_id, []),
         } for c in cards], indent=2, ensure_ascii=False))
         return
     if not cards:
@@ -173,6 +204,62 @@ def ledger_command(as_json):
                    f"{format_amount(c.available, c.currency):>16} "
                    f"{format_amount(c.ledger, c.currency):>16}  {c.holder.name:<12} "
                    f"{_alerts(c.holder)}")
+        for e in postings.get(c.account_id, []):
+            click.echo(f"    #{e['transaction']:<5} {e['kind']:<9} {e['terminal_id']}/"
+                       f"{e['trace']:<6} {format_amount(e['amount'], c.currency):>16} "
+                       f"-> {format_amount(e['available_after'], c.currency)}")
+
+
+def _charged(row) -> int:
+    """What a purchase row still costs the cardholder: its amount if it was approved
+    and no reversal closed it, else 0."""
+    if (row["kind"] == "purchase" and row["response_code"] == codes.APPROVED
+            and row["reversed_by"] is None):
+        return row["amount"]
+    return 0
+
+
+@issuer.command("journal")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_friendly
+def journal_command(as_json):
+    """Every transaction: identity, card (masked), response, what was charged and what
+    reversed."""
+    ledger = _ledger()
+    try:
+        rows = ledger.journal()
+    finally:
+        ledger.close()
+    for row in rows:
+        row["charged"] = _charged(row)
+        # credited back by a reversal (reversed_by alone: a reversal closed it, which for
+        # a declined purchase or one that came after its reversal credits nothing)
+        row["reversed"] = (row["kind"] == "purchase" and row["response_code"] == codes.APPROVED
+                           and row["reversed_by"] is not None)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("journal is empty")
+        return
+    for r in rows:
+        when = datetime.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        money = (format_amount(r["amount"], r["currency"])
+                 if r["amount"] is not None and r["currency"] else "")
+        line = (f"#{r['id']:<5} {when}  {r['terminal_id']}/{r['trace_number']:<6} "
+                f"{r['kind']:<15} {r['response_code']} {r['card'] or '-':<19} {money}")
+        if r["kind"] == "purchase":
+            line += f"  {r['merchant_name']}"
+            if r["charged"]:
+                line += "  charged"
+            elif r["reversed"]:
+                line += f"  reversed by #{r['reversed_by']}"
+            elif r["reversed_by"] is not None:
+                line += f"  closed by reversal #{r['reversed_by']}"
+        elif r["kind"] == "reversal":
+            line += (f"  of {r['terminal_id']}/{r['original_trace']}: "
+                     f"{codes.REVERSAL_OUTCOMES.get(r['reversal_outcome'], '-')}")
+        click.echo(line.rstrip())
 
 
 @issuer.command("outbox")

@@ -2,11 +2,12 @@
 the CLI and docs/issuer.md all read them from here."""
 
 APPROVED = "00"
+INVALID_AMOUNT = "13"          # purchases: not in the account's currency
 INVALID_CARD = "14"
-INSUFFICIENT_FUNDS = "51"      # purchases (issue 4)
+INSUFFICIENT_FUNDS = "51"      # purchases
 EXPIRED_CARD = "54"
 INCORRECT_PIN = "55"
-EXCEEDS_LIMIT = "61"           # purchases (issue 4)
+EXCEEDS_LIMIT = "61"           # purchases: over the card's or account's single-purchase limit
 RESTRICTED_CARD = "62"
 PIN_TRIES_EXCEEDED = "75"
 ISSUER_UNAVAILABLE = "91"      # never MAC'd by the issuer: see errors.py
@@ -15,11 +16,12 @@ SYSTEM_MALFUNCTION = "96"
 
 RESPONSE_CODES = {
     APPROVED: "approved",
+    INVALID_AMOUNT: "invalid amount",
     INVALID_CARD: "invalid card number",
     INSUFFICIENT_FUNDS: "insufficient funds",
     EXPIRED_CARD: "expired card",
     INCORRECT_PIN: "incorrect PIN",
-    EXCEEDS_LIMIT: "exceeds withdrawal limit",
+    EXCEEDS_LIMIT: "exceeds amount limit",
     RESTRICTED_CARD: "restricted card",
     PIN_TRIES_EXCEEDED: "PIN tries exceeded",
     ISSUER_UNAVAILABLE: "issuer unavailable",
@@ -32,7 +34,7 @@ QUEUED = 1
 SENT = 2
 NOT_SUBSCRIBED = 3
 KIND_NOT_CHOSEN = 4
-BELOW_THRESHOLD = 5
+BELOW_THRESHOLD = 5            # purchases: detail (key 4) = the threshold
 BANK_DOES_NOT_ALERT = 6
 NO_PHONE = 7
 QUIET_HOURS = 8
@@ -52,6 +54,26 @@ NOTIFY_STATUSES = {
     GATEWAY_FAILED: "gateway failed",
     NOTHING_TO_ALERT: "nothing to alert",
     SECURITY_ALERT: "security alert sent",
+}
+
+# reversal-response key 16 (docs/protocol.cddl `reversal-outcome`); every one of them
+# comes with response code 00: the reversal is acknowledged
+REVERSED = 1                   # the purchase was charged: credited back now
+NOTHING_CHARGED = 2            # original not found (recorded: it is declined if it comes
+                               # later) or declined: nothing to credit
+ALREADY_REVERSED = 3           # an earlier reversal credited it: nothing more
+
+REVERSAL_OUTCOMES = {
+    REVERSED: "reversed",
+    NOTHING_CHARGED: "nothing charged (original not found or declined)",
+    ALREADY_REVERSED: "already reversed",
+}
+
+# reversal-request key 14, why the terminal reverses
+REVERSAL_REASONS = {
+    1: "no answer in time",
+    2: "answer failed verification",
+    3: "power cut recovery",
 }
 
 # alert kinds a cardholder can choose and a bank can switch off (notify.py has them as

@@ -32,8 +32,10 @@ class DemoCard:
     subscribed: bool = False
     channel: str = "sms"
     kinds: tuple = codes.DEFAULT_ALERT_KINDS
+    purchase_limit: "int | None" = None          # the card's single-purchase limit
+    account_purchase_limit: "int | None" = None  # the account's
     shows: str = ""              # what a balance inquiry with PIN 1234 answers
-    threshold: "int | None" = None          # own purchase threshold, minor units
+    threshold: "int | None" = None          # own purchase alert threshold, minor units
     quiet_hours: "str | None" = None
     language: "str | None" = None
     credit_limit: int = 0
@@ -42,13 +44,14 @@ class DemoCard:
 
 DEMO_CARDS = (
     DemoCard("4761730000000011", "Li Wei", 1234567, phone="13812345678", subscribed=True,
-             kinds=codes.ALERT_KINDS, credit_limit=2000000,
+             kinds=codes.ALERT_KINDS, purchase_limit=500000, credit_limit=2000000,
              statement=(234500, 23450, "2026-12-10"), shows="00, SMS sent to 138****5678"),
     DemoCard("4761730000000029", "Zhang Min", 88000, phone="13987654321",
              shows="00, alerts not subscribed"),
     DemoCard("4761730000000037", "Wang Fang", 500000, phone="13700001111", subscribed=True,
-             channel="app", kinds=codes.ALERT_KINDS, quiet_hours="22:00-07:00",
-             language="zh", credit_limit=1000000, statement=(100000, 10000, "2026-12-10"),
+             channel="app", kinds=codes.ALERT_KINDS, account_purchase_limit=200000,
+             threshold=10000, quiet_hours="22:00-07:00", language="zh",
+             credit_limit=1000000, statement=(100000, 10000, "2026-12-10"),
              shows="00, app push to 137****1111"),
     DemoCard("4761730000000045", "Chen Jie", 30000, subscribed=True,
              shows="00, no phone on file"),
@@ -71,9 +74,11 @@ def load_demo(ledger) -> int:
                 pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
                 available=card.balance, currency=CNY, name=card.name, phone=card.phone,
                 subscribed=card.subscribed, channel=card.channel, kinds=card.kinds,
-                status=card.status, credit_limit=card.credit_limit)
+                status=card.status, credit_limit=card.credit_limit,
+                purchase_limit=card.purchase_limit,
+                account_purchase_limit=card.account_purchase_limit, threshold=card.threshold)
             holder_id = ledger.card_by_pan(card.pan).holder.id
-            preferences.update(ledger, holder_id, threshold=card.threshold,
+            preferences.update(ledger, holder_id,
                                quiet_hours=card.quiet_hours and QuietHours.parse(card.quiet_hours),
                                language=card.language)
             if card.statement:

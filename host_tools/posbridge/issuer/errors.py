@@ -1,6 +1,6 @@
 """What the issuer raises instead of answering, and what the bridge does with each.
 
-A balance response is only ever sent MAC'd under the key of the request. When the
+A response is only ever sent MAC'd under the key of the request. When the
 issuer cannot produce one, it raises one of these and the bridge answers the board
 with an ERROR message (docs/protocol.md), which the board never takes for an answer:
 
@@ -20,7 +20,7 @@ class IssuerError(Exception):
 
 
 class IssuerRequestError(IssuerError):
-    """The request body is not a balance-request: the message names the field."""
+    """The request body is not a request of its type: the message names the field."""
 
 
 class IssuerSecurityError(IssuerError):

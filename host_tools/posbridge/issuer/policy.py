@@ -7,7 +7,8 @@
 A setting that ends in ".toml" is a policy file. Anything else is read as the words of
 the spec string that came before the file (kept so that existing set-ups still work):
 balance-alerts | no-balance-alerts, wrong-pin-alerts | no-wrong-pin-alerts,
-send | queue, utc-offset=MINUTES, each applied on top of the defaults.
+purchase-alerts | no-purchase-alerts, send | queue, utc-offset=MINUTES, each applied on
+top of the defaults (the *-alerts words switch a kind of [alerts] on or off).
 """
 import os
 import tomllib
@@ -50,6 +51,10 @@ class Policy:
     @property
     def alert_wrong_pin(self) -> bool:
         return "wrong_pin" in self.kinds
+
+    @property
+    def alert_purchases(self) -> bool:
+        return "purchase" in self.kinds
 
     def alerts(self, kind: str) -> bool:
         return kind in self.kinds
@@ -117,6 +122,8 @@ _FLAGS = {
     "no-balance-alerts": lambda p: p.without("balance_inquiry"),
     "wrong-pin-alerts": lambda p: replace(p, kinds=p.kinds | {"wrong_pin"}),
     "no-wrong-pin-alerts": lambda p: p.without("wrong_pin"),
+    "purchase-alerts": lambda p: replace(p, kinds=p.kinds | {"purchase"}),
+    "no-purchase-alerts": lambda p: p.without("purchase"),
     "send": lambda p: replace(p, send_immediately=True),
     "queue": lambda p: replace(p, send_immediately=False),
 }

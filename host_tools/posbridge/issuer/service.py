@@ -1,17 +1,22 @@
-"""The issuer: a balance request in, a MAC'd balance response out.
+"""The issuer: a financial request in, a MAC'd response out.
 
     issuer = Issuer(Ledger.open(path), Policy(), Faults())
-    response_body = issuer.handle_balance_request(request_body)
+    response_body = issuer.handle_balance_request(request_body)    # 0x10 -> 0x11
+    response_body = issuer.handle_purchase_request(request_body)   # 0x12 -> 0x13
+    response_body = issuer.handle_reversal_request(request_body)   # 0x14 -> 0x15
 
 Before any answer exists (errors.py says what the bridge sends instead):
   fault "unavailable"                               -> IssuerUnavailable
-  body not a balance-request                        -> IssuerRequestError
+  body not a request of its type                    -> IssuerRequestError
   no key set for the KSN's BDK id, KSN counter bad  -> IssuerSecurityError
   request MAC wrong                                 -> IssuerSecurityError
   the database fails while looking up the key       -> IssuerInternalError
-Then, in one SQLite transaction (the journal row, PIN tries and outbox rows together):
+Then, in one SQLite transaction (the journal row, PIN tries, balances with their ledger
+entry, and outbox rows together):
   identity (terminal id, trace number) seen with the same request bytes -> the stored
       response, byte for byte (nothing changes); with other bytes -> 94, not journaled
+Balance inquiry and purchase:
+  purchase whose identity a reversal already closed -> 94, not charged (journaled)
   card not on file          -> 14
   card frozen or blocked    -> 62, with a security alert (kind frozen_card)
   expiry passed (on file or on the card) at the request's time -> 54
@@ -19,14 +24,30 @@ Then, in one SQLite transaction (the journal row, PIN tries and outbox rows toge
   PIN block undecipherable  -> 96 (tries unchanged)
   wrong PIN                 -> one try less: 55 with the tries left (key 10), or 75 with
                                0 and a security alert when none are left
-  right PIN                 -> tries back to 3; 00 with approval code and balances
+  right PIN                 -> tries back to 3; a balance inquiry is approved (00)
+  purchase, right PIN:
+    currency not the account's                          -> 13
+    amount over the card's or the account's single-purchase limit -> 61
+    amount over available + credit limit                -> 51
+    otherwise                 -> 00: debited, with its ledger entry, approval code,
+                                 the balances after it and the purchase alert (kind
+                                 purchase, or large_amount above the large-amount limit)
   anything unexpected       -> the transaction rolled back; 96, journaled if possible
+Reversal (response code 00 = acknowledged, the outcome in key 16; never an alert):
+  the original purchase (terminal id, original trace, original KSN) approved and not
+      reversed              -> credited back, ledger entry, the purchase marked: 1
+  reversed already          -> nothing more: 3
+  declined, or not found    -> nothing to credit: 2. Journaled either way, so that an
+      original that arrives after its reversal is declined (94) and never charged.
+  anything unexpected       -> 96, not journaled: the same reversal sent again is
+                               processed afresh
 Faults "delay" and "bad-mac" act on the way out, after all of this.
 
-Alerts: notify.decide says what to do, alerts.make writes the message and, when the
-policy sends at once, hands it to the dispatcher's gateway before the response is made
-(so the response says 2 sent or 9 gateway failed); alerts.store keeps it in the outbox
-with the journal entry.
+Alerts: notify.decide says what to do; alerts.make writes the message in the
+cardholder's language and, when the policy sends at once, hands it to the dispatcher's
+gateway, so that the response says 2 sent or 9 gateway failed; alerts.store keeps it in
+the outbox with the journal entry. _write journals the transaction and posts its debit
+before the alert is made: an alert never goes out for a purchase whose debit failed.
 """
 import logging
 import secrets
@@ -42,25 +63,40 @@ from .errors import IssuerInternalError, IssuerSecurityError, IssuerUnavailable
 from .faults import Faults, corrupt_mac
 from .gateways import BuiltinGateway
 from .ledger import MAX_PIN_TRIES, Ledger, request_digest
-from .messages import balance_response, check_request_mac, parse_balance_request
+from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, balance_response,
+                       check_request_mac, parse_balance_request, parse_purchase_request,
+                       parse_reversal_request, reversal_response)
+from .money import format_amount
 from .pins import verify_pin
 from .policy import Policy
 
 log = logging.getLogger("posbridge.issuer")
 
-KIND_BALANCE_INQUIRY = "balance_inquiry"
+KIND_BALANCE_INQUIRY = BALANCE_INQUIRY
+KIND_PURCHASE = PURCHASE
+KIND_REVERSAL = REVERSAL
+_LABELS = {BALANCE_INQUIRY: "balance inquiry", PURCHASE: "purchase", REVERSAL: "reversal"}
 
 
 class _Outcome:
     """What the rules decided for one request, before it is written down."""
 
     def __init__(self, code, decision=notify.NOTHING, card=None, tries_left=None,
-                 text=None):
+                 text=None, debit=0, available=None, ledger=None, reversed_by=None):
         self.code = code
         self.decision = decision
         self.card = card
         self.tries_left = tries_left
-        self.text = text                   # text(language, kind) -> the alert's message
+        self.text = text                # text(language, kind) -> the alert's message
+        self.debit = debit              # minor units taken from the account (purchase)
+        self.available = available      # balances after the debit, when there is one
+        self.ledger = ledger
+        self.reversed_by = reversed_by  # the reversal that came before this purchase
+
+
+def _label(request, number=None):
+    return (f"{_LABELS[request.kind]} {request.terminal_id}/"
+            f"{request.trace_number if number is None else number}")
 
 
 class Issuer:
@@ -90,13 +126,24 @@ class Issuer:
         """For the bridge's STATUS: False while the "unavailable" fault is set."""
         return not self.faults.unavailable
 
-    # ---- the request ---------------------------------------------------------------
+    # ---- the requests --------------------------------------------------------------
 
     def handle_balance_request(self, body: bytes) -> bytes:
         """The CBOR balance-response body for a balance-request body (see module doc)."""
+        return self._handle(parse_balance_request, body)
+
+    def handle_purchase_request(self, body: bytes) -> bytes:
+        """The CBOR purchase-response body for a purchase-request body."""
+        return self._handle(parse_purchase_request, body)
+
+    def handle_reversal_request(self, body: bytes) -> bytes:
+        """The CBOR reversal-response body for a reversal-request body."""
+        return self._handle(parse_reversal_request, body)
+
+    def _handle(self, parse, body) -> bytes:
         if self.faults.unavailable:
             raise IssuerUnavailable("issuer unavailable")
-        request = parse_balance_request(body)
+        request = parse(body)
         with self._lock:                   # one connection, shared by the bridge's threads
             bdk = self._key_for(request)
             check_request_mac(bdk, request)
@@ -113,9 +160,15 @@ class Issuer:
         except sqlite3.Error as exc:
             raise IssuerInternalError(f"issuer database: {exc}") from None
         if bdk is None:
-            raise IssuerSecurityError(f"balance-request refused: no key set for BDK id "
+            raise IssuerSecurityError(f"{request.name} refused: no key set for BDK id "
                                       f"{request.bdk_id}")
         return bdk
+
+    def _declined(self, request, bdk, code) -> bytes:
+        """An answer that changes nothing: no balances, nothing alerted."""
+        if request.kind == REVERSAL:
+            return reversal_response(request, bdk, code)
+        return balance_response(request, bdk, code, notify.NOTHING.as_cbor_map())
 
     def _answer(self, request, bdk, digest) -> bytes:
         try:
@@ -124,33 +177,42 @@ class Issuer:
                                                         request.trace_number)
                 if previous is not None:
                     if previous.request_digest == digest:
-                        log.info("balance inquiry %s/%d repeated: original answer %s",
-                                 request.terminal_id, request.trace_number,
+                        log.info("%s repeated: original answer %s", _label(request),
                                  previous.response_code)
                         return previous.response
-                    log.warning("balance inquiry %s/%d: identity reused by another "
-                                "request: 94", request.terminal_id, request.trace_number)
-                    return balance_response(request, bdk, codes.DUPLICATE,
-                                            notify.NOTHING.as_cbor_map())
+                    log.warning("%s: identity reused by another request: 94",
+                                _label(request))
+                    return self._declined(request, bdk, codes.DUPLICATE)
                 now = int(self._clock())
+                if request.kind == REVERSAL:
+                    return self._reverse(request, bdk, digest, now)
                 outcome = self._decide(request, bdk, now)
                 return self._write(request, bdk, digest, outcome, now)
         except Exception as exc:           # noqa: BLE001 - any failure is a 96, MAC'd
             # the exception's text is not logged: it could hold request data
-            log.error("balance inquiry %s/%d failed (%s): 96", request.terminal_id,
-                      request.trace_number, type(exc).__name__)
+            log.error("%s failed (%s): 96", _label(request), type(exc).__name__)
+            if request.kind == REVERSAL:
+                # not journaled: the board keeps the reversal and sends it again, and
+                # the same bytes must then be processed, not answered 96 for ever
+                return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
             outcome = _Outcome(codes.SYSTEM_MALFUNCTION)
             try:
                 with self.ledger.transaction():
                     return self._write(request, bdk, digest, outcome, int(self._clock()))
             except Exception:              # noqa: BLE001 - answer even if not journaled
-                return balance_response(request, bdk, codes.SYSTEM_MALFUNCTION,
-                                        notify.NOTHING.as_cbor_map())
+                return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
 
-    # ---- the rules -----------------------------------------------------------------
+    # ---- the rules: balance inquiry and purchase ----------------------------------
 
     def _decide(self, request, bdk, now) -> _Outcome:
         card = self.ledger.card_by_pan(request.pan)
+        if request.kind == PURCHASE:
+            reversal_id = self.ledger.find_reversal_of(request.terminal_id,
+                                                       request.trace_number)
+            if reversal_id is not None:
+                log.warning("%s arrived after its reversal: 94, not charged",
+                            _label(request))
+                return _Outcome(codes.DUPLICATE, card=card, reversed_by=reversal_id)
         if card is None:
             return _Outcome(codes.INVALID_CARD)
         offset = self.policy.utc_offset_min
@@ -171,14 +233,15 @@ class Issuer:
             pin = issuer_keys.decrypt_pin_block(bdk, request.ksn, request.pin_block,
                                                 request.pan)
         except (issuer_keys.PinBlockError, issuer_keys.DukptError):
-            log.warning("balance inquiry %s/%d: PIN block undecipherable: 96",
-                        request.terminal_id, request.trace_number)
+            log.warning("%s: PIN block undecipherable: 96", _label(request))
             return _Outcome(codes.SYSTEM_MALFUNCTION, card=card)
         pin_ok = verify_pin(pin, card.pin_hash)
         del pin
         if pin_ok:
             if card.pin_tries_left != MAX_PIN_TRIES:
                 self.ledger.set_pin_tries(card.id, MAX_PIN_TRIES)
+            if request.kind == PURCHASE:
+                return self._purchase(request, card, now, when)
             return _Outcome(codes.APPROVED, self._decide_alert(notify.BALANCE_INQUIRY, card, now),
                             card, text=lambda lang, kind: notify.balance_inquiry_text(
                                 lang, last4=card.last4, available=card.available,
@@ -197,35 +260,126 @@ class Issuer:
                             lang, last4=card.last4, tries_left=left, when=when,
                             terminal_id=terminal_id, policy=self.policy))
 
+    def _purchase(self, request, card, now, when) -> _Outcome:
+        """The amount rules of a purchase whose card and PIN are good."""
+        amount = request.amount
+        if request.currency != card.currency:
+            return _Outcome(codes.INVALID_AMOUNT, card=card)
+        limits = [v for v in (card.purchase_limit, card.account_purchase_limit)
+                  if v is not None]
+        if limits and amount > min(limits):
+            return _Outcome(codes.EXCEEDS_LIMIT, card=card)
+        if amount > card.available + card.credit_limit:
+            return _Outcome(codes.INSUFFICIENT_FUNDS, card=card)
+        available, ledger = card.available - amount, card.ledger - amount
+        decision = self._decide_alert(notify.PURCHASE, card, now, amount=amount)
+        fields = dict(last4=card.last4, amount=amount, currency=request.currency,
+                      merchant=request.merchant_name, when=when, available=available,
+                      terminal_id=request.terminal_id, policy=self.policy)
+
+        def text(lang, kind):               # kind: purchase, or large_amount above the limit
+            if kind == notify.LARGE_AMOUNT:
+                return notify.large_amount_text(
+                    lang, limit=notify.large_amount_limit(self.policy, card.holder), **fields)
+            return notify.purchase_text(lang, **fields)
+        return _Outcome(codes.APPROVED, decision, card, text=text, debit=amount,
+                        available=available, ledger=ledger)
+
     def _decide_alert(self, kind, card, now, amount=None) -> notify.Decision:
         return notify.decide(kind, self.policy, card.holder, amount=amount,
                              currency=card.currency, now=now)
 
     def _write(self, request, bdk, digest, outcome, now) -> bytes:
-        """The response for `outcome`, journaled with its outbox row (the caller holds
-        the transaction). An alert due at once is sent first: the response says how
-        that went."""
+        """The response for `outcome`, journaled with its ledger entry and outbox row
+        (the caller holds the transaction). The journal row and the debit come first;
+        then an alert due at once is sent, and the response says how that went."""
         card = outcome.card
         approved = outcome.code == codes.APPROVED
+        approval_code = f"{secrets.randbelow(10 ** 6):06d}" if approved else None
+        if approved and outcome.available is None:          # a balance inquiry
+            outcome.available, outcome.ledger = card.available, card.ledger
+        extra = {"ksn": request.ksn, "approval_code": approval_code}
+        if request.kind == PURCHASE:
+            extra.update(amount=request.amount, currency=request.currency,
+                         merchant_id=request.merchant_id,
+                         merchant_name=request.merchant_name,
+                         reversed_by=outcome.reversed_by)
+        elif approved:
+            extra["currency"] = card.currency
+        transaction_id = self.ledger.record_transaction(
+            terminal_id=request.terminal_id, trace_number=request.trace_number,
+            digest=digest, kind=request.kind, card_id=card.id if card else None,
+            response_code=outcome.code, response=b"", request_time=request.time,
+            now=now, **extra)
+        if outcome.debit:
+            after = self.ledger.post(account_id=card.account_id,
+                                     transaction_id=transaction_id, amount=-outcome.debit,
+                                     now=now)
+            if after != (outcome.available, outcome.ledger):
+                # the balances the answer states are not the ones written: roll back
+                raise RuntimeError("balances changed under the purchase")
         alert = alerts.make(outcome.decision, card.holder, card.last4, outcome.text,
                             self.dispatcher) if outcome.decision.alerts else None
         decision = alert.decision if alert else outcome.decision
         response = balance_response(
             request, bdk, outcome.code, decision.as_cbor_map(),
-            approval_code=f"{secrets.randbelow(10 ** 6):06d}" if approved else None,
-            available=card.available if approved else None,
-            ledger=card.ledger if approved else None,
-            currency=card.currency if approved else None,
+            approval_code=approval_code, available=outcome.available,
+            ledger=outcome.ledger, currency=card.currency if approved else None,
             tries_left=outcome.tries_left)
-        transaction_id = self.ledger.record_transaction(
-            terminal_id=request.terminal_id, trace_number=request.trace_number,
-            digest=digest, kind=KIND_BALANCE_INQUIRY, card_id=card.id if card else None,
-            response_code=outcome.code, response=response, request_time=request.time,
-            currency=card.currency if approved else None, now=now)
+        self.ledger.set_response(transaction_id, response)
         if alert:
             alerts.store(self.ledger, alert, self.policy, now, transaction_id=transaction_id)
-        log.info("balance inquiry %s/%d card %s: %s (%s), notification %d",
-                 request.terminal_id, request.trace_number,
-                 card.masked if card else "not on file", outcome.code,
+        amount = (f" {format_amount(request.amount, request.currency)}"
+                  if request.kind == PURCHASE else "")
+        log.info("%s card %s%s: %s (%s), notification %d", _label(request),
+                 card.masked if card else "not on file", amount, outcome.code,
                  codes.RESPONSE_CODES[outcome.code], decision.status)
+        return response
+
+    # ---- the rules: reversal -------------------------------------------------------
+
+    def _reverse(self, request, bdk, digest, now) -> bytes:
+        """Acknowledge the reversal (00) with what it did; journal it, and credit the
+        purchase back at most once (the caller holds the transaction). Nothing is
+        alerted: not the reversal, and the purchase's own alert stays as it is."""
+        original = self.ledger.find_transaction(request.terminal_id, request.original_trace)
+        found = (original is not None and original.kind == PURCHASE
+                 and original.ksn == request.original_ksn.hex().upper())
+        original_label = _label(request, request.original_trace)
+        if not found:
+            # nothing of this request was charged; the row journaled below makes the
+            # original be declined if it ever arrives
+            outcome, credit = codes.NOTHING_CHARGED, 0
+            log.info("reversal %s/%d of %s: original not found, recorded",
+                     request.terminal_id, request.trace_number, original_label)
+        elif original.response_code != codes.APPROVED:
+            outcome, credit = codes.NOTHING_CHARGED, 0
+        elif original.reversed_by is not None:
+            outcome, credit = codes.ALREADY_REVERSED, 0
+        else:
+            outcome, credit = codes.REVERSED, original.amount
+            if (request.amount, request.currency) != (original.amount, original.currency):
+                log.warning("reversal %s/%d of %s: amount %s differs from the purchase's "
+                            "%s: the purchase's is credited", request.terminal_id,
+                            request.trace_number, original_label,
+                            format_amount(request.amount, request.currency),
+                            format_amount(original.amount, original.currency))
+        response = reversal_response(request, bdk, codes.APPROVED, outcome)
+        reversal_id = self.ledger.record_transaction(
+            terminal_id=request.terminal_id, trace_number=request.trace_number,
+            digest=digest, kind=REVERSAL, card_id=original.card_id if found else None,
+            response_code=codes.APPROVED, response=response, request_time=request.time,
+            now=now, amount=request.amount, currency=request.currency, ksn=request.ksn,
+            original_trace=request.original_trace, original_ksn=request.original_ksn,
+            reversal_reason=request.reason, reversal_outcome=outcome,
+            original_id=original.id if found else None)
+        if found and original.reversed_by is None:
+            self.ledger.mark_reversed(original.id, reversal_id)
+        if credit:
+            card = self.ledger.card_by_id(original.card_id)
+            self.ledger.post(account_id=card.account_id, transaction_id=reversal_id,
+                             amount=credit, now=now)
+        log.info("reversal %s/%d of %s (%s): %s", request.terminal_id,
+                 request.trace_number, original_label,
+                 codes.REVERSAL_REASONS[request.reason], codes.REVERSAL_OUTCOMES[outcome])
         return response

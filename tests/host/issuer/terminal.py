@@ -1,10 +1,22 @@
-"""A terminal for the issuer tests: the board's own request building and response
-checking (firmware/financial.py, run under CPython with the tests/firmware cryptolib
-stand-in), provisioned with the public X9.24-3 test key set the demo issuer holds."""
+"""A terminal for the issuer tests, provisioned with the public X9.24-3 test key set the
+demo issuer holds.
+
+Balance requests are built and their answers checked by the board's own code
+(firmware/financial.py, run under CPython with the tests/firmware cryptolib stand-in).
+Purchases and reversals are built here, on the host, as docs/protocol.md says the board
+builds them: the DUKPT working keys of the next KSN from the terminal's initial key
+(issuer_keys.working_key_from_initial, never the BDK), an ISO 9564-1 format 4 PIN block
+(psec, an implementation independent of the issuer's), an 8-byte AES-CMAC over the
+deterministic CBOR without key 7; their answers are checked the way the board must
+(MAC under the verification key, then terminal id, trace, KSN)."""
+import hmac
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+
+import psec.pinblock
 
 ROOT = Path(__file__).resolve().parents[3]
 for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
@@ -23,7 +35,86 @@ INITIAL_KEY = bytes.fromhex(REF["initial_key"])
 
 NOW = 1795305600               # 2026-11-22 00:00 UTC, the board's time in requests
 TERMINAL_ID = "T0000001"
+MERCHANT_ID = "104110070110001"
+MERCHANT_NAME = "DEMO SHOP"
+CNY = 156
 SecurityError = financial.SecurityError
+_USAGE = issuer_keys.KeyUsage
+
+
+@dataclass
+class HostPending:
+    """What a terminal keeps of a purchase or reversal in flight: enough to check the
+    answer and to reverse the purchase."""
+    kind: str                  # "purchase" or "reversal"
+    terminal_id: str
+    trace: int
+    ksn: bytes
+    mac_key: bytes             # the MAC verification key (2001) of `ksn`
+    amount: int
+    currency: int
+    original_trace: "int | None" = None     # a reversal's purchase
+    original_ksn: "bytes | None" = None
+
+
+def _keys(initial_key, ksn):
+    return [issuer_keys.working_key_from_initial(initial_key, ksn, usage)
+            for usage in (_USAGE.PIN_ENCRYPTION, _USAGE.MAC_GENERATION,
+                          _USAGE.MAC_VERIFICATION)]
+
+
+def _signed(fields, mac_key):
+    fields[7] = issuer_keys.aes_cmac(mac_key, cbor_profile.encode(fields), 8)
+    return cbor_profile.encode(fields)
+
+
+def build_purchase_request(terminal_id, trace, now, card, pin, amount, currency,
+                           merchant_id, merchant_name, initial_key, ksn):
+    """(body, HostPending) of a purchase-request (docs/protocol.cddl)."""
+    pin_key, mac_gen, mac_ver = _keys(initial_key, ksn)
+    fields = {
+        1: terminal_id, 2: trace, 3: now,
+        4: {1: card.pan, 2: card.expiry, 3: card.service_code},
+        5: psec.pinblock.encipher_pinblock_iso_4(pin_key, pin, card.pan),
+        6: ksn, 8: amount, 9: currency, 10: merchant_id, 11: merchant_name,
+    }
+    return _signed(fields, mac_gen), HostPending("purchase", terminal_id, trace, ksn,
+                                                 mac_ver, amount, currency)
+
+
+def build_reversal_request(terminal_id, trace, now, original, reason, initial_key, ksn,
+                           amount=None, currency=None):
+    """(body, HostPending) of a reversal-request for the purchase `original` (its
+    HostPending), under its own trace number and KSN."""
+    _, mac_gen, mac_ver = _keys(initial_key, ksn)
+    amount = original.amount if amount is None else amount
+    currency = original.currency if currency is None else currency
+    fields = {1: terminal_id, 2: trace, 3: now, 6: ksn, 8: amount, 9: currency,
+              12: original.trace, 13: original.ksn, 14: reason}
+    return _signed(fields, mac_gen), HostPending("reversal", terminal_id, trace, ksn,
+                                                 mac_ver, amount, currency,
+                                                 original.trace, original.ksn)
+
+
+def check_host_response(body, pending):
+    """The response's fields once they pass the checks the board makes; SecurityError
+    otherwise."""
+    try:
+        fields = cbor_profile.decode(body)
+        mac = fields.pop(15)
+        expected = issuer_keys.aes_cmac(pending.mac_key, cbor_profile.encode(fields), 8)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SecurityError("unreadable response") from None
+    if not isinstance(mac, bytes) or not hmac.compare_digest(mac, expected):
+        raise SecurityError("response MAC does not verify")
+    if (fields.get(1) != pending.terminal_id or fields.get(2) != pending.trace
+            or fields.get(9) != pending.ksn
+            or (pending.kind == "reversal" and fields.get(12) != pending.original_trace)):
+        raise SecurityError("response is not for this transaction")
+    code = fields.get(3)
+    if not isinstance(code, str) or len(code) != 2:
+        raise SecurityError("response has no response code")
+    return fields
 
 
 class Terminal:
@@ -46,8 +137,36 @@ class Terminal:
                                                bytearray(pin.encode()), self.keys,
                                                self.counter)
 
+    def _next(self, trace):
+        """(trace, KSN) of the next transaction: a new DUKPT counter every time."""
+        self.counter += 1
+        if trace is None:
+            self.trace += 1
+            trace = self.trace
+        return trace, self.keys.initial_key_id + self.counter.to_bytes(4, "big")
+
+    def purchase(self, pan, amount, currency=CNY, pin="1234", expiry="3012",
+                 service_code="201", *, merchant_id=MERCHANT_ID,
+                 merchant_name=MERCHANT_NAME, trace=None, now=NOW):
+        """(body, HostPending) of a purchase with the next counter and trace."""
+        trace, ksn = self._next(trace)
+        card = SimpleNamespace(pan=pan, expiry=expiry, service_code=service_code)
+        return build_purchase_request(self.terminal_id, trace, now, card, pin, amount,
+                                      currency, merchant_id, merchant_name,
+                                      self.keys.initial_key, ksn)
+
+    def reversal(self, original, reason=1, *, trace=None, now=NOW, amount=None,
+                 currency=None):
+        """(body, HostPending) of a reversal of the purchase `original` (its pending),
+        with the next counter and trace."""
+        trace, ksn = self._next(trace)
+        return build_reversal_request(self.terminal_id, trace, now, original, reason,
+                                      self.keys.initial_key, ksn, amount, currency)
+
     def check(self, body, pending):
         """The response's fields once the board accepts it (SecurityError if not)."""
+        if isinstance(pending, HostPending):
+            return check_host_response(body, pending)
         return financial.check_response(body, pending, self.terminal_id)
 
 

@@ -10,7 +10,7 @@ from posbridge.issuer.cli import issuer as issuer_group
 from posbridge.issuer.demo_data import DEMO_CARDS
 
 from .terminal import Terminal
-from .test_balance_inquiry import LI_WEI, ask
+from .test_balance_inquiry import LI_WEI, ZHANG_MIN, ask
 
 FULL_PANS = [c.pan for c in DEMO_CARDS] + ["4111111111111111"]
 
@@ -66,6 +66,7 @@ def test_db_from_the_environment(db_path):
 
 
 @pytest.mark.parametrize("command", [["ledger"], ["ledger", "--json"], ["outbox"],
+                                     ["journal"], ["journal", "--json"],
                                      ["card", "add", "--pan", "4111111111111111",
                                       "--pin", "1234", "--expiry", "3012"]])
 def test_missing_database(tmp_path, command):
@@ -90,7 +91,9 @@ def test_card_add_and_use_it(db_path):
                       "pin_tries_left": 3, "available": 150025, "ledger": 150025,
                       "currency": 840, "cardholder": "Test Person", "phone": "138****2222",
                       "subscribed": True, "channel": "app",
-                      "alert_kinds": ["balance_inquiry"]}
+                      "alert_kinds": ["balance_inquiry"], "alert_threshold": None,
+                      "purchase_limit": None, "account_purchase_limit": None,
+                      "credit_limit": 0, "postings": []}
     from posbridge.issuer import Issuer, Ledger
     issuer = Issuer(Ledger.open(db_path))
     try:
@@ -135,6 +138,9 @@ def _with(option, value):
     ("--alerts", "balance_inquiry,gossip", "alert kind 'gossip'"),
     ("--channel", "fax", "Invalid value for '--channel'"),
     ("--status", "stolen", "Invalid value for '--status'"),
+    ("--purchase-limit", "0", "purchase limit: more than 0 expected"),
+    ("--purchase-limit", "1.001", "at most 2 decimals in CNY"),
+    ("--alert-threshold", "-1", "alert threshold: 0 or more expected"),
 ])
 def test_card_add_bad_input(db_path, option, value, message):
     result = run("--db", db_path, *_with(option, value))
@@ -201,3 +207,107 @@ def test_not_a_database_is_a_clean_error(tmp_path):
     db = tmp_path / "junk.sqlite"
     db.write_bytes(b"junk" * 500)
     assert_clean_failure(run("--db", db, "ledger"), "is not an issuer database")
+
+
+# ---- purchases and reversals: ledger postings and the journal ---------------------------
+
+def test_card_add_with_limit_and_threshold(db_path):
+    result = run("--db", db_path, *CARD, "--balance", "900", "--purchase-limit", "250.50",
+                 "--alert-threshold", "100", "--subscribe", "--phone", "13811112222",
+                 "--alerts", "purchase")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(run("--db", db_path, "ledger", "--json").output)[-1]
+    assert (listed["purchase_limit"], listed["alert_threshold"]) == (25050, 10000)
+    from posbridge.issuer import Issuer, Ledger
+    issuer = Issuer(Ledger.open(db_path))
+    terminal = Terminal()
+    try:
+        answers = []
+        for amount in (25051, 9999, 25050):
+            body, pending = terminal.purchase("4111111111111111", amount, pin="8520")
+            answers.append(terminal.check(issuer.handle_purchase_request(body), pending))
+    finally:
+        issuer.close()
+    assert [a[3] for a in answers] == ["61", "00", "00"]
+    assert answers[1][8] == {1: 5, 4: "100.00"}
+    assert answers[2][8] == {1: 2, 2: "sms", 3: "138****2222"}
+
+
+def _purchases_and_reversals(issuer, terminal):
+    """Trace 1 charged; 2 charged then reversed by 3; 5 reversed by 4 before it came;
+    6 declined 51."""
+    bodies = {}
+    for pan, amount in ((LI_WEI, 1250), (LI_WEI, 3000)):
+        body, pending = terminal.purchase(pan, amount)
+        issuer.handle_purchase_request(body)
+        bodies[pending.trace] = pending
+    issuer.handle_reversal_request(terminal.reversal(bodies[2], reason=1)[0])
+    late_body, late = terminal.purchase(LI_WEI, 700, trace=5)   # the next trace stays 4
+    issuer.handle_reversal_request(terminal.reversal(late, reason=3)[0])     # trace 4
+    issuer.handle_purchase_request(late_body)
+    terminal.trace = 5
+    body, _ = terminal.purchase(ZHANG_MIN, 99999)
+    issuer.handle_purchase_request(body)
+
+
+def test_journal_json_says_what_was_charged_and_what_reversed(db_path, issuer, terminal):
+    _purchases_and_reversals(issuer, terminal)
+    result = run("--db", db_path, "journal", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["trace_number"]: r for r in json.loads(result.output)}
+    summary = {t: (r["kind"], r["response_code"], r["amount"], r["charged"], r["reversed"],
+                   r["posted"]) for t, r in rows.items()}
+    assert summary == {
+        1: ("purchase", "00", 1250, 1250, False, -1250),
+        2: ("purchase", "00", 3000, 0, True, -3000),
+        3: ("reversal", "00", 3000, 0, False, 3000),
+        4: ("reversal", "00", 700, 0, False, 0),
+        5: ("purchase", "94", 700, 0, False, 0),
+        6: ("purchase", "51", 99999, 0, False, 0),
+    }
+    assert (rows[3]["original_trace"], rows[3]["reversal_outcome"], rows[3]["reversal_reason"]) \
+        == (2, 1, 1)
+    assert (rows[4]["original_trace"], rows[4]["reversal_outcome"], rows[4]["reversal_reason"]) \
+        == (5, 2, 3)
+    assert rows[2]["reversed_by"] == rows[3]["id"] and rows[5]["reversed_by"] == rows[4]["id"]
+    assert rows[1]["card"] == "476173******0011" and rows[4]["card"] is None
+    assert rows[1]["merchant_name"] == "DEMO SHOP" and len(rows[1]["approval_code"]) == 6
+    assert "response" not in rows[1] and "request_digest" not in rows[1]
+    assert_no_secrets(result.output)
+
+
+def test_journal_text(db_path, issuer, terminal):
+    _purchases_and_reversals(issuer, terminal)
+    result = run("--db", db_path, "journal")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 6
+    assert "T0000001/1 " in lines[0] and "CNY 12.50" in lines[0] and lines[0].endswith("charged")
+    assert lines[1].endswith(f"reversed by #{3}")
+    assert lines[2].endswith("of T0000001/2: reversed")
+    assert "of T0000001/5: nothing charged" in lines[3]
+    assert " 94 " in lines[4] and lines[4].endswith("closed by reversal #4")
+    assert " 51 " in lines[5]
+    assert_no_secrets(result.output)
+
+
+def test_empty_journal(tmp_path):
+    from posbridge.issuer import Ledger
+    db = tmp_path / "empty.sqlite"
+    Ledger.create(db).close()
+    assert run("--db", db, "journal").output.strip() == "journal is empty"
+    assert json.loads(run("--db", db, "journal", "--json").output) == []
+
+
+def test_ledger_shows_each_cards_postings(db_path, issuer, terminal):
+    _purchases_and_reversals(issuer, terminal)
+    cards = json.loads(run("--db", db_path, "ledger", "--json").output)
+    [li] = [c for c in cards if c["card"] == "476173******0011"]
+    assert [(p["kind"], p["trace"], p["amount"], p["available_after"]) for p in li["postings"]] \
+        == [("purchase", 1, -1250, 1233317), ("purchase", 2, -3000, 1230317),
+            ("reversal", 3, 3000, 1233317)]
+    assert li["available"] == 1233317 and li["purchase_limit"] == 500000
+    assert all(c["postings"] == [] for c in cards if c is not li)
+    text = run("--db", db_path, "ledger").output
+    assert "#3     reversal  T0000001/3" in text and "CNY 30.00 -> CNY 12,333.17" in text
+    assert_no_secrets(text)

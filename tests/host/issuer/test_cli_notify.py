@@ -39,7 +39,7 @@ def test_alerts_show(db_path):
     lines = result.output.splitlines()
     assert lines[0] == "card 476173******0037  Wang Fang"
     assert "  language      zh" in lines and "  quiet hours   22:00-07:00" in lines
-    assert "  threshold     CNY 0.00 (bank default)" in lines
+    assert "  threshold     CNY 100.00" in lines                  # her own
     assert any(line.split() == ["purchase", "yes", "yes", "app"] for line in lines)
     assert any(line.split() == ["pin_tries_exceeded", "always", "always", "app"] for line in lines)
     assert "137****1111" in result.output

@@ -110,10 +110,13 @@ def test_missing_policy_file(tmp_path):
     ("no-balance-alerts, queue", ("balance_inquiry",), True, 480),
     ("no-wrong-pin-alerts,send,utc-offset=-300", ("wrong_pin",), False, -300),
     ("no-balance-alerts,balance-alerts,wrong-pin-alerts", (), False, 480),
+    ("no-purchase-alerts", ("purchase",), False, 480),
+    ("no-purchase-alerts,purchase-alerts,queue", (), True, 480),
 ])
 def test_the_older_spec_words_still_work(spec, kinds_off, queue, offset):
     policy = Policy.from_setting(spec) if spec else Policy.from_spec(spec)
     assert policy == Policy(send_immediately=not queue, utc_offset_min=offset).without(*kinds_off)
+    assert policy.alert_purchases == ("purchase" not in kinds_off)
 
 
 @pytest.mark.parametrize("bad", ["loud", "utc-offset=900", "utc-offset=x", "queue,nope"])

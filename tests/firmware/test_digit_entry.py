@@ -3,7 +3,8 @@
 # The PINs are test data only.
 import gc
 
-from pin_pad import KeyReader, DigitEntry, PinEntry, CANCEL, TIMEOUT
+from keypad import KeyReader
+from digit_entry import DigitEntry, PinEntry, CANCEL, TIMEOUT
 from fwtest import ScriptedStream, FakeClock
 
 

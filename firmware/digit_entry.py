@@ -1,29 +1,16 @@
-"""PIN pad on a UART: one ASCII byte per key press. docs/peripherals.md has the keys.
-
-    '0'..'9' digit    'C' clear (all digits)    'B' backspace (last digit)
-    'X' cancel        'E' enter                 any other byte: ignored (line noise)
-
-KeyReader turns the stream into key events; DigitEntry is the keyed-digits state
-machine (clear, backspace, cancel, enter, a timeout from the last key, a length limit)
-that PinEntry specialises here and an amount entry can specialise the same way.
+"""Digits keyed on the PIN pad (keypad.py): DigitEntry is the state machine (clear,
+backspace, cancel, enter, a timeout from the last key, a length limit) that PinEntry
+specialises here and an amount entry can specialise the same way.
 
 The clear PIN stays in this module until Enter hands it over, in a bytearray of its
 own that pinblock.make_block() wipes. Every buffer here that held a digit is
 overwritten as soon as the digit is consumed, erased, or the entry ends, however it
 ends. Nothing here prints, logs or formats a digit: the display gets masked() only.
+Loaded for a visit only: the terminal unloads it once the PIN is handed over.
 """
 from time import ticks_diff
 
-try:
-    from micropython import const
-except ImportError:         # CPython, in the host tests
-    def const(x):
-        return x
-
-KEY_CLEAR = const(0x43)        # 'C'
-KEY_BACKSPACE = const(0x42)    # 'B'
-KEY_CANCEL = const(0x58)       # 'X'
-KEY_ENTER = const(0x45)        # 'E'
+from keypad import KEY_BACKSPACE, KEY_CANCEL, KEY_CLEAR, KEY_ENTER
 
 CANCEL = ("cancel",)
 TIMEOUT = ("timeout",)
@@ -31,45 +18,6 @@ TIMEOUT = ("timeout",)
 
 def is_digit_key(key):
     return 0x30 <= key <= 0x39
-
-
-def _is_key(b):
-    return (0x30 <= b <= 0x39 or b == KEY_ENTER or b == KEY_CLEAR
-            or b == KEY_BACKSPACE or b == KEY_CANCEL)
-
-
-class KeyReader:
-    """Key events from a stream whose readinto() returns None or 0 when empty."""
-
-    def __init__(self, stream, rx_size=8):
-        self.stream = stream
-        self.rx = bytearray(rx_size)
-        self.pos = 0
-        self.len = 0
-
-    def poll(self):
-        """The next key (an int, one of the bytes above), or None when none is waiting."""
-        rx = self.rx
-        while True:
-            while self.pos < self.len:
-                b = rx[self.pos]
-                rx[self.pos] = 0             # a PIN digit is not left behind in here
-                self.pos += 1
-                if _is_key(b):
-                    return b
-            try:
-                got = self.stream.readinto(rx)
-            except OSError:                  # e.g. EIO from a pseudo-terminal with no peer
-                got = None
-            if not got:
-                return None
-            self.pos = 0
-            self.len = got
-
-    def flush(self):
-        """Drop keys pressed before a prompt was on the screen."""
-        while self.poll() is not None:
-            pass
 
 
 class DigitEntry:

@@ -1,0 +1,92 @@
+"""A balance inquiry on the emulated board, for the heap and size figures of make bench:
+heap free on each screen of the visit, the request and response on the wire, and the
+smallest heap the visit still completes in."""
+import tempfile
+import threading
+from pathlib import Path
+
+from posbridge.bridge import Bridge
+from posbridge.emulator import Emulator, EmulatorError
+from posbridge.framing import encode_frame
+from posbridge.issuer import Issuer
+from posbridge.issuer.demo_data import load_demo
+from posbridge.issuer.ledger import Ledger
+from posbridge.link import HostLink, LinkClosed
+from posbridge.peripherals import card_record, pin_keys
+from posbridge.ports import open_port
+from posbridge import protocol as p
+
+PAN = "4761730000000011"   # demo card: subscribed, SMS alerts (docs/issuer.md)
+
+
+def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
+    """{'screens': [(title, heap free)], 'request': (payload, frame) bytes, 'response':
+    ...} for one approved inquiry, or None if the board could not complete it."""
+    frames = {}
+
+    def record(direction, mtype, seq, body):
+        if mtype in (p.BALANCE_REQUEST, p.BALANCE_RESPONSE):
+            payload = 4 + len(body)   # the link header and the body
+            frames[mtype] = (payload, len(encode_frame(bytes(4) + bytes(body))))
+
+    with tempfile.TemporaryDirectory(prefix="pos-bench-") as tmp:
+        db = Path(tmp) / "issuer.sqlite"
+        ledger = Ledger.create(db)
+        load_demo(ledger)
+        ledger.close()
+        issuer = Issuer.open(db)
+        emulator = Emulator(firmware_dir, heap=heap)
+        port = link = None
+        stop = threading.Event()
+        try:
+            port = open_port(emulator.start())
+            link = HostLink(port, frame_log=record).start()
+            bridge = Bridge(link, issuer=issuer)
+
+            def serve():
+                try:
+                    bridge.serve(stop)
+                except LinkClosed:
+                    pass
+            threading.Thread(target=serve, daemon=True).start()
+            emulator.wait_for_screen("Insert card", timeout=30)
+            start = len(emulator.screens) - 1
+            emulator.card_reader_sends(card_record(PAN, "3012"))
+            emulator.wait_for_screen("1 Balance", after=start)
+            emulator.pin_pad_sends(b"1")
+            emulator.wait_for_screen("Enter PIN", after=start)
+            emulator.pin_pad_sends(pin_keys("1234E"))
+            emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
+            emulator.pin_pad_sends(b"E")
+            emulator.wait_for_screen("Insert card", after=start + 1)
+        except EmulatorError:
+            return None
+        finally:
+            stop.set()
+            if link:
+                link.close()
+            if port:
+                port.close()
+            emulator.stop()
+            issuer.close()
+        screens = [(s.lines[0] if s.lines else "", s.heap_free)
+                   for s in emulator.screens[start:]]
+        # a screen that shows a terminal error means the visit did not complete
+        if any("Terminal error" in "\n".join(s.lines) for s in emulator.screens):
+            return None
+        return {"screens": screens, "request": frames.get(p.BALANCE_REQUEST),
+                "response": frames.get(p.BALANCE_RESPONSE)}
+
+
+def smallest_heap_kib(firmware_dir: Path, low: int = 32, high: int = 64):
+    """The smallest heap (KiB, to 1 KiB) in which the inquiry completes, or None if it
+    does not complete in `high`."""
+    if balance_inquiry(firmware_dir, f"{high}k") is None:
+        return None
+    while high - low > 1:
+        mid = (low + high) // 2
+        if balance_inquiry(firmware_dir, f"{mid}k") is None:
+            low = mid
+        else:
+            high = mid
+    return high
