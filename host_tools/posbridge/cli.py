@@ -44,7 +44,7 @@ def _open_issuer(db):
     from .issuer.errors import LedgerError
     try:
         return Issuer.open(db)
-    except LedgerError as exc:
+    except (LedgerError, ValueError) as exc:     # ValueError: POSBRIDGE_ISSUER_POLICY / _FAULTS
         raise click.ClickException(str(exc))
 
 
@@ -147,7 +147,6 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
 
 def _demo_issuer(stack):
     """A fresh issuer database with the demo data, gone when the emulator stops."""
-    from .issuer import Issuer
     from .issuer.demo_data import load_demo
     from .issuer.ledger import Ledger
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pos-issuer-"))
@@ -155,7 +154,7 @@ def _demo_issuer(stack):
     ledger = Ledger.create(path)
     load_demo(ledger)
     ledger.close()
-    issuer = Issuer.open(path)
+    issuer = _open_issuer(path)
     stack.callback(issuer.close)
     return issuer
 

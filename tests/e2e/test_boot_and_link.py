@@ -119,7 +119,8 @@ def test_make_demo_scenario_runs(tmp_path):
     # the balance inquiries of issue 3, within the 64 KiB heap
     assert "SMS sent to" in out.stdout and "Restricted card" in out.stdout
     assert "Terminal error" not in out.stdout
-    assert "issuer outbox: 2 message(s)" in out.stdout
+    # Li Wei's balance SMS and wrong PIN alert, the frozen card's security alert
+    assert "issuer outbox: 3 message(s)" in out.stdout
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
 

@@ -8,7 +8,9 @@
                                               reversed
     posbridge issuer outbox [--json]          the alerts the issuer made
 
-`--db PATH` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by default.
+and, in cli_notify.py, the notification engine's: alerts, account, remind, dispatch,
+policy. `--db PATH` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by
+default; `--policy FILE.toml` (or POSBRIDGE_ISSUER_POLICY) the bank's alert policy.
 No output ever holds a full PAN or a PIN.
 """
 import datetime
@@ -27,8 +29,10 @@ from .errors import LedgerError
 from .ledger import DEFAULT_PATH, Ledger
 from .money import currency_code, format_amount, parse_amount
 from .pins import check_pin_format, hash_pin
+from .policy import Policy
 
 _DB = "posbridge.issuer.db"
+_POLICY = "posbridge.issuer.policy"
 
 
 def _friendly(command):
@@ -48,14 +52,24 @@ def _ledger() -> Ledger:
     return Ledger.open(click.get_current_context().meta[_DB])
 
 
+def _policy() -> Policy:
+    """The policy of --policy, else of POSBRIDGE_ISSUER_POLICY, else the defaults."""
+    path = click.get_current_context().meta.get(_POLICY)
+    return Policy.load(path) if path else Policy.from_env()
+
+
 @click.group()
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PATH,
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
               help="The issuer's SQLite database (env POSBRIDGE_ISSUER_DB).")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
+              help="The bank's alert policy, a TOML file (env POSBRIDGE_ISSUER_POLICY; "
+                   "default: the shipped default_policy.toml).")
 @click.pass_context
-def issuer(ctx, db):
-    """Issuer simulator: ledger, cards, outbox."""
+def issuer(ctx, db, policy_file):
+    """Issuer simulator: ledger, cards, alerts, outbox."""
     ctx.meta[_DB] = db
+    ctx.meta[_POLICY] = policy_file
 
 
 @issuer.command()
@@ -100,8 +114,9 @@ def card():
               show_default=True)
 @click.option("--purchase-limit", default=None,
               help="The card's single-purchase limit in major units (61 above it).")
-@click.option("--alert-threshold", default="0", show_default=True,
-              help="No purchase alert below this amount, major units.")
+@click.option("--alert-threshold", default=None,
+              help="No purchase alert below this amount, major units of the policy's "
+                   "currency (default: the bank's; `alerts set --threshold` changes it).")
 @_friendly
 def card_add(pan, pin, expiry, balance, currency, name, phone, subscribe, channel, kinds,
              status, purchase_limit, alert_threshold):
@@ -115,9 +130,11 @@ def card_add(pan, pin, expiry, balance, currency, name, phone, subscribe, channe
         purchase_limit = parse_amount(purchase_limit, currency)
         if purchase_limit <= 0:
             raise ValueError("purchase limit: more than 0 expected")
-    threshold = parse_amount(alert_threshold, currency)
-    if threshold < 0:
-        raise ValueError("alert threshold: 0 or more expected")
+    threshold = None
+    if alert_threshold is not None:
+        threshold = parse_amount(alert_threshold, _policy().currency)
+        if threshold < 0:
+            raise ValueError("alert threshold: 0 or more expected")
     if phone is not None:
         check_phone(phone)
     kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
@@ -262,8 +279,21 @@ def outbox_command(as_json):
         click.echo("outbox is empty")
         return
     for r in rows:
-        when = datetime.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"#{r['id']:<4} {when}  *{r['card_last4']}  {r['channel']:<3} "
-                   f"{r['destination']:<14} {r['status']:<6} {r['kind']}")
+        click.echo(f"#{r['id']:<4} {_clock(r['created_at'])}  *{r['card_last4']}  "
+                   f"{r['channel']:<3} {r['destination']:<14} {r['status']:<6} {r['kind']}  "
+                   f"[{r['language'] or '?'}] id {r['message_id']}")
         click.echo(f"      {r['text']}")
+        if r["status"] == "failed":
+            click.echo(f"      failed {r['attempts']}x: {r['reason']}; next try "
+                       f"{_clock(r['next_attempt_at'])}")
+        elif r["status"] == "held":
+            click.echo(f"      held for quiet hours until {_clock(r['next_attempt_at'])}")
+
+
+def _clock(unix_time) -> str:
+    return datetime.datetime.fromtimestamp(unix_time).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# the notification engine's commands, in their own module (after `issuer` exists)
+from . import cli_notify  # noqa: E402,F401
 

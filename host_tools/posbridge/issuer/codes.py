@@ -37,8 +37,8 @@ KIND_NOT_CHOSEN = 4
 BELOW_THRESHOLD = 5            # purchases: detail (key 4) = the threshold
 BANK_DOES_NOT_ALERT = 6
 NO_PHONE = 7
-QUIET_HOURS = 8                # issue 5
-GATEWAY_FAILED = 9             # issue 5
+QUIET_HOURS = 8
+GATEWAY_FAILED = 9
 NOTHING_TO_ALERT = 10
 SECURITY_ALERT = 11
 
@@ -76,10 +76,14 @@ REVERSAL_REASONS = {
     3: "power cut recovery",
 }
 
-# alert kinds a cardholder can choose (issue 5 lists them all; balance inquiries use
-# balance_inquiry and wrong_pin, and pin_tries_exceeded is sent whatever was chosen)
+# alert kinds a cardholder can choose and a bank can switch off (notify.py has them as
+# constants); security alerts are neither: they go out whatever was chosen
 ALERT_KINDS = ("purchase", "balance_inquiry", "wrong_pin", "large_amount",
                "account_change", "repayment_reminder")
+SECURITY_KINDS = ("pin_tries_exceeded", "frozen_card")
+# an outbox row: waiting for the dispatcher, waiting for quiet hours to end, handed to
+# the gateway, or refused by it (retried later, with the reason kept)
+OUTBOX_STATUSES = ("queued", "held", "sent", "failed")
 DEFAULT_ALERT_KINDS = ("balance_inquiry", "purchase", "wrong_pin")
 CHANNELS = ("sms", "app")
 CARD_STATUSES = ("active", "frozen", "blocked")

@@ -5,10 +5,13 @@ one in ../shared/reference/aes-dukpt-x9.24-3.json); the PANs are made-up test nu
 with a valid Luhn digit, listed in full here and in docs/issuer.md so that scenarios can
 use them; every card's PIN is 1234. Nothing here is a real card or a real key.
 """
+import datetime
 from dataclasses import dataclass
 
-from . import codes
+from . import codes, preferences
+from .account_events import set_statement
 from .pins import hash_pin
+from .quiet_hours import QuietHours
 
 # X9.24-3: initial key ID 1234567890123456 = BDK ID 12345678 | derivation ID 90123456
 DEMO_BDK_ID = "12345678"
@@ -31,26 +34,34 @@ class DemoCard:
     kinds: tuple = codes.DEFAULT_ALERT_KINDS
     purchase_limit: "int | None" = None          # the card's single-purchase limit
     account_purchase_limit: "int | None" = None  # the account's
-    threshold: int = 0           # no purchase alert below it
     shows: str = ""              # what a balance inquiry with PIN 1234 answers
+    threshold: "int | None" = None          # own purchase alert threshold, minor units
+    quiet_hours: "str | None" = None
+    language: "str | None" = None
+    credit_limit: int = 0
+    statement: "tuple | None" = None        # (amount, minimum payment, due date)
 
 
 DEMO_CARDS = (
     DemoCard("4761730000000011", "Li Wei", 1234567, phone="13812345678", subscribed=True,
-             purchase_limit=500000, shows="00, SMS sent to 138****5678"),
+             kinds=codes.ALERT_KINDS, purchase_limit=500000, credit_limit=2000000,
+             statement=(234500, 23450, "2026-12-10"), shows="00, SMS sent to 138****5678"),
     DemoCard("4761730000000029", "Zhang Min", 88000, phone="13987654321",
              shows="00, alerts not subscribed"),
     DemoCard("4761730000000037", "Wang Fang", 500000, phone="13700001111", subscribed=True,
-             channel="app", account_purchase_limit=200000, threshold=10000,
+             channel="app", kinds=codes.ALERT_KINDS, account_purchase_limit=200000,
+             threshold=10000, quiet_hours="22:00-07:00", language="zh",
+             credit_limit=1000000, statement=(100000, 10000, "2026-12-10"),
              shows="00, app push to 137****1111"),
     DemoCard("4761730000000045", "Chen Jie", 30000, subscribed=True,
              shows="00, no phone on file"),
     DemoCard("6225880000000050", "Liu Yang", 70000, expiry="2101", phone="13600002222",
              subscribed=True, shows="54 expired card"),
     DemoCard("6225880000000068", "Zhao Lei", 150000, status="frozen", phone="13500003333",
-             subscribed=True, shows="62 restricted card"),
+             subscribed=True, shows="62 restricted card, security alert to 135****3333"),
     DemoCard("6225880000000076", "Sun Li", 99900, phone="13400004444", subscribed=True,
-             kinds=("purchase",), shows="00, balance inquiry alerts not chosen"),
+             kinds=("purchase",), threshold=50000,
+             shows="00, balance inquiry alerts not chosen"),
 )
 
 
@@ -59,11 +70,19 @@ def load_demo(ledger) -> int:
     ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
     with ledger.transaction():
         for card in DEMO_CARDS:
-            ledger.add_card(pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
-                            available=card.balance, currency=CNY, name=card.name,
-                            phone=card.phone, subscribed=card.subscribed,
-                            channel=card.channel, kinds=card.kinds, status=card.status,
-                            purchase_limit=card.purchase_limit,
-                            account_purchase_limit=card.account_purchase_limit,
-                            threshold=card.threshold)
+            ledger.add_card(
+                pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
+                available=card.balance, currency=CNY, name=card.name, phone=card.phone,
+                subscribed=card.subscribed, channel=card.channel, kinds=card.kinds,
+                status=card.status, credit_limit=card.credit_limit,
+                purchase_limit=card.purchase_limit,
+                account_purchase_limit=card.account_purchase_limit, threshold=card.threshold)
+            holder_id = ledger.card_by_pan(card.pan).holder.id
+            preferences.update(ledger, holder_id,
+                               quiet_hours=card.quiet_hours and QuietHours.parse(card.quiet_hours),
+                               language=card.language)
+            if card.statement:
+                amount, minimum, due = card.statement
+                set_statement(ledger, card.pan, statement_amount=amount, minimum_payment=minimum,
+                              due_date=datetime.date.fromisoformat(due))
     return len(DEMO_CARDS)

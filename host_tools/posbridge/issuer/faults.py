@@ -5,6 +5,8 @@ environment of the process that runs the issuer (the bridge):
     POSBRIDGE_ISSUER_FAULTS="delay=2.5"          answer 2.5 s late (after processing:
                                                  the ledger has changed, the answer lags)
     POSBRIDGE_ISSUER_FAULTS="bad-mac"            one bit of every response MAC flipped
+    POSBRIDGE_ISSUER_FAULTS="gateway-down"       the built-in gateway refuses every alert
+                                                 (status 9; the outbox keeps it, failed)
     POSBRIDGE_ISSUER_FAULTS="delay=1,bad-mac"    combined
 """
 import os
@@ -21,10 +23,11 @@ class Faults:
     unavailable: bool = False
     delay_s: float = 0.0
     bad_mac: bool = False
+    gateway_down: bool = False
 
     @classmethod
     def from_spec(cls, spec: str) -> "Faults":
-        """Comma-separated words: unavailable, delay=SECONDS, bad-mac. ValueError
+        """Comma-separated words: unavailable, delay=SECONDS, bad-mac, gateway-down. ValueError
         names the word it does not know."""
         fields = {}
         for word in filter(None, (w.strip() for w in spec.split(","))):
@@ -33,11 +36,13 @@ class Faults:
                 fields["unavailable"] = True
             elif word == "bad-mac":
                 fields["bad_mac"] = True
+            elif word == "gateway-down":
+                fields["gateway_down"] = True
             elif name == "delay" and _seconds(value) is not None:
                 fields["delay_s"] = _seconds(value)
             else:
                 raise ValueError(f"issuer fault {word!r}: expected unavailable, "
-                                 f"delay=SECONDS, bad-mac")
+                                 f"delay=SECONDS, bad-mac, gateway-down")
         return cls(**fields)
 
     @classmethod

@@ -4,9 +4,11 @@ Tables (docs/issuer.md has the full data model):
 
 - key_sets: BDK id (hex of the KSN's first 4 bytes) -> BDK. The BDK lives only here.
 - accounts: available and ledger balance in minor units, ISO 4217 numeric currency,
-  credit limit (an overdraft a purchase may use), single-purchase limit.
-- cardholders and alert_kinds: name, phone, subscribed or not, channel, chosen kinds,
-  purchase alert threshold.
+  credit limit (an overdraft a purchase may use), single-purchase limit; the statement
+  amount, minimum payment and due date of repayment reminders.
+- cardholders, alert_kinds, alert_channels: name, phone, subscribed or not, channel,
+  chosen kinds, and the preferences of preferences.py (purchase alert threshold,
+  channel per kind, quiet hours, language, own large-amount limit).
 - cards: the PAN (the issuer knows it; nothing here prints it unmasked), expiry YYMM,
   status, the PIN as a salted hash (pins.py), PIN tries left, single-purchase limit,
   account and cardholder.
@@ -17,10 +19,21 @@ Tables (docs/issuer.md has the full data model):
   a purchase row names the reversal that closed it (reversed_by).
 - ledger_entries: every change of an account's balances, signed (a purchase negative,
   its reversal positive), with the journal row that made it and the balances after.
-- outbox: alerts for the cardholder: card last 4 only, masked destination, text, status.
+- outbox: alerts for the cardholder: message id, card last 4 only, masked destination,
+  language, text, status (queued, held, sent, failed) with attempts, next attempt and
+  the reason of the last failure (dispatcher.py sends them).
+- account_events: freezes, stop-payments, limit changes and repayment reminders
+  (account_events.py).
 
-Migrations: `schema_version` holds the version; MIGRATIONS[i] takes version i to i + 1.
-A database is opened with Ledger.open (it must exist) or Ledger.create (a new file).
+Migrations: `schema_version` holds the version; MIGRATIONS[i] takes version i to i + 1,
+so a database made by an older `posbridge issuer init` is brought up to date when it is
+opened: 1 balance inquiries, 2 purchases and reversals, 3 the notification engine, 4 one
+purchase alert threshold. Purchases and the notification engine were first written side
+by side, each as version 2; a database at version 2 with the engine's tables and without
+ledger_entries is the engine's: it gets the purchase migration and the threshold one
+(_pending). A database is opened with Ledger.open (it must exist) or Ledger.create (a new
+file). The issuer's other stores (preferences.py, outbox.py, account_events.py) run
+their SQL through Ledger.execute, on the same connection and in the same transactions.
 
 Writes that belong together run in one transaction (`with ledger.transaction():`),
 started with BEGIN IMMEDIATE so that two processes cannot both pass the duplicate check
@@ -28,14 +41,16 @@ of the same transaction identity.
 """
 import contextlib
 import hashlib
+import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..masking import mask_pan
-from .codes import ALERT_KINDS, CARD_STATUSES, CHANNELS
+from .codes import ALERT_KINDS, CARD_STATUSES, CHANNELS, OUTBOX_STATUSES
 from .errors import LedgerError
+from .preferences import Cardholder, load_cardholder  # noqa: F401  (Cardholder: re-exported)
 
 DEFAULT_PATH = Path("var") / "issuer.sqlite"
 MAX_PIN_TRIES = 3
@@ -137,19 +152,58 @@ MIGRATIONS = [
             created_at INTEGER NOT NULL
         )""",
     ],
+    # 2 -> 3: notification engine (issue 5): preferences, dispatcher, account events
+    [
+        "ALTER TABLE cardholders ADD COLUMN threshold INTEGER "
+        "CHECK (threshold IS NULL OR threshold >= 0)",
+        "ALTER TABLE cardholders ADD COLUMN large_amount_limit INTEGER "
+        "CHECK (large_amount_limit IS NULL OR large_amount_limit >= 0)",
+        "ALTER TABLE cardholders ADD COLUMN quiet_hours TEXT",       # "22:00-07:00"
+        "ALTER TABLE cardholders ADD COLUMN language TEXT "
+        "CHECK (language IS NULL OR language IN ('en', 'zh'))",
+        """CREATE TABLE alert_channels (
+            cardholder_id INTEGER NOT NULL REFERENCES cardholders(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL CHECK (channel IN ('sms', 'app')),
+            PRIMARY KEY (cardholder_id, kind)
+        )""",
+        "ALTER TABLE accounts ADD COLUMN statement_amount INTEGER",
+        "ALTER TABLE accounts ADD COLUMN minimum_payment INTEGER",
+        "ALTER TABLE accounts ADD COLUMN due_date TEXT",             # YYYY-MM-DD
+        """CREATE TABLE account_events (
+            id INTEGER PRIMARY KEY,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            card_id INTEGER REFERENCES cards(id),
+            event TEXT NOT NULL,
+            old_value TEXT,
+            new_value TEXT,
+            created_at INTEGER NOT NULL
+        )""",
+        "ALTER TABLE outbox ADD COLUMN message_id TEXT",
+        # rows of version 1 get an id too; SQLite cannot add a UNIQUE column, hence the index
+        "UPDATE outbox SET message_id = lower(hex(randomblob(8)))",
+        "CREATE UNIQUE INDEX outbox_message_id ON outbox (message_id)",
+        "ALTER TABLE outbox ADD COLUMN account_event_id INTEGER REFERENCES account_events(id)",
+        "ALTER TABLE outbox ADD COLUMN language TEXT",
+        "UPDATE outbox SET language = 'en'",                         # version 1 wrote English
+        "ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER",
+        "ALTER TABLE outbox ADD COLUMN reason TEXT",
+        "ALTER TABLE outbox ADD COLUMN sent_at INTEGER",
+        "ALTER TABLE outbox ADD COLUMN gateway_ref TEXT",
+        "UPDATE outbox SET attempts = 1, sent_at = created_at WHERE status = 'sent'",
+        "UPDATE outbox SET next_attempt_at = created_at WHERE status != 'sent'",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    ],
+    # 3 -> 4: one purchase alert threshold: preferences' `threshold` (NULL: the bank's
+    # default) replaces the `purchase_threshold` of 1 -> 2 (0 there meant none set)
+    [
+        "UPDATE cardholders SET threshold = purchase_threshold "
+        "WHERE threshold IS NULL AND purchase_threshold > 0",
+        "ALTER TABLE cardholders DROP COLUMN purchase_threshold",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class Cardholder:
-    id: int
-    name: str
-    phone: "str | None"
-    subscribed: bool
-    channel: str
-    kinds: frozenset
-    threshold: int = 0          # no purchase alert below it, minor units
 
 
 @dataclass(frozen=True)
@@ -248,13 +302,31 @@ class Ledger:
             if version > SCHEMA_VERSION:
                 raise LedgerError(f"{self.path}: schema version {version} is newer than "
                                   f"this posbridge ({SCHEMA_VERSION})")
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
+            for step in self._pending(version):
+                for statement in MIGRATIONS[step]:
                     self._conn.execute(statement)
             self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
+    def _pending(self, version: int) -> "list[int]":
+        """The indexes into MIGRATIONS a database at `version` still needs."""
+        if version == 2 and self._has_table("account_events") \
+                and not self._has_table("ledger_entries"):
+            # the notification engine's own version 2 (its migration is 2 -> 3 here):
+            # purchases and reversals are missing, then the threshold is made one
+            return [1, 3]
+        return list(range(version, SCHEMA_VERSION))
+
+    def _has_table(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                  "AND name = ?", (name,)).fetchone() is not None
+
     def close(self):
         self._conn.close()
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        """One statement on the ledger's connection (inside the current transaction,
+        if any): for the stores of preferences.py, outbox.py and account_events.py."""
+        return self._conn.execute(sql, params)
 
     @contextlib.contextmanager
     def transaction(self):
@@ -296,9 +368,11 @@ class Ledger:
     def add_card(self, *, pan: str, pin_hash: str, expiry: str, available: int,
                  currency: int, name: str, phone=None, subscribed=False, channel="sms",
                  kinds=(), status="active", ledger_balance=None, credit_limit=0,
-                 purchase_limit=None, account_purchase_limit=None, threshold=0) -> int:
+                 purchase_limit=None, account_purchase_limit=None, threshold=None) -> int:
         """A card with its own new account and cardholder; returns the card's id.
-        The caller checks PAN, expiry and phone (cards.py) and hashes the PIN."""
+        The caller checks PAN, expiry and phone (cards.py) and hashes the PIN.
+        `threshold`: the cardholder's purchase alert threshold, minor units (None: the
+        bank's default); the other preferences are set with preferences.update."""
         if status not in CARD_STATUSES:
             raise LedgerError(f"card status {status!r}: one of {', '.join(CARD_STATUSES)}")
         if channel not in CHANNELS:
@@ -318,7 +392,7 @@ class Ledger:
                  account_purchase_limit),
             ).lastrowid
             holder_id = self._conn.execute(
-                "INSERT INTO cardholders (name, phone, subscribed, channel, purchase_threshold) "
+                "INSERT INTO cardholders (name, phone, subscribed, channel, threshold) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (name, phone or None, int(bool(subscribed)), channel, threshold)).lastrowid
             self._conn.executemany("INSERT INTO alert_kinds VALUES (?, ?)",
@@ -334,17 +408,11 @@ class Ledger:
         SELECT c.id, c.pan, c.expiry, c.status, c.pin_hash, c.pin_tries_left,
                c.purchase_limit, a.id AS account_id, a.available, a.ledger, a.currency,
                a.purchase_limit AS account_purchase_limit, a.credit_limit,
-               h.id AS holder_id, h.name, h.phone, h.subscribed, h.channel,
-               h.purchase_threshold
-        FROM cards c JOIN accounts a ON a.id = c.account_id
-                     JOIN cardholders h ON h.id = c.cardholder_id"""
+               c.cardholder_id AS holder_id
+        FROM cards c JOIN accounts a ON a.id = c.account_id"""
 
     def _card(self, row) -> Card:
-        kinds = frozenset(r["kind"] for r in self._conn.execute(
-            "SELECT kind FROM alert_kinds WHERE cardholder_id = ?", (row["holder_id"],)))
-        holder = Cardholder(row["holder_id"], row["name"], row["phone"],
-                            bool(row["subscribed"]), row["channel"], kinds,
-                            row["purchase_threshold"])
+        holder = load_cardholder(self, row["holder_id"])
         return Card(row["id"], row["pan"], row["expiry"], row["status"], row["pin_hash"],
                     row["pin_tries_left"], row["account_id"], row["available"],
                     row["ledger"], row["currency"], holder, row["purchase_limit"],
@@ -357,6 +425,13 @@ class Ledger:
     def card_by_id(self, card_id: int) -> "Card | None":
         row = self._conn.execute(self._CARD_QUERY + " WHERE c.id = ?", (card_id,)).fetchone()
         return self._card(row) if row else None
+
+    def card_on_file(self, pan: str) -> Card:
+        """The card with `pan`, else LedgerError (the PAN masked in its message)."""
+        card = self.card_by_pan(pan)
+        if card is None:
+            raise LedgerError(f"card {mask_pan(pan)} is not on file")
+        return card
 
     def cards(self) -> "list[Card]":
         return [self._card(r) for r in self._conn.execute(self._CARD_QUERY + " ORDER BY c.id")]
@@ -401,6 +476,12 @@ class Ledger:
         return self._conn.execute(
             f"INSERT INTO transactions ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' * len(columns))})", values).lastrowid
+
+    def set_response(self, transaction_id: int, response: bytes):
+        """The response of a journal row written before its answer was made (the
+        issuer posts a purchase before it sends the alert the answer reports on)."""
+        self._conn.execute("UPDATE transactions SET response = ? WHERE id = ?",
+                           (bytes(response), transaction_id))
 
     def find_reversal_of(self, terminal_id: str, original_trace: int) -> "int | None":
         """The id of the first reversal journaled for (terminal id, original trace)."""
@@ -467,15 +548,37 @@ class Ledger:
     # ---- outbox --------------------------------------------------------------------
 
     def add_outbox(self, *, transaction_id, cardholder_id, kind: str, card_last4: str,
-                   channel: str, destination: str, text: str, status: str, now=None) -> int:
+                   channel: str, destination: str, text: str, status: str, now=None,
+                   message_id=None, language=None, next_attempt_at=None, attempts=None,
+                   reason=None, sent_at=None, gateway_ref=None,
+                   account_event_id=None) -> int:
+        """One alert. A row that waits (queued, held, failed) is due at
+        `next_attempt_at` (default: now); a "sent" row counts one attempt."""
+        if status not in OUTBOX_STATUSES:
+            raise LedgerError(f"outbox status {status!r}: one of {', '.join(OUTBOX_STATUSES)}")
+        now = int(time.time() if now is None else now)
+        if status == "sent":
+            attempts = 1 if attempts is None else attempts
+            sent_at, next_attempt_at = now if sent_at is None else sent_at, None
+        elif next_attempt_at is None:
+            next_attempt_at = now
         return self._conn.execute(
-            "INSERT INTO outbox (transaction_id, cardholder_id, kind, card_last4, channel, "
-            "destination, text, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (transaction_id, cardholder_id, kind, card_last4, channel, destination, text,
-             status, int(time.time() if now is None else now)),
+            "INSERT INTO outbox (transaction_id, account_event_id, cardholder_id, message_id, "
+            "kind, card_last4, channel, destination, language, text, status, attempts, "
+            "next_attempt_at, reason, sent_at, gateway_ref, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (transaction_id, account_event_id, cardholder_id, message_id or new_message_id(),
+             kind, card_last4, channel, destination, language, text, status, attempts or 0,
+             next_attempt_at, reason, sent_at, gateway_ref, now),
         ).lastrowid
 
     def outbox(self) -> "list[dict]":
         return [dict(r) for r in self._conn.execute(
-            "SELECT id, transaction_id, kind, card_last4, channel, destination, text, "
-            "status, created_at FROM outbox ORDER BY id")]
+            "SELECT id, message_id, transaction_id, account_event_id, kind, card_last4, "
+            "channel, destination, language, text, status, attempts, next_attempt_at, "
+            "reason, sent_at, gateway_ref, created_at FROM outbox ORDER BY id")]
+
+
+def new_message_id() -> str:
+    """An alert's id: 16 hex digits, random (it says nothing about the card)."""
+    return secrets.token_hex(8)

@@ -45,14 +45,6 @@ def format_amount(minor: int, currency: int) -> str:
     return f"{currency_name(currency)} {sign}{text}"
 
 
-def format_plain(minor: int, currency: int) -> str:
-    """10000, 156 -> "100.00": the amount alone, no currency, no grouping."""
-    exp = _exponent(currency)
-    sign = "-" if minor < 0 else ""
-    whole, frac = divmod(abs(minor), 10 ** exp)
-    return f"{sign}{whole}" + (f".{frac:0{exp}d}" if exp else "")
-
-
 def parse_amount(text: str, currency: int) -> int:
     """"1234.56" in `currency` -> 123456 minor units; ValueError for anything that is not
     a plain decimal with at most the currency's number of decimals."""

@@ -1,40 +1,63 @@
-"""What the issuer does about the cardholder's alert for a transaction.
+"""What the issuer does about a cardholder's alert: one pure decision.
 
-decide() applies the rules, in this order, and returns the status the terminal shows
-(docs/protocol.cddl `notify-status`) with the channel and masked destination when an
-alert is made; the message texts are built by the *_text functions. Nothing here
-writes: the issuer stores the outbox row in the same SQLite transaction as the
-journal entry.
+    decision = notify.decide(kind, policy, holder, amount=12345, currency=156, now=t)
 
-Balance inquiry approved (kind balance_inquiry) and wrong PIN (kind wrong_pin):
-  1. the bank does not alert this kind                  -> 6
-  2. the cardholder is not subscribed                   -> 3
-  3. subscribed, but not to this kind                   -> 4
-  4. no phone on file                                   -> 7
-  5. otherwise an alert: "sent" (2) by the built-in gateway, or "queued" (1) when the
-     policy leaves sending to a dispatcher.
-Purchase approved (kind purchase): as above, with the bank's purchase policy in 1, and
-between 3 and 4: the amount below the cardholder's threshold -> 5, the threshold in the
-detail ("100.00").
-PIN tries exceeded (a security alert): whatever the subscription and kinds, an alert
-on the cardholder's channel if a phone is on file (11), else 7.
-Declined before any account event (unknown, restricted or expired card, PIN already
-locked, duplicate, malfunction, a purchase declined 13, 51 or 61): 10, nothing to alert.
+`policy` is the bank's (policy.Policy), `holder` the cardholder's preferences
+(preferences.Cardholder), `amount` in minor units and `currency` ISO 4217 numeric (for
+purchases), `now` the unix time (quiet hours are read in the policy's local time). The
+result is the status the terminal shows (docs/protocol.cddl `notify-status`) and, when
+an alert is made, its kind, channel, masked destination, language and the time it may
+go out. Nothing here reads the clock or writes: the issuer stores the outbox row in the
+same SQLite transaction as the journal entry, and the dispatcher sends it.
+
+Rules, first match wins (docs/issuer.md has the same table):
+
+  Security alerts (PIN tries exceeded; a frozen or stopped card used), whatever the bank's
+  kinds, the subscription, the kinds chosen and quiet hours:
+    S1. no phone on file                                           -> 7
+    S2. otherwise sent at once on the cardholder's channel         -> 11
+  Every other kind:
+    0. a purchase above the large-amount limit (the bank's, or the cardholder's own if
+       lower) becomes a large-amount alert when the bank alerts large amounts and the
+       cardholder is subscribed and chose them: rules 1-4 are skipped, even when the
+       purchase is below the threshold or purchases were not chosen. Otherwise it stays
+       a purchase. Amounts in another currency than the policy's are never compared.
+    1. the bank does not alert this kind                           -> 6
+    2. the cardholder is not subscribed                            -> 3
+    3. subscribed, but did not choose this kind                    -> 4
+    4. a purchase below the threshold (the cardholder's, else the
+       bank's default; equal is alerted)                           -> 5, detail "100.00"
+    5. no phone on file                                            -> 7
+    6. inside the cardholder's quiet hours                         -> 8, held until they end
+    7. otherwise: 2 sent (policy delivery "send": the issuer sends at once; 9 if the
+       gateway fails), or 1 queued (delivery "queue": the dispatcher sends it)
 
 The destination is the phone number, masked (138****5678), for SMS and for app push
 alike: the banking app is registered to that number.
 """
-import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import codes
 from .cards import mask_phone
-from .money import format_amount, format_plain
+from .money import currency_name, format_amount
+from .quiet_hours import local_datetime
+from .templates import language_of
+# the message text of each kind, next to the kinds (templates.py writes them)
+from .templates import (account_change_text, balance_inquiry_text,  # noqa: F401
+                        frozen_card_text, large_amount_text, pin_tries_exceeded_text,
+                        purchase_text, repayment_reminder_text, wrong_pin_text)
 
-BALANCE_INQUIRY = "balance_inquiry"
 PURCHASE = "purchase"
+BALANCE_INQUIRY = "balance_inquiry"
 WRONG_PIN = "wrong_pin"
 PIN_TRIES_EXCEEDED = "pin_tries_exceeded"
+LARGE_AMOUNT = "large_amount"
+ACCOUNT_CHANGE = "account_change"
+REPAYMENT_REMINDER = "repayment_reminder"
+FROZEN_CARD = "frozen_card"               # a frozen or stopped card used at a terminal
+
+CHOOSABLE_KINDS = codes.ALERT_KINDS       # the six above that are not security alerts
+SECURITY_KINDS = codes.SECURITY_KINDS     # PIN_TRIES_EXCEEDED, FROZEN_CARD
 
 
 @dataclass(frozen=True)
@@ -42,7 +65,10 @@ class Decision:
     status: int
     channel: "str | None" = None
     destination: "str | None" = None     # masked
-    detail: "str | None" = None          # e.g. the threshold, "100.00"
+    detail: "str | None" = None          # threshold ("100.00") or end of quiet hours ("07:00")
+    kind: "str | None" = None            # the kind of the alert (a purchase may be large_amount)
+    language: "str | None" = None        # of the message, when there is one
+    send_after: "int | None" = None      # unix time quiet hours end (status 8)
 
     @property
     def alerts(self) -> bool:
@@ -50,8 +76,18 @@ class Decision:
         return self.channel is not None
 
     @property
+    def immediate(self) -> bool:
+        """True when the issuer sends the message itself before it answers."""
+        return self.status in (codes.SENT, codes.SECURITY_ALERT)
+
+    @property
     def outbox_status(self) -> str:
-        return "queued" if self.status == codes.QUEUED else "sent"
+        return {codes.QUEUED: "queued", codes.QUIET_HOURS: "held",
+                codes.GATEWAY_FAILED: "failed"}.get(self.status, "sent")
+
+    def failed(self) -> "Decision":
+        """This decision once the gateway has refused the message."""
+        return replace(self, status=codes.GATEWAY_FAILED)
 
     def as_cbor_map(self) -> dict:
         """The response's `notification` map."""
@@ -67,57 +103,78 @@ class Decision:
 NOTHING = Decision(codes.NOTHING_TO_ALERT)
 
 
-def decide(kind: str, policy, holder, *, amount=None, currency=None, now=None) -> Decision:
-    """The decision for an alert of `kind` to `holder` (ledger.Cardholder) under
-    `policy` (policy.Policy); a purchase's `amount` and `currency` for the threshold
-    (`now`, unix seconds, is for quiet hours, which are not decided here yet)."""
-    if kind == PIN_TRIES_EXCEEDED:
+def decide(kind: str, policy, holder, *, amount: "int | None" = None,
+           currency: "int | None" = None, now: "int | None" = None) -> Decision:
+    """The decision for an alert of `kind` to `holder` under `policy` (module doc).
+    `amount` is required for purchases; without `now` quiet hours are not checked."""
+    if kind in SECURITY_KINDS:
         if not holder.phone:
-            return Decision(codes.NO_PHONE)
-        return Decision(codes.SECURITY_ALERT, holder.channel, mask_phone(holder.phone))
-    bank_alerts = {BALANCE_INQUIRY: policy.alert_balance_inquiries,
-                   WRONG_PIN: policy.alert_wrong_pin,
-                   PURCHASE: policy.alert_purchases}
-    if kind not in bank_alerts:
-        raise ValueError(f"alert kind {kind!r} is not decided here yet")
-    if kind == PURCHASE and (amount is None or currency is None):
-        raise ValueError("a purchase alert is decided with its amount and currency")
-    if not bank_alerts[kind]:
-        return Decision(codes.BANK_DOES_NOT_ALERT)
+            return Decision(codes.NO_PHONE, kind=kind)
+        return _alert(codes.SECURITY_ALERT, kind, policy, holder)
+    if kind not in CHOOSABLE_KINDS:
+        raise ValueError(f"alert kind {kind!r}: one of "
+                         f"{', '.join(CHOOSABLE_KINDS + SECURITY_KINDS)}")
+    comparable = currency is None or currency == policy.currency
+    if kind == PURCHASE:
+        if amount is None:
+            raise ValueError("a purchase alert needs the amount")
+        if comparable and amount > large_amount_limit(policy, holder) \
+                and policy.alerts(LARGE_AMOUNT) and holder.subscribed \
+                and LARGE_AMOUNT in holder.kinds:
+            return _deliver(LARGE_AMOUNT, policy, holder, now)
+    if not policy.alerts(kind):
+        return Decision(codes.BANK_DOES_NOT_ALERT, kind=kind)
     if not holder.subscribed:
-        return Decision(codes.NOT_SUBSCRIBED)
+        return Decision(codes.NOT_SUBSCRIBED, kind=kind)
     if kind not in holder.kinds:
-        return Decision(codes.KIND_NOT_CHOSEN)
-    if kind == PURCHASE and amount < holder.threshold:
-        return Decision(codes.BELOW_THRESHOLD, detail=format_plain(holder.threshold, currency))
+        return Decision(codes.KIND_NOT_CHOSEN, kind=kind)
+    if kind == PURCHASE and comparable:
+        threshold = purchase_threshold(policy, holder)
+        if amount < threshold:
+            return Decision(codes.BELOW_THRESHOLD, kind=kind,
+                            detail=threshold_text(threshold, policy.currency))
+    return _deliver(kind, policy, holder, now)
+
+
+def _deliver(kind, policy, holder, now) -> Decision:
     if not holder.phone:
-        return Decision(codes.NO_PHONE)
+        return Decision(codes.NO_PHONE, kind=kind)
+    quiet = holder.quiet_hours
+    if quiet is not None and now is not None:
+        local = local_datetime(now, policy.utc_offset_min)
+        if quiet.contains(local):
+            end = quiet.end_after(local)
+            return replace(_alert(codes.QUIET_HOURS, kind, policy, holder),
+                           detail=end.strftime("%H:%M"), send_after=int(end.timestamp()))
     status = codes.SENT if policy.send_immediately else codes.QUEUED
-    return Decision(status, holder.channel, mask_phone(holder.phone))
+    return _alert(status, kind, policy, holder)
+
+
+def _alert(status, kind, policy, holder) -> Decision:
+    return Decision(status, channel_for(holder, kind), mask_phone(holder.phone), kind=kind,
+                    language=language_of(policy, holder.language))
+
+
+def channel_for(holder, kind: str) -> str:
+    """The cardholder's channel for `kind`: the one chosen for it, else their default."""
+    return holder.channels.get(kind, holder.channel)
+
+
+def purchase_threshold(policy, holder) -> int:
+    own = holder.threshold
+    return policy.default_threshold if own is None else own
+
+
+def large_amount_limit(policy, holder) -> int:
+    own = holder.large_amount_limit
+    return policy.large_amount_limit if own is None else min(own, policy.large_amount_limit)
+
+
+def threshold_text(minor: int, currency: int) -> str:
+    """The threshold as the terminal shows it: "100.00", no currency code."""
+    return format_amount(minor, currency)[len(currency_name(currency)) + 1:]
 
 
 def local_time(unix_time: int, utc_offset_min: int) -> str:
-    tz = datetime.timezone(datetime.timedelta(minutes=utc_offset_min))
-    return datetime.datetime.fromtimestamp(unix_time, tz).strftime("%Y-%m-%d %H:%M")
-
-
-def balance_inquiry_text(last4, available, ledger, currency, when, terminal_id) -> str:
-    return (f"Card ending {last4}: balance inquiry at terminal {terminal_id}, {when}. "
-            f"Available {format_amount(available, currency)}, "
-            f"ledger {format_amount(ledger, currency)}.")
-
-
-def wrong_pin_text(last4, tries_left, when, terminal_id) -> str:
-    tries = "1 try" if tries_left == 1 else f"{tries_left} tries"
-    return (f"Card ending {last4}: wrong PIN entered at terminal {terminal_id}, {when}. "
-            f"{tries} left before the PIN is locked.")
-
-
-def pin_tries_exceeded_text(last4, when, terminal_id) -> str:
-    return (f"Security alert: card ending {last4}: PIN tries exceeded at terminal "
-            f"{terminal_id}, {when}. The PIN is locked; call your bank if this was not you.")
-
-
-def purchase_text(last4, amount, currency, merchant, when, available) -> str:
-    return (f"Card ending {last4}: purchase of {format_amount(amount, currency)} at "
-            f"{merchant}, {when}. Available {format_amount(available, currency)}.")
+    """How messages write a time: "2026-11-22 16:02", local time at the offset."""
+    return local_datetime(unix_time, utc_offset_min).strftime("%Y-%m-%d %H:%M")

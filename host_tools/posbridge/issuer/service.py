@@ -18,7 +18,7 @@ entry, and outbox rows together):
 Balance inquiry and purchase:
   purchase whose identity a reversal already closed -> 94, not charged (journaled)
   card not on file          -> 14
-  card frozen or blocked    -> 62
+  card frozen or blocked    -> 62, with a security alert (kind frozen_card)
   expiry passed (on file or on the card) at the request's time -> 54
   no PIN tries left         -> 75
   PIN block undecipherable  -> 96 (tries unchanged)
@@ -30,9 +30,10 @@ Balance inquiry and purchase:
     amount over the card's or the account's single-purchase limit -> 61
     amount over available + credit limit                -> 51
     otherwise                 -> 00: debited, with its ledger entry, approval code,
-                                 the balances after it and the purchase alert decision
+                                 the balances after it and the purchase alert (kind
+                                 purchase, or large_amount above the large-amount limit)
   anything unexpected       -> the transaction rolled back; 96, journaled if possible
-Reversal (response code 00 = acknowledged, the outcome in key 16):
+Reversal (response code 00 = acknowledged, the outcome in key 16; never an alert):
   the original purchase (terminal id, original trace, original KSN) approved and not
       reversed              -> credited back, ledger entry, the purchase marked: 1
   reversed already          -> nothing more: 3
@@ -41,6 +42,12 @@ Reversal (response code 00 = acknowledged, the outcome in key 16):
   anything unexpected       -> 96, not journaled: the same reversal sent again is
                                processed afresh
 Faults "delay" and "bad-mac" act on the way out, after all of this.
+
+Alerts: notify.decide says what to do; alerts.make writes the message in the
+cardholder's language and, when the policy sends at once, hands it to the dispatcher's
+gateway, so that the response says 2 sent or 9 gateway failed; alerts.store keeps it in
+the outbox with the journal entry. _write journals the transaction and posts its debit
+before the alert is made: an alert never goes out for a purchase whose debit failed.
 """
 import logging
 import secrets
@@ -49,10 +56,12 @@ import threading
 import time
 
 from .. import issuer_keys
-from . import codes, notify
+from . import alerts, codes, notify
 from .cards import is_expired
+from .dispatcher import Dispatcher
 from .errors import IssuerInternalError, IssuerSecurityError, IssuerUnavailable
 from .faults import Faults, corrupt_mac
+from .gateways import BuiltinGateway
 from .ledger import MAX_PIN_TRIES, Ledger, request_digest
 from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, balance_response,
                        check_request_mac, parse_balance_request, parse_purchase_request,
@@ -73,14 +82,12 @@ class _Outcome:
     """What the rules decided for one request, before it is written down."""
 
     def __init__(self, code, decision=notify.NOTHING, card=None, tries_left=None,
-                 alert_kind=None, text=None, debit=0, available=None, ledger=None,
-                 reversed_by=None):
+                 text=None, debit=0, available=None, ledger=None, reversed_by=None):
         self.code = code
         self.decision = decision
         self.card = card
         self.tries_left = tries_left
-        self.alert_kind = alert_kind
-        self.text = text
+        self.text = text                # text(language, kind) -> the alert's message
         self.debit = debit              # minor units taken from the account (purchase)
         self.available = available      # balances after the debit, when there is one
         self.ledger = ledger
@@ -94,13 +101,17 @@ def _label(request, number=None):
 
 class Issuer:
     def __init__(self, ledger: Ledger, policy: Policy = None, faults: Faults = None, *,
-                 clock=time.time, sleep=time.sleep):
+                 clock=time.time, sleep=time.sleep, gateways=None):
         self.ledger = ledger
         self.policy = policy or Policy()
         self.faults = faults or Faults()
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        if gateways is None:
+            gateways = BuiltinGateway("gateway down (fault)" if self.faults.gateway_down else None)
+        # alerts sent at once go through it; `posbridge issuer dispatch` sends the rest
+        self.dispatcher = Dispatcher(ledger, self.policy, gateways, clock=clock)
 
     @classmethod
     def open(cls, path, policy=None, faults=None) -> "Issuer":
@@ -172,10 +183,11 @@ class Issuer:
                     log.warning("%s: identity reused by another request: 94",
                                 _label(request))
                     return self._declined(request, bdk, codes.DUPLICATE)
+                now = int(self._clock())
                 if request.kind == REVERSAL:
-                    return self._reverse(request, bdk, digest)
-                outcome = self._decide(request, bdk)
-                return self._write(request, bdk, digest, outcome)
+                    return self._reverse(request, bdk, digest, now)
+                outcome = self._decide(request, bdk, now)
+                return self._write(request, bdk, digest, outcome, now)
         except Exception as exc:           # noqa: BLE001 - any failure is a 96, MAC'd
             # the exception's text is not logged: it could hold request data
             log.error("%s failed (%s): 96", _label(request), type(exc).__name__)
@@ -186,13 +198,13 @@ class Issuer:
             outcome = _Outcome(codes.SYSTEM_MALFUNCTION)
             try:
                 with self.ledger.transaction():
-                    return self._write(request, bdk, digest, outcome)
+                    return self._write(request, bdk, digest, outcome, int(self._clock()))
             except Exception:              # noqa: BLE001 - answer even if not journaled
                 return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
 
     # ---- the rules: balance inquiry and purchase ----------------------------------
 
-    def _decide(self, request, bdk) -> _Outcome:
+    def _decide(self, request, bdk, now) -> _Outcome:
         card = self.ledger.card_by_pan(request.pan)
         if request.kind == PURCHASE:
             reversal_id = self.ledger.find_reversal_of(request.terminal_id,
@@ -203,9 +215,15 @@ class Issuer:
                 return _Outcome(codes.DUPLICATE, card=card, reversed_by=reversal_id)
         if card is None:
             return _Outcome(codes.INVALID_CARD)
-        if card.status != "active":
-            return _Outcome(codes.RESTRICTED_CARD, card=card)
         offset = self.policy.utc_offset_min
+        when = notify.local_time(now, offset)
+        terminal_id = request.terminal_id
+        if card.status != "active":
+            return _Outcome(codes.RESTRICTED_CARD,
+                            self._decide_alert(notify.FROZEN_CARD, card, now),
+                            card, text=lambda lang, kind: notify.frozen_card_text(
+                                lang, last4=card.last4, when=when, terminal_id=terminal_id,
+                                policy=self.policy))
         if (is_expired(card.expiry, request.time, offset)
                 or is_expired(request.expiry, request.time, offset)):
             return _Outcome(codes.EXPIRED_CARD, card=card)
@@ -219,31 +237,30 @@ class Issuer:
             return _Outcome(codes.SYSTEM_MALFUNCTION, card=card)
         pin_ok = verify_pin(pin, card.pin_hash)
         del pin
-        when = notify.local_time(int(self._clock()), offset)
         if pin_ok:
             if card.pin_tries_left != MAX_PIN_TRIES:
                 self.ledger.set_pin_tries(card.id, MAX_PIN_TRIES)
             if request.kind == PURCHASE:
-                return self._purchase(request, card, when)
-            kind = notify.BALANCE_INQUIRY
-            text = notify.balance_inquiry_text(card.last4, card.available, card.ledger,
-                                               card.currency, when, request.terminal_id)
-            return _Outcome(codes.APPROVED, notify.decide(kind, self.policy, card.holder),
-                            card, alert_kind=kind, text=text)
+                return self._purchase(request, card, now, when)
+            return _Outcome(codes.APPROVED, self._decide_alert(notify.BALANCE_INQUIRY, card, now),
+                            card, text=lambda lang, kind: notify.balance_inquiry_text(
+                                lang, last4=card.last4, available=card.available,
+                                ledger=card.ledger, currency=card.currency, when=when,
+                                terminal_id=terminal_id, policy=self.policy))
         left = card.pin_tries_left - 1
         self.ledger.set_pin_tries(card.id, left)
         if left == 0:
-            kind = notify.PIN_TRIES_EXCEEDED
-            text = notify.pin_tries_exceeded_text(card.last4, when, request.terminal_id)
-            code = codes.PIN_TRIES_EXCEEDED
-        else:
-            kind = notify.WRONG_PIN
-            text = notify.wrong_pin_text(card.last4, left, when, request.terminal_id)
-            code = codes.INCORRECT_PIN
-        return _Outcome(code, notify.decide(kind, self.policy, card.holder), card,
-                        tries_left=left, alert_kind=kind, text=text)
+            return _Outcome(codes.PIN_TRIES_EXCEEDED,
+                            self._decide_alert(notify.PIN_TRIES_EXCEEDED, card, now), card,
+                            tries_left=0, text=lambda lang, kind: notify.pin_tries_exceeded_text(
+                                lang, last4=card.last4, when=when, terminal_id=terminal_id,
+                                policy=self.policy))
+        return _Outcome(codes.INCORRECT_PIN, self._decide_alert(notify.WRONG_PIN, card, now),
+                        card, tries_left=left, text=lambda lang, kind: notify.wrong_pin_text(
+                            lang, last4=card.last4, tries_left=left, when=when,
+                            terminal_id=terminal_id, policy=self.policy))
 
-    def _purchase(self, request, card, when) -> _Outcome:
+    def _purchase(self, request, card, now, when) -> _Outcome:
         """The amount rules of a purchase whose card and PIN are good."""
         amount = request.amount
         if request.currency != card.currency:
@@ -255,27 +272,32 @@ class Issuer:
         if amount > card.available + card.credit_limit:
             return _Outcome(codes.INSUFFICIENT_FUNDS, card=card)
         available, ledger = card.available - amount, card.ledger - amount
-        decision = notify.decide(notify.PURCHASE, self.policy, card.holder, amount=amount,
-                                 currency=request.currency, now=int(self._clock()))
-        text = notify.purchase_text(card.last4, amount, request.currency,
-                                    request.merchant_name, when, available)
-        return _Outcome(codes.APPROVED, decision, card, alert_kind=notify.PURCHASE,
-                        text=text, debit=amount, available=available, ledger=ledger)
+        decision = self._decide_alert(notify.PURCHASE, card, now, amount=amount)
+        fields = dict(last4=card.last4, amount=amount, currency=request.currency,
+                      merchant=request.merchant_name, when=when, available=available,
+                      terminal_id=request.terminal_id, policy=self.policy)
 
-    def _write(self, request, bdk, digest, outcome) -> bytes:
+        def text(lang, kind):               # kind: purchase, or large_amount above the limit
+            if kind == notify.LARGE_AMOUNT:
+                return notify.large_amount_text(
+                    lang, limit=notify.large_amount_limit(self.policy, card.holder), **fields)
+            return notify.purchase_text(lang, **fields)
+        return _Outcome(codes.APPROVED, decision, card, text=text, debit=amount,
+                        available=available, ledger=ledger)
+
+    def _decide_alert(self, kind, card, now, amount=None) -> notify.Decision:
+        return notify.decide(kind, self.policy, card.holder, amount=amount,
+                             currency=card.currency, now=now)
+
+    def _write(self, request, bdk, digest, outcome, now) -> bytes:
         """The response for `outcome`, journaled with its ledger entry and outbox row
-        (the caller holds the transaction)."""
+        (the caller holds the transaction). The journal row and the debit come first;
+        then an alert due at once is sent, and the response says how that went."""
         card = outcome.card
         approved = outcome.code == codes.APPROVED
         approval_code = f"{secrets.randbelow(10 ** 6):06d}" if approved else None
         if approved and outcome.available is None:          # a balance inquiry
             outcome.available, outcome.ledger = card.available, card.ledger
-        response = balance_response(
-            request, bdk, outcome.code, outcome.decision.as_cbor_map(),
-            approval_code=approval_code, available=outcome.available,
-            ledger=outcome.ledger, currency=card.currency if approved else None,
-            tries_left=outcome.tries_left)
-        now = int(self._clock())
         extra = {"ksn": request.ksn, "approval_code": approval_code}
         if request.kind == PURCHASE:
             extra.update(amount=request.amount, currency=request.currency,
@@ -287,7 +309,7 @@ class Issuer:
         transaction_id = self.ledger.record_transaction(
             terminal_id=request.terminal_id, trace_number=request.trace_number,
             digest=digest, kind=request.kind, card_id=card.id if card else None,
-            response_code=outcome.code, response=response, request_time=request.time,
+            response_code=outcome.code, response=b"", request_time=request.time,
             now=now, **extra)
         if outcome.debit:
             after = self.ledger.post(account_id=card.account_id,
@@ -296,24 +318,30 @@ class Issuer:
             if after != (outcome.available, outcome.ledger):
                 # the balances the answer states are not the ones written: roll back
                 raise RuntimeError("balances changed under the purchase")
-        if outcome.decision.alerts:
-            self.ledger.add_outbox(
-                transaction_id=transaction_id, cardholder_id=card.holder.id,
-                kind=outcome.alert_kind, card_last4=card.last4,
-                channel=outcome.decision.channel, destination=outcome.decision.destination,
-                text=outcome.text, status=outcome.decision.outbox_status, now=now)
+        alert = alerts.make(outcome.decision, card.holder, card.last4, outcome.text,
+                            self.dispatcher) if outcome.decision.alerts else None
+        decision = alert.decision if alert else outcome.decision
+        response = balance_response(
+            request, bdk, outcome.code, decision.as_cbor_map(),
+            approval_code=approval_code, available=outcome.available,
+            ledger=outcome.ledger, currency=card.currency if approved else None,
+            tries_left=outcome.tries_left)
+        self.ledger.set_response(transaction_id, response)
+        if alert:
+            alerts.store(self.ledger, alert, self.policy, now, transaction_id=transaction_id)
         amount = (f" {format_amount(request.amount, request.currency)}"
                   if request.kind == PURCHASE else "")
         log.info("%s card %s%s: %s (%s), notification %d", _label(request),
                  card.masked if card else "not on file", amount, outcome.code,
-                 codes.RESPONSE_CODES[outcome.code], outcome.decision.status)
+                 codes.RESPONSE_CODES[outcome.code], decision.status)
         return response
 
     # ---- the rules: reversal -------------------------------------------------------
 
-    def _reverse(self, request, bdk, digest) -> bytes:
+    def _reverse(self, request, bdk, digest, now) -> bytes:
         """Acknowledge the reversal (00) with what it did; journal it, and credit the
-        purchase back at most once (the caller holds the transaction)."""
+        purchase back at most once (the caller holds the transaction). Nothing is
+        alerted: not the reversal, and the purchase's own alert stays as it is."""
         original = self.ledger.find_transaction(request.terminal_id, request.original_trace)
         found = (original is not None and original.kind == PURCHASE
                  and original.ksn == request.original_ksn.hex().upper())
@@ -337,7 +365,6 @@ class Issuer:
                             format_amount(request.amount, request.currency),
                             format_amount(original.amount, original.currency))
         response = reversal_response(request, bdk, codes.APPROVED, outcome)
-        now = int(self._clock())
         reversal_id = self.ledger.record_transaction(
             terminal_id=request.terminal_id, trace_number=request.trace_number,
             digest=digest, kind=REVERSAL, card_id=original.card_id if found else None,
@@ -356,4 +383,3 @@ class Issuer:
                  request.trace_number, original_label,
                  codes.REVERSAL_REASONS[request.reason], codes.REVERSAL_OUTCOMES[outcome])
         return response
-

@@ -91,7 +91,7 @@ def test_card_add_and_use_it(db_path):
                       "pin_tries_left": 3, "available": 150025, "ledger": 150025,
                       "currency": 840, "cardholder": "Test Person", "phone": "138****2222",
                       "subscribed": True, "channel": "app",
-                      "alert_kinds": ["balance_inquiry"], "alert_threshold": 0,
+                      "alert_kinds": ["balance_inquiry"], "alert_threshold": None,
                       "purchase_limit": None, "account_purchase_limit": None,
                       "credit_limit": 0, "postings": []}
     from posbridge.issuer import Issuer, Ledger

@@ -6,14 +6,15 @@ import sqlite3
 import pytest
 
 from posbridge import cbor_profile
-from posbridge.issuer import Ledger, LedgerError, codes
+from posbridge.issuer import Issuer, Ledger, LedgerError, codes
 from posbridge.issuer.cards import (check_pan, check_phone, is_expired, luhn_check_digit,
                                     luhn_valid, mask_phone, parse_expiry)
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID, DEMO_CARDS, DEMO_PIN
-from posbridge.issuer.ledger import MAX_PIN_TRIES, SCHEMA_VERSION
+from posbridge.issuer.ledger import MAX_PIN_TRIES, MIGRATIONS, SCHEMA_VERSION
 from posbridge.issuer.money import currency_code, format_amount, parse_amount
 from posbridge.issuer.pins import PinHashError, hash_pin, verify_pin
 
+from .terminal import Terminal
 from .test_balance_inquiry import LI_WEI, ask
 
 # ---- file and schema ------------------------------------------------------------------
@@ -167,7 +168,6 @@ def test_key_set_checks(db_path, bdk_id, bdk, message):
 
 
 def test_version_1_database_is_migrated_keeping_its_rows(tmp_path):
-    from posbridge.issuer.ledger import MIGRATIONS
     path = tmp_path / "v1.sqlite"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -185,14 +185,118 @@ def test_version_1_database_is_migrated_keeping_its_rows(tmp_path):
     conn.commit()
     conn.close()
     ledger = Ledger.open(path)
-    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    assert ledger.schema_version() == SCHEMA_VERSION == 4
     [card] = ledger.cards()
     assert (card.available, card.purchase_limit, card.account_purchase_limit,
-            card.credit_limit, card.holder.threshold) == (5000, None, None, 0, 0)
+            card.credit_limit, card.holder.threshold) == (5000, None, None, 0, None)
     [row] = ledger.journal()
     assert (row["kind"], row["reversed_by"], row["posted"]) == ("balance_inquiry", None, 0)
     assert ledger.ledger_entries() == []
     ledger.close()
+
+
+# Purchases (issue 4) and the notification engine (issue 5) were each released as schema
+# version 2; their migrations are now 1 -> 2 and 2 -> 3, and 3 -> 4 makes their two
+# purchase thresholds one. A database of either version 2 opens as version 4.
+
+def _old_database(path, steps, version):
+    """A database as an older posbridge left it: MIGRATIONS[i] for i in `steps`, one
+    cardholder with a card, and a balance inquiry in the journal."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    for step in steps:
+        for statement in MIGRATIONS[step]:
+            conn.execute(statement)
+    conn.execute("INSERT INTO accounts (number, currency, available, ledger) "
+                 "VALUES ('A1', 156, 5000, 5000)")
+    conn.execute("INSERT INTO cardholders (name, phone, subscribed) "
+                 "VALUES ('Old', '13812345678', 1)")
+    conn.execute("INSERT INTO cardholders (name) VALUES ('Other')")
+    conn.execute("INSERT INTO alert_kinds VALUES (1, 'purchase')")
+    conn.execute("INSERT INTO cards (pan, expiry, pin_hash, pin_tries_left, account_id, "
+                 "cardholder_id) VALUES (?, '3012', ?, 3, 1, 1)",
+                 ("4111111111111111", hash_pin("1234")))
+    conn.execute("INSERT INTO transactions (terminal_id, trace_number, request_digest, kind, "
+                 "response_code, response, request_time, created_at) "
+                 "VALUES ('T1', 1, 'd', 'balance_inquiry', '00', x'a0', 0, 0)")
+    return conn
+
+
+def _columns(ledger, table):
+    return {r["name"] for r in ledger.execute(f"PRAGMA table_info({table})")}
+
+
+def _tables(ledger):
+    return {r[0] for r in ledger.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _assert_current_schema(ledger):
+    assert ledger.schema_version() == SCHEMA_VERSION == 4
+    assert {"ledger_entries", "account_events", "alert_channels", "outbox"} <= _tables(ledger)
+    holder_columns = _columns(ledger, "cardholders")
+    assert {"threshold", "large_amount_limit", "quiet_hours", "language"} <= holder_columns
+    assert "purchase_threshold" not in holder_columns               # one threshold only
+    assert {"ksn", "merchant_name", "reversed_by"} <= _columns(ledger, "transactions")
+    assert {"message_id", "language", "attempts"} <= _columns(ledger, "outbox")
+    assert {"purchase_limit", "due_date"} <= _columns(ledger, "accounts")
+
+
+def test_purchases_version_2_database_is_migrated(tmp_path):
+    path = tmp_path / "purchases-v2.sqlite"
+    conn = _old_database(path, [0, 1], version=2)
+    # the purchases release kept the threshold in cardholders.purchase_threshold, 0 for none
+    conn.execute("UPDATE cardholders SET purchase_threshold = 10000 WHERE name = 'Old'")
+    conn.commit()
+    conn.close()
+    ledger = Ledger.open(path)
+    _assert_current_schema(ledger)
+    [card] = ledger.cards()
+    assert card.holder.threshold == 10000
+    assert [r["threshold"] for r in ledger.execute("SELECT threshold FROM cardholders "
+                                                   "ORDER BY id")] == [10000, None]
+    assert [r["kind"] for r in ledger.journal()] == ["balance_inquiry"]
+    ledger.close()
+    assert Ledger.open(path).schema_version() == 4                  # and once only
+
+
+def test_notification_engine_version_2_database_is_migrated(tmp_path):
+    path = tmp_path / "notify-v2.sqlite"
+    conn = _old_database(path, [0, 2], version=2)
+    conn.execute("UPDATE cardholders SET threshold = 5000, quiet_hours = '22:00-07:00', "
+                 "language = 'zh' WHERE name = 'Old'")
+    conn.execute("INSERT INTO outbox (transaction_id, cardholder_id, message_id, kind, "
+                 "card_last4, channel, destination, language, text, status, created_at) "
+                 "VALUES (1, 1, 'aaaabbbbccccdddd', 'balance_inquiry', '1111', 'sms', "
+                 "'138****5678', 'zh', 'old text', 'sent', 1000)")
+    conn.commit()
+    conn.close()
+    ledger = Ledger.open(path)
+    _assert_current_schema(ledger)
+    [card] = ledger.cards()
+    assert (card.holder.threshold, str(card.holder.quiet_hours), card.holder.language,
+            card.purchase_limit) == (5000, "22:00-07:00", "zh", None)
+    assert [r["message_id"] for r in ledger.outbox()] == ["aaaabbbbccccdddd"]
+    ledger.close()
+
+
+@pytest.mark.parametrize("steps", [[0, 1], [0, 2]], ids=["purchases", "notification engine"])
+def test_a_migrated_version_2_database_takes_purchases(tmp_path, steps):
+    path = tmp_path / "v2.sqlite"
+    conn = _old_database(path, steps, version=2)
+    conn.execute("INSERT INTO key_sets VALUES (?, ?, '')", (DEMO_BDK_ID, DEMO_BDK.hex().upper()))
+    conn.commit()
+    conn.close()
+    issuer = Issuer(Ledger.open(path))
+    try:
+        terminal = Terminal()
+        body, pending = terminal.purchase("4111111111111111", 1250)
+        fields = terminal.check(issuer.handle_purchase_request(body), pending)
+        assert (fields[3], fields[5], fields[8][1]) == (codes.APPROVED, 3750, codes.SENT)
+        [alert] = issuer.ledger.outbox()
+        assert alert["kind"] == "purchase" and "CNY 12.50" in alert["text"]
+    finally:
+        issuer.close()
 
 
 def test_demo_purchase_limits_and_thresholds(db_path):

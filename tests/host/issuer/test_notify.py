@@ -1,21 +1,24 @@
-"""Notification status for balance inquiries: the rule table on its own (notify.decide),
-then through the issuer with the outbox rows it writes."""
+"""Notification status for balance inquiries and purchases: the rule table on its own
+(notify.decide; test_decision_table.py has the whole table), then through the issuer
+with the outbox rows it writes."""
 import itertools
 
 import pytest
 
-from posbridge.issuer import Policy, codes, notify
+from posbridge.issuer import Faults, Issuer, Ledger, Policy, codes, notify, preferences
 from posbridge.issuer.ledger import Cardholder
 from posbridge.masking import mask_pans_in_text
 
+from .conftest import ISSUER_NOW
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI, ask
 
 ALL_KINDS = frozenset(codes.DEFAULT_ALERT_KINDS)
 
 
 def holder(subscribed=True, kinds=ALL_KINDS, phone="13812345678", channel="sms",
-           threshold=0):
-    return Cardholder(1, "Test", phone, subscribed, channel, frozenset(kinds), threshold)
+           threshold=None):
+    return Cardholder(1, "Test", phone, subscribed, channel, frozenset(kinds),
+                      threshold=threshold)
 
 
 BI = notify.BALANCE_INQUIRY
@@ -28,25 +31,25 @@ DECISIONS = [
     (BI, Policy(), holder(), SENT),
     (BI, Policy(), holder(channel="app"), (codes.SENT, "app", "138****5678")),
     (BI, Policy(send_immediately=False), holder(), (codes.QUEUED, "sms", "138****5678")),
-    (BI, Policy(alert_balance_inquiries=False), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
-    (BI, Policy(alert_balance_inquiries=False), holder(subscribed=False), (codes.BANK_DOES_NOT_ALERT, None, None)),
+    (BI, Policy().without("balance_inquiry"), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
+    (BI, Policy().without("balance_inquiry"), holder(subscribed=False), (codes.BANK_DOES_NOT_ALERT, None, None)),
     (BI, Policy(), holder(subscribed=False), (codes.NOT_SUBSCRIBED, None, None)),
     (BI, Policy(), holder(subscribed=False, phone=None), (codes.NOT_SUBSCRIBED, None, None)),
     (BI, Policy(), holder(kinds={"purchase"}), (codes.KIND_NOT_CHOSEN, None, None)),
     (BI, Policy(), holder(kinds={"purchase"}, phone=None), (codes.KIND_NOT_CHOSEN, None, None)),
     (BI, Policy(), holder(phone=None), (codes.NO_PHONE, None, None)),
     (BI, Policy(), holder(phone="+8613812345678"), (codes.SENT, "sms", "+861******5678")),
-    (BI, Policy(alert_wrong_pin=False), holder(), SENT),
+    (BI, Policy().without("wrong_pin"), holder(), SENT),
     (WP, Policy(), holder(), SENT),
-    (WP, Policy(alert_wrong_pin=False), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
-    (WP, Policy(alert_balance_inquiries=False), holder(), SENT),
+    (WP, Policy().without("wrong_pin"), holder(), (codes.BANK_DOES_NOT_ALERT, None, None)),
+    (WP, Policy().without("balance_inquiry"), holder(), SENT),
     (WP, Policy(), holder(kinds={"balance_inquiry"}), (codes.KIND_NOT_CHOSEN, None, None)),
     (WP, Policy(), holder(subscribed=False), (codes.NOT_SUBSCRIBED, None, None)),
     (WP, Policy(), holder(phone=None), (codes.NO_PHONE, None, None)),
     # security alerts ignore the subscription and the kinds, not the phone
     (SEC, Policy(), holder(), (codes.SECURITY_ALERT, "sms", "138****5678")),
     (SEC, Policy(), holder(subscribed=False, kinds=()), (codes.SECURITY_ALERT, "sms", "138****5678")),
-    (SEC, Policy(alert_wrong_pin=False, send_immediately=False), holder(channel="app"),
+    (SEC, Policy(send_immediately=False).without("wrong_pin"), holder(channel="app"),
      (codes.SECURITY_ALERT, "app", "138****5678")),
     (SEC, Policy(), holder(phone=None), (codes.NO_PHONE, None, None)),
 ]
@@ -68,14 +71,11 @@ def test_decision_as_response_map(decision, cbor_map):
     assert decision.as_cbor_map() == cbor_map
 
 
-def test_other_kinds_are_not_decided_yet():
-    with pytest.raises(ValueError, match="not decided here yet"):
-        notify.decide("large_amount", Policy(), holder())
-
-
-def test_a_purchase_is_decided_with_its_amount():
-    with pytest.raises(ValueError, match="amount and currency"):
-        notify.decide(notify.PURCHASE, Policy(), holder())
+def test_unknown_kind_and_purchase_without_amount_are_refused():
+    with pytest.raises(ValueError, match="alert kind 'gossip'"):
+        notify.decide("gossip", Policy(), holder())
+    with pytest.raises(ValueError, match="needs the amount"):
+        notify.decide("purchase", Policy(), holder())
 
 
 PU = notify.PURCHASE
@@ -84,8 +84,8 @@ PURCHASES = [
     (Policy(), holder(), 1250, (*SENT, None)),
     (Policy(), holder(channel="app"), 1, (codes.SENT, "app", "138****5678", None)),
     (Policy(send_immediately=False), holder(), 1250, (codes.QUEUED, "sms", "138****5678", None)),
-    (Policy(alert_purchases=False), holder(), 1250, (codes.BANK_DOES_NOT_ALERT, None, None, None)),
-    (Policy(alert_balance_inquiries=False, alert_wrong_pin=False), holder(), 1250, (*SENT, None)),
+    (Policy().without("purchase"), holder(), 1250, (codes.BANK_DOES_NOT_ALERT, None, None, None)),
+    (Policy().without("balance_inquiry", "wrong_pin"), holder(), 1250, (*SENT, None)),
     (Policy(), holder(subscribed=False), 1250, (codes.NOT_SUBSCRIBED, None, None, None)),
     (Policy(), holder(kinds={"balance_inquiry"}), 1250, (codes.KIND_NOT_CHOSEN, None, None, None)),
     (Policy(), holder(threshold=10000), 9999, (codes.BELOW_THRESHOLD, None, None, "100.00")),
@@ -93,7 +93,7 @@ PURCHASES = [
     (Policy(), holder(threshold=10000, phone=None), 9999, (codes.BELOW_THRESHOLD, None, None, "100.00")),
     (Policy(), holder(threshold=10000, phone=None), 10000, (codes.NO_PHONE, None, None, None)),
     (Policy(), holder(threshold=10000, kinds={"wrong_pin"}), 1, (codes.KIND_NOT_CHOSEN, None, None, None)),
-    (Policy(alert_purchases=False), holder(threshold=10000), 1, (codes.BANK_DOES_NOT_ALERT, None, None, None)),
+    (Policy().without("purchase"), holder(threshold=10000), 1, (codes.BANK_DOES_NOT_ALERT, None, None, None)),
 ]
 
 
@@ -104,17 +104,24 @@ def test_purchase_decision(policy, cardholder, amount, expected):
 
 
 @pytest.mark.parametrize("threshold,currency,detail", [
-    (10000, 156, "100.00"), (5, 156, "0.05"), (123456, 840, "1234.56"), (500, 392, "500"),
+    (10000, 156, "100.00"), (5, 156, "0.05"), (123456, 840, "1,234.56"), (500, 392, "500"),
 ])
 def test_threshold_detail_in_the_currency(threshold, currency, detail):
-    d = notify.decide(PU, Policy(), holder(threshold=threshold), amount=1, currency=currency)
+    # the threshold is in the policy's currency, and compared with purchases in it only
+    d = notify.decide(PU, Policy(currency=currency), holder(threshold=threshold), amount=1,
+                      currency=currency)
     assert d.as_cbor_map() == {1: codes.BELOW_THRESHOLD, 4: detail}
 
 
 def test_purchase_text():
-    text = notify.purchase_text("0011", 1250, 156, "DEMO SHOP", "2026-11-22 16:02", 1233317)
-    assert text == ("Card ending 0011: purchase of CNY 12.50 at DEMO SHOP, 2026-11-22 16:02. "
-                    "Available CNY 12,333.17.")
+    fields = dict(last4="0011", amount=1250, currency=156, merchant="DEMO SHOP",
+                  when="2026-11-22 16:02", available=1233317, terminal_id="T0000001")
+    assert notify.purchase_text("en", **fields) == (
+        "Card ending 0011: purchase of CNY 12.50 at DEMO SHOP (T0000001), 2026-11-22 16:02. "
+        "Available CNY 12,333.17.")
+    assert notify.purchase_text("zh", **fields) == (
+        "您尾号0011的卡于2026-11-22 16:02在DEMO SHOP（终端T0000001）消费CNY 12.50，"
+        "可用余额CNY 12,333.17。")
 
 
 # ---- through the issuer, on the demo cardholders --------------------------------------
@@ -123,13 +130,13 @@ DEMO = [
     # pan, policy, notification map, outbox rows
     (LI_WEI, Policy(), {1: 2, 2: "sms", 3: "138****5678"}, 1),
     (LI_WEI, Policy(send_immediately=False), {1: 1, 2: "sms", 3: "138****5678"}, 1),
-    (LI_WEI, Policy(alert_balance_inquiries=False), {1: 6}, 0),
+    (LI_WEI, Policy().without("balance_inquiry"), {1: 6}, 0),
     (ZHANG_MIN, Policy(), {1: 3}, 0),
     ("4761730000000037", Policy(), {1: 2, 2: "app", 3: "137****1111"}, 1),
     ("4761730000000045", Policy(), {1: 7}, 0),
     ("6225880000000076", Policy(), {1: 4}, 0),
     (UNKNOWN, Policy(), {1: 10}, 0),
-    (ZHAO_LEI, Policy(), {1: 10}, 0),
+    (ZHAO_LEI, Policy(), {1: 11, 2: "sms", 3: "135****3333"}, 1),   # frozen: security alert
     (LIU_YANG, Policy(), {1: 10}, 0),
 ]
 
@@ -142,7 +149,7 @@ def test_demo_cardholders(make_issuer, terminal, pan, policy, notification, rows
     outbox = issuer.ledger.outbox()
     assert len(outbox) == rows
     if rows:
-        assert outbox[0]["status"] == ("sent" if notification[1] == codes.SENT else "queued")
+        assert outbox[0]["status"] == ("queued" if notification[1] == codes.QUEUED else "sent")
 
 
 def test_outbox_row_of_a_balance_inquiry(issuer, terminal):
@@ -168,8 +175,8 @@ def test_wrong_pin_and_security_alert_texts(issuer, terminal):
     for _ in range(3):
         ask(issuer, terminal, LI_WEI, pin="5555")
     texts = [r["text"] for r in issuer.ledger.outbox()]
-    assert "wrong PIN" in texts[0] and "2 tries left" in texts[0]
-    assert "1 try left" in texts[1]
+    assert "wrong PIN" in texts[0] and texts[0].endswith("PIN is locked: 2.")
+    assert texts[1].endswith("PIN is locked: 1.")
     assert texts[2].startswith("Security alert: card ending 0011: PIN tries exceeded")
 
 
@@ -200,30 +207,6 @@ def test_alert_texts_hold_last_4_only(issuer, terminal, pan):
         assert "1234" not in row["text"]      # the PIN
 
 
-@pytest.mark.parametrize("policy_spec,expected", [
-    ("no-purchase-alerts", Policy(alert_purchases=False)),
-    ("purchase-alerts,queue", Policy(send_immediately=False)),
-    ("", Policy()),
-    ("no-balance-alerts", Policy(alert_balance_inquiries=False)),
-    ("no-balance-alerts, queue", Policy(alert_balance_inquiries=False, send_immediately=False)),
-    ("no-wrong-pin-alerts,send,utc-offset=-300", Policy(alert_wrong_pin=False, utc_offset_min=-300)),
-    ("balance-alerts,wrong-pin-alerts", Policy()),
-])
-def test_policy_spec(policy_spec, expected):
-    assert Policy.from_spec(policy_spec) == expected
-
-
-@pytest.mark.parametrize("bad", ["loud", "utc-offset=900", "utc-offset=x", "queue,nope"])
-def test_bad_policy_spec_names_the_word(bad):
-    with pytest.raises(ValueError, match="issuer policy"):
-        Policy.from_spec(bad)
-
-
-def test_policy_from_env():
-    assert Policy.from_env({"POSBRIDGE_ISSUER_POLICY": "queue"}) == Policy(send_immediately=False)
-    assert Policy.from_env({}) == Policy()
-
-
 def test_every_status_has_a_name():
     assert sorted(codes.NOTIFY_STATUSES) == list(range(1, 12))
     assert all(a != b for a, b in itertools.combinations(codes.NOTIFY_STATUSES.values(), 2))
@@ -231,39 +214,137 @@ def test_every_status_has_a_name():
 
 # ---- purchases through the issuer, on the demo cardholders ----------------------------
 
+WANG_FANG = "4761730000000037"     # app push, Chinese, threshold 100.00, quiet 22:00-07:00
+SUN_LI = "6225880000000076"        # purchase alerts only, threshold 500.00
+
 PURCHASE_DEMO = [
-    # pan, amount, policy, notification map, outbox rows
-    (LI_WEI, 1250, Policy(), {1: 2, 2: "sms", 3: "138****5678"}, 1),
-    (LI_WEI, 1250, Policy(alert_purchases=False), {1: 6}, 0),
-    (ZHANG_MIN, 1250, Policy(), {1: 3}, 0),
-    ("4761730000000037", 9999, Policy(), {1: 5, 4: "100.00"}, 0),     # threshold 100.00
-    ("4761730000000037", 10000, Policy(), {1: 2, 2: "app", 3: "137****1111"}, 1),
-    ("4761730000000045", 1250, Policy(), {1: 7}, 0),
-    ("6225880000000076", 1250, Policy(), {1: 2, 2: "sms", 3: "134****4444"}, 1),
-    (ZHAO_LEI, 1250, Policy(), {1: 10}, 0),
+    # pan, amount, policy, notification map, outbox kinds
+    (LI_WEI, 1250, Policy(), {1: 2, 2: "sms", 3: "138****5678"}, ["purchase"]),
+    (LI_WEI, 1250, Policy(send_immediately=False), {1: 1, 2: "sms", 3: "138****5678"},
+     ["purchase"]),
+    (LI_WEI, 1250, Policy().without("purchase"), {1: 6}, []),
+    (LI_WEI, 150000, Policy(large_amount_limit=100000), {1: 2, 2: "sms", 3: "138****5678"},
+     ["large_amount"]),
+    (ZHANG_MIN, 1250, Policy(), {1: 3}, []),
+    (WANG_FANG, 9999, Policy(), {1: 5, 4: "100.00"}, []),              # threshold 100.00
+    (WANG_FANG, 10000, Policy(), {1: 2, 2: "app", 3: "137****1111"}, ["purchase"]),
+    ("4761730000000045", 1250, Policy(), {1: 7}, []),
+    (SUN_LI, 1250, Policy(), {1: 5, 4: "500.00"}, []),                 # threshold 500.00
+    (SUN_LI, 50000, Policy(), {1: 2, 2: "sms", 3: "134****4444"}, ["purchase"]),
+    # frozen: declined 62 with a security alert, whatever the purchase alert rules say
+    (ZHAO_LEI, 1250, Policy().without("purchase"), {1: 11, 2: "sms", 3: "135****3333"},
+     ["frozen_card"]),
+    (UNKNOWN, 1250, Policy(), {1: 10}, []),
 ]
 
 
-@pytest.mark.parametrize("pan,amount,policy,notification,rows", PURCHASE_DEMO)
+def purchase(issuer, terminal, pan, amount, **kw):
+    body, pending = terminal.purchase(pan, amount, **kw)
+    return terminal.check(issuer.handle_purchase_request(body), pending)
+
+
+@pytest.mark.parametrize("pan,amount,policy,notification,kinds", PURCHASE_DEMO)
 def test_demo_cardholders_purchase(make_issuer, terminal, pan, amount, policy, notification,
-                                   rows):
+                                   kinds):
     issuer = make_issuer(policy)
-    body, pending = terminal.purchase(pan, amount)
-    fields = terminal.check(issuer.handle_purchase_request(body), pending)
+    fields = purchase(issuer, terminal, pan, amount)
     assert fields[8] == notification
-    outbox = issuer.ledger.outbox()
-    assert [r["kind"] for r in outbox] == ["purchase"] * rows
+    assert [r["kind"] for r in issuer.ledger.outbox()] == kinds
 
 
-def test_outbox_row_of_a_purchase(issuer, terminal):
-    body, _ = terminal.purchase(LI_WEI, 1250, merchant_name="CAFE LUMIERE")
-    issuer.handle_purchase_request(body)
+def test_approved_purchase_alert_in_english(issuer, terminal):
+    fields = purchase(issuer, terminal, LI_WEI, 1250, merchant_name="CAFE LUMIERE")
+    assert (fields[3], fields[5]) == (codes.APPROVED, 1233317)
     [row] = issuer.ledger.outbox()
     [tx] = issuer.ledger.journal()
     assert row["transaction_id"] == tx["id"]
-    assert (row["kind"], row["card_last4"], row["channel"], row["destination"], row["status"]) \
-        == ("purchase", "0011", "sms", "138****5678", "sent")
-    # the amount, the merchant, the issuer's local time, the balance after the purchase
-    assert row["text"] == ("Card ending 0011: purchase of CNY 12.50 at CAFE LUMIERE, "
-                           "2026-11-22 16:02. Available CNY 12,333.17.")
+    assert (row["kind"], row["card_last4"], row["channel"], row["destination"],
+            row["language"], row["status"]) == \
+        ("purchase", "0011", "sms", "138****5678", "en", "sent")
+    assert len(row["message_id"]) == 16 and row["attempts"] == 1
+    # the merchant, the amount with its currency, the issuer's local time and the
+    # available balance after the purchase; the card as its last 4 digits only
+    assert row["text"] == ("Card ending 0011: purchase of CNY 12.50 at CAFE LUMIERE "
+                           "(T0000001), 2026-11-22 16:02. Available CNY 12,333.17.")
     assert LI_WEI not in row["text"] and LI_WEI[:6] not in row["text"]
+
+
+def test_approved_purchase_alert_in_chinese(issuer, terminal):
+    fields = purchase(issuer, terminal, WANG_FANG, 12880, merchant_name="CAFE LUMIERE")
+    assert (fields[3], fields[5], fields[8]) == \
+        (codes.APPROVED, 487120, {1: codes.SENT, 2: "app", 3: "137****1111"})
+    [row] = issuer.ledger.outbox()
+    assert (row["kind"], row["card_last4"], row["channel"], row["language"], row["status"]) \
+        == ("purchase", "0037", "app", "zh", "sent")
+    assert row["text"] == ("您尾号0037的卡于2026-11-22 16:02在CAFE LUMIERE（终端T0000001）"
+                           "消费CNY 128.80，可用余额CNY 4,871.20。")
+    assert WANG_FANG not in row["text"] and WANG_FANG[:6] not in row["text"]
+
+
+def test_purchase_below_the_cardholders_threshold(make_issuer, terminal):
+    # Wang Fang's own threshold is 100.00: a purchase under it is charged, not alerted
+    issuer = make_issuer()
+    fields = purchase(issuer, terminal, WANG_FANG, 9999)
+    assert (fields[3], fields[5]) == (codes.APPROVED, 500000 - 9999)
+    assert fields[8] == {1: codes.BELOW_THRESHOLD, 4: "100.00"}
+    assert issuer.ledger.outbox() == []
+    # the threshold is the cardholder's preference: changed there, the next one follows
+    holder = issuer.ledger.card_by_pan(LI_WEI).holder
+    preferences.update(issuer.ledger, holder.id, threshold=5000)
+    assert purchase(issuer, terminal, LI_WEI, 4999)[8] == {1: codes.BELOW_THRESHOLD, 4: "50.00"}
+    assert purchase(issuer, terminal, LI_WEI, 5000)[8][1] == codes.SENT
+    # none of their own: the bank's default threshold
+    preferences.update(issuer.ledger, holder.id, threshold=None)
+    bank = make_issuer(Policy(default_threshold=2000))
+    assert purchase(bank, terminal, LI_WEI, 1999)[8] == {1: codes.BELOW_THRESHOLD, 4: "20.00"}
+
+
+def test_large_amount_purchase_alert(make_issuer, terminal):
+    issuer = make_issuer(Policy(large_amount_limit=100000))
+    purchase(issuer, terminal, LI_WEI, 150000, merchant_name="JEWELLERS")
+    [row] = issuer.ledger.outbox()
+    assert row["kind"] == "large_amount"
+    assert row["text"] == ("Large amount alert: card ending 0011: purchase of CNY 1,500.00 at "
+                           "JEWELLERS (T0000001), 2026-11-22 16:02, above your limit of "
+                           "CNY 1,000.00. Available CNY 10,845.67.")
+
+
+def test_purchase_in_quiet_hours_is_held(make_issuer, db_path, terminal):
+    night = Issuer(Ledger.open(db_path), Policy(), clock=lambda: ISSUER_NOW + 7 * 3600)
+    try:
+        fields = purchase(night, terminal, WANG_FANG, 20000)       # 23:02 local
+        assert fields[3] == codes.APPROVED
+        assert fields[8] == {1: codes.QUIET_HOURS, 2: "app", 3: "137****1111", 4: "07:00"}
+        [row] = night.ledger.outbox()
+        assert (row["kind"], row["status"], row["language"]) == ("purchase", "held", "zh")
+        assert "2026-11-22 23:02" in row["text"] and "可用余额CNY 4,800.00" in row["text"]
+    finally:
+        night.close()
+
+
+def test_gateway_failure_is_reported_and_the_purchase_stands(make_issuer, terminal):
+    issuer = make_issuer(faults=Faults(gateway_down=True))
+    fields = purchase(issuer, terminal, LI_WEI, 1250)
+    assert (fields[3], fields[8][1]) == (codes.APPROVED, codes.GATEWAY_FAILED)
+    assert issuer.ledger.card_by_pan(LI_WEI).available == 1234567 - 1250
+    [row] = issuer.ledger.outbox()
+    assert (row["kind"], row["status"], row["reason"]) == \
+        ("purchase", "failed", "gateway down (fault)")
+
+
+def test_no_alert_when_the_debit_fails(issuer, terminal, mocker):
+    sent = issuer.dispatcher.gateways["sms"].sent
+    mocker.patch.object(Ledger, "post", side_effect=RuntimeError("disk on fire"))
+    fields = purchase(issuer, terminal, LI_WEI, 1250)
+    assert (fields[3], fields[8]) == (codes.SYSTEM_MALFUNCTION, {1: codes.NOTHING_TO_ALERT})
+    assert sent == [] and issuer.ledger.outbox() == []
+
+
+def test_reversal_alerts_nothing(issuer, terminal):
+    body, pending = terminal.purchase(LI_WEI, 1250)
+    issuer.handle_purchase_request(body)
+    [alert] = issuer.ledger.outbox()
+    reversal, rpending = terminal.reversal(pending)
+    answer = terminal.check(issuer.handle_reversal_request(reversal), rpending)
+    assert (answer[3], answer[16]) == (codes.APPROVED, codes.REVERSED)
+    assert issuer.ledger.outbox() == [alert]          # the purchase's alert, nothing more

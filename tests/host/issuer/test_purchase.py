@@ -172,6 +172,20 @@ def test_amount_declines_alert_nothing(issuer, terminal, pan, amount, currency, 
     assert issuer.ledger.outbox() == []
 
 
+def test_frozen_card_is_declined_with_a_security_alert(issuer, terminal):
+    # as for a balance inquiry: 62, nothing charged, and the cardholder told at once
+    fields = buy(issuer, terminal, ZHAO_LEI, 1250)
+    assert (fields[3], fields[8]) == (codes.RESTRICTED_CARD,
+                                      {1: codes.SECURITY_ALERT, 2: "sms", 3: "135****3333"})
+    assert available(issuer, ZHAO_LEI) == 150000 and entries(issuer) == []
+    [row] = issuer.ledger.outbox()
+    [tx] = issuer.ledger.journal()
+    assert (row["kind"], row["status"], row["transaction_id"]) == ("frozen_card", "sent", tx["id"])
+    assert row["text"].startswith("Security alert: card ending 0068 was used at terminal "
+                                  "T0000001, 2026-11-22 16:02, while it is frozen")
+    assert ZHAO_LEI not in row["text"]
+
+
 # ---- exactly once ---------------------------------------------------------------------
 
 def test_repeated_request_gets_the_original_answer_and_one_debit(issuer, terminal):
