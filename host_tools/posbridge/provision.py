@@ -39,14 +39,25 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
     terminal = state_dir / "terminal.json"
     if terminal.exists() and not force:
         raise ProvisionError(f"{terminal} exists: the terminal is provisioned already "
-                             "(--force replaces its key and resets its counters)")
+                             "(--force replaces its key and restarts its key counter)")
     _write_atomic(terminal, {"terminal_id": terminal_id,
                              "initial_key": initial_key.hex().upper(),
                              "initial_key_id": initial_key_id.hex().upper(),
                              "merchant_name": merchant_name})
-    # a new initial key starts its transaction counter again
-    _write_atomic(state_dir / "counters.json", {"ksn_counter": 0, "trace": 0})
+    # A new initial key starts its transaction counter again. The trace number goes on:
+    # the issuer knows a transaction by (terminal id, trace number), so starting it
+    # again would make every new transaction look like a reused identity (94).
+    counters = state_dir / "counters.json"
+    _write_atomic(counters, {"ksn_counter": 0, "trace": _last_trace(counters)})
     return terminal
+
+
+def _last_trace(counters: Path) -> int:
+    try:
+        trace = json.loads(counters.read_text()).get("trace", 0)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return trace if isinstance(trace, int) and 0 <= trace <= 999999 else 0
 
 
 def provision_test_terminal(state_dir: Path, terminal_id: str = "T0000001", **kw) -> Path:

@@ -338,10 +338,13 @@ class Ledger:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # a COMMIT that failed (busy, disk full) leaves the transaction open: end it,
+            # or every later request would nest into it and nothing be saved again
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     def schema_version(self) -> int:
         return self._conn.execute("SELECT version FROM schema_version").fetchone()["version"]

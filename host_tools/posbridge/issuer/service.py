@@ -19,7 +19,7 @@ Balance inquiry and purchase:
   purchase whose identity a reversal already closed -> 94, not charged (journaled)
   card not on file          -> 14
   card frozen or blocked    -> 62, with a security alert (kind frozen_card)
-  expiry passed (on file or on the card) at the request's time -> 54
+  expiry passed (on file or on the card) at the issuer's time -> 54
   no PIN tries left         -> 75
   PIN block undecipherable  -> 96 (tries unchanged)
   wrong PIN                 -> one try less: 55 with the tries left (key 10), or 75 with
@@ -224,8 +224,9 @@ class Issuer:
                             card, text=lambda lang, kind: notify.frozen_card_text(
                                 lang, last4=card.last4, when=when, terminal_id=terminal_id,
                                 policy=self.policy))
-        if (is_expired(card.expiry, request.time, offset)
-                or is_expired(request.expiry, request.time, offset)):
+        # at the issuer's own time: the terminal's clock may be unset (0) or wrong
+        if (is_expired(card.expiry, now, offset)
+                or is_expired(request.expiry, now, offset)):
             return _Outcome(codes.EXPIRED_CARD, card=card)
         if card.pin_tries_left <= 0:
             return _Outcome(codes.PIN_TRIES_EXCEEDED, card=card, tries_left=0)

@@ -72,9 +72,12 @@ def test_approval_carries_balances_and_a_six_digit_code(issuer, terminal):
 def test_expiry_month_is_valid_to_its_last_day(issuer, terminal):
     # 2026-11-30 23:59 at UTC+8 is still November: a card expiring 2611 is good
     tz = datetime.timezone(datetime.timedelta(hours=8))
+    # (the issuer's clock decides, whatever time the terminal says)
     last_minute = int(datetime.datetime(2026, 11, 30, 23, 59, tzinfo=tz).timestamp())
-    assert ask(issuer, terminal, LI_WEI, expiry="2611", now=last_minute)[3] == codes.APPROVED
-    assert ask(issuer, terminal, LI_WEI, expiry="2611", now=last_minute + 60)[3] == \
+    issuer._clock = lambda: last_minute
+    assert ask(issuer, terminal, LI_WEI, expiry="2611", now=0)[3] == codes.APPROVED
+    issuer._clock = lambda: last_minute + 60
+    assert ask(issuer, terminal, LI_WEI, expiry="2611", now=last_minute)[3] == \
         codes.EXPIRED_CARD
 
 

@@ -159,11 +159,6 @@ def test_lost_counter_record_never_reuses_a_ksn(board):
     assert len(ksns) == 1 or ksns[1] != first, "KSN %s used twice" % first.hex()
 
 
-@pytest.mark.xfail(strict=True, reason="provisioning resets the trace number with the "
-                   "key (provision.py), while the issuer keeps every (terminal id, trace) "
-                   "identity for ever: a re-keyed terminal is declined 94 on every "
-                   "transaction until its trace passes the old one (and after trace "
-                   "999999 wraps, for good)")
 def test_a_terminal_given_a_new_key_is_not_declined_as_duplicate(board):
     from posbridge.issuer_keys import derive_initial_key
     from posbridge.provision import provision
@@ -214,11 +209,6 @@ def test_a_fault_during_pin_entry_wipes_the_digits_keyed(board):
     assert bytes(entry.buf) == bytes(len(entry.buf)), bytes(entry.buf)
 
 
-@pytest.mark.xfail(strict=True, reason="Ledger.transaction() runs COMMIT outside its "
-                   "try: a COMMIT that fails (database locked by a reader, disk full) "
-                   "neither commits nor rolls back, and every later request 'nests' into "
-                   "that open transaction: nothing is committed again and the file stays "
-                   "locked for every other process")
 def test_a_failed_commit_does_not_leave_the_issuer_in_an_open_transaction(
         make_issuer, db_path, terminal):
     import sqlite3
@@ -240,10 +230,6 @@ def test_a_failed_commit_does_not_leave_the_issuer_in_an_open_transaction(
     assert terminal.trace in traces
 
 
-@pytest.mark.xfail(strict=True, reason="the issuer checks expiry at the request's time, "
-                   "which is the terminal's clock (0 when the board was never told the "
-                   "time: transaction.py sends `wallclock.now() or 0`), not its own: a "
-                   "card expired on file is approved")
 def test_expiry_is_checked_at_the_issuers_time_not_the_terminals(issuer, terminal):
     LIU_YANG = "6225880000000050"                      # expired 2101 on file
     body, pending = terminal.request(LIU_YANG, expiry="3012", now=0)
