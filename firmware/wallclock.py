@@ -10,13 +10,26 @@ _base_ticks = 0
 _utc_offset_min = 0
 
 
+# What the link may set: a time between 2020 and 2100, an offset between UTC-12 and
+# UTC+14 in minutes. Anything else is refused and the clock kept: a far-future time
+# would make date arithmetic crawl, and a text offset would break every idle screen.
+_EARLIEST = 1577836800   # 2020-01-01T00:00:00Z
+_LATEST = 4102444800     # 2100-01-01T00:00:00Z
+
+
 def set_time(unix_seconds, utc_offset_min=None):
-    """utc_offset_min None keeps the offset last told."""
+    """True if taken. utc_offset_min None keeps the offset last told."""
     global _base_unix, _base_ticks, _utc_offset_min
+    if not (type(unix_seconds) is int and _EARLIEST <= unix_seconds < _LATEST):
+        return False
+    if utc_offset_min is not None and not (type(utc_offset_min) is int
+                                           and -720 <= utc_offset_min <= 840):
+        return False
     _base_unix = unix_seconds
     _base_ticks = time.ticks_ms()
     if utc_offset_min is not None:
         _utc_offset_min = utc_offset_min
+    return True
 
 
 def is_set():
