@@ -3,6 +3,8 @@
     posbridge serve --port PORT       bridge a board on a serial port
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
     posbridge firmware build          precompile the firmware to .mpy
+    posbridge firmware deploy         copy it (and a terminal's records) to a board
+    posbridge provision               a terminal's identity and DUKPT initial key
 """
 import contextlib
 import logging
@@ -206,6 +208,70 @@ def firmware_build(out, firmware_dir):
     for path, size in result.files:
         console.print(f"  {path.name:<20} {size:>6} bytes")
     console.print(f"{len(result.files)} modules, {result.total} bytes of .mpy in {out}/")
+
+
+@firmware.command("deploy")
+@click.option("--port", required=True, help="The board's serial port, e.g. /dev/ttyUSB0.")
+@click.option("--build", "build_dir", default="build", show_default=True,
+              type=click.Path(file_okay=False), help="Where posbridge firmware build wrote.")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False),
+              help="Records of posbridge provision to put on the board's flash too.")
+def firmware_deploy(port, build_dir, state_dir):
+    """Copy the built firmware (and the terminal's records) to a board, then reset it."""
+    from .deploy import DeployError, deploy
+    try:
+        deploy(port, Path(build_dir), Path(state_dir) if state_dir else None)
+    except DeployError as exc:
+        raise click.ClickException(str(exc))
+    console.print(f"firmware from {build_dir}/ on {port}"
+                  + (f", with the records of {state_dir}/" if state_dir else "")
+                  + "; board reset")
+
+
+@main.command()
+@click.option("--out", "state_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for terminal.json and counters.json (the board's flash root).")
+@click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
+@click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
+              envvar="POSBRIDGE_ISSUER_DB", show_default=True,
+              help="The issuer database whose key set derives the terminal's key.")
+@click.option("--bdk-id", default="12345678", show_default=True,
+              help="Key set (8 hex digits) in the issuer database.")
+@click.option("--derivation-id", required=True,
+              help="8 hex digits, unique per terminal of the key set.")
+@click.option("--force", is_flag=True, help="Replace an existing terminal's key.")
+def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
+    """A terminal's records: its id and its DUKPT initial key, derived from the issuer's
+    BDK for initial key ID = BDK ID | derivation ID (X9.24-3-2017). The BDK never
+    leaves the issuer's side; the board gets the initial key only."""
+    from .issuer.errors import LedgerError
+    from .issuer.ledger import Ledger
+    from .issuer_keys import derive_initial_key
+    from .provision import ProvisionError
+    from .provision import provision as write_records
+    try:
+        key_id = bytes.fromhex(bdk_id) + bytes.fromhex(derivation_id)
+    except ValueError:
+        raise click.ClickException("--bdk-id and --derivation-id: hex digits")
+    if len(key_id) != 8:
+        raise click.ClickException("--bdk-id and --derivation-id: 8 hex digits each")
+    try:
+        ledger = Ledger.open(issuer_db)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc))
+    try:
+        bdk = ledger.bdk_for(bdk_id)
+    finally:
+        ledger.close()
+    if bdk is None:
+        raise click.ClickException(f"no key set {bdk_id.upper()} in {issuer_db}")
+    try:
+        path = write_records(Path(state_dir), terminal_id, derive_initial_key(bdk, key_id),
+                             key_id, force=force)
+    except ProvisionError as exc:
+        raise click.ClickException(str(exc))
+    console.print(f"terminal {terminal_id}: initial key ID {key_id.hex().upper()}, "
+                  f"records in {path.parent}/")
 
 
 from .issuer.cli import issuer as _issuer_group  # noqa: E402  (after main exists)
