@@ -1,6 +1,7 @@
 """What a person sees on the PC: screens drawn as boxes, frames as log lines,
 card numbers masked in every line."""
 import logging
+import traceback
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -17,7 +18,17 @@ class MaskingFilter(logging.Filter):
     """Last line of defence: no log record leaves with a full card number in it."""
 
     def filter(self, record):
-        record.msg = mask_pans_in_text(record.getMessage())
+        text = record.getMessage()
+        if record.exc_info:
+            # the traceback is text too (an exception's message may hold a number);
+            # the handler would render it from exc_info, past this filter
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            record.exc_info = None
+            record.exc_text = None
+        if record.stack_info:
+            text += "\n" + record.stack_info
+            record.stack_info = None
+        record.msg = mask_pans_in_text(text)
         record.args = ()
         return True
 

@@ -10,8 +10,9 @@ def mask_pan(pan) -> str:
     return digits[:6] + "*" * (len(digits) - 10) + digits[-4:]
 
 
-# 13 to 19 digits, alone or in groups split by single spaces or dashes, as on a card
-_PAN_IN_TEXT = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-]|[ -]\d)")
+# 12 to 19 digits (the terminal takes PANs of 12 and more), alone or in groups split by
+# single spaces or dashes, as on a card
+_PAN_IN_TEXT = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-]|[ -]\d)")
 
 
 def _mask_match(match) -> str:
@@ -22,12 +23,14 @@ def _mask_match(match) -> str:
     for ch in text:
         if ch.isdigit():
             seen += 1
-            out.append(ch if seen <= 6 or seen > total - 4 else "*")
+            # as mask_pan: a number too short to keep 6 and 4 digits keeps none
+            keep = total >= 13 and (seen <= 6 or seen > total - 4)
+            out.append(ch if keep else "*")
         else:
             out.append(ch)
     return "".join(out)
 
 
 def mask_pans_in_text(text: str) -> str:
-    """Mask anything in free text that looks like a 13-19 digit card number."""
+    """Mask anything in free text that looks like a 12-19 digit card number."""
     return _PAN_IN_TEXT.sub(_mask_match, text)

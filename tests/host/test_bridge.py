@@ -444,14 +444,15 @@ MASK_TEXT = [
     ("pan=4761739001010010,pan=5413330089010012", "pan=476173******0010,pan=541333******0012"),
     ("x4761739001010010y", "x476173******0010y"),
     ("4761739001010", "476173***1010"),
-    ("476173900101 is 12 digits", "476173900101 is 12 digits"),
+    ("476173900101 is 12 digits", "************ is 12 digits"),   # the shortest PAN taken
+    ("47617390010 is 11 digits", "47617390010 is 11 digits"),
     ("47617390010100101234 is 20 digits", "47617390010100101234 is 20 digits"),
     ("amount 1250 currency 978", "amount 1250 currency 978"),
 ]
 
 
 @pytest.mark.parametrize("text, shown", MASK_TEXT)
-def test_mask_pans_in_text_masks_13_to_19_digit_runs(text, shown):
+def test_mask_pans_in_text_masks_12_to_19_digit_runs(text, shown):
     assert masking.mask_pans_in_text(text) == shown
 
 
@@ -468,6 +469,19 @@ def test_any_pan_in_text_shows_only_its_first_six_and_last_four(pan, before, aft
 def test_pan_written_in_groups_is_masked_too(text):
     digits = "".join(ch for ch in masking.mask_pans_in_text(text) if ch.isdigit())
     assert digits == "4761730010"
+
+
+def test_log_filter_masks_a_pan_in_a_traceback_too():
+    try:
+        raise ValueError(f"card {PAN} not on file")
+    except ValueError:
+        record = logging.LogRecord("posbridge", logging.ERROR, __file__, 1, "issuer failed",
+                                   (), sys.exc_info())
+    assert MaskingFilter().filter(record)
+    assert record.exc_info is None                 # nothing left for the handler to print
+    text = record.getMessage()
+    assert "issuer failed" in text and "ValueError: card 476173******0010" in text
+    assert PAN not in text
 
 
 def test_log_filter_masks_a_pan_in_any_log_line():
