@@ -7,9 +7,9 @@ K1 when it is complete, or padded with 10...0 and XORed with K2 when it is not (
 message is one incomplete block). T = the leftmost mac_size bytes of the last cipher
 block.
 
-The protocol's MAC is the full 16 bytes (MAC_SIZE). A truncated MAC (mac_size 8..15) is
-allowed for links that need it; SP 800-38B appendix A advises at least 64 bits, so less
-is refused.
+The protocol's MAC is the first 8 bytes (messages.MAC_LEN, docs/protocol.cddl `mac`);
+MAC_SIZE (16) is the untruncated default. SP 800-38B appendix A advises at least 64
+bits, so a mac_size under 8 is refused.
 """
 import cryptolib
 
