@@ -5,6 +5,7 @@ STATUS both ways), and the financial requests, passed to the issuer whole: balan
 (0x10 -> 0x11), purchase (0x12 -> 0x13), reversal (0x14 -> 0x15). Errors travel as data: a message the bridge cannot handle gets an
 ERROR back, never silence."""
 import logging
+import queue
 import threading
 import time
 from datetime import datetime
@@ -42,15 +43,44 @@ class Bridge:
                              p.REVERSAL_REQUEST: self.on_reversal_request}
 
     def serve(self, stop: threading.Event, status_interval: Optional[float] = None):
-        """Answer messages until stop is set or the port goes away (LinkClosed)."""
+        """Answer messages until stop is set or the port goes away (LinkClosed).
+
+        Financial requests go to the issuer on a worker thread, one at a time in the
+        order they came: a slow issuer must not hold up HELLO and STATUS, or the board
+        would take the bridge for gone while its request is being answered."""
+        requests: queue.Queue = queue.Queue()
+        closed = []
+        worker = threading.Thread(target=self._issuer_worker, args=(requests, closed),
+                                  daemon=True)
+        worker.start()
         next_status = time.monotonic() + status_interval if status_interval else None
-        while not stop.is_set():
-            msg = self.link.receive(timeout=0.1)
-            if msg is not None:
+        try:
+            while not stop.is_set():
+                if closed:
+                    raise closed[0]
+                msg = self.link.receive(timeout=0.1)
+                if msg is not None:
+                    if msg[0] in self.raw_handlers:
+                        requests.put(msg)
+                    else:
+                        self.handle(*msg)
+                if next_status is not None and time.monotonic() >= next_status:
+                    next_status = time.monotonic() + status_interval
+                    self.request_status()
+        finally:
+            requests.put(None)
+            worker.join(timeout=5)
+
+    def _issuer_worker(self, requests: queue.Queue, closed: list):
+        while True:
+            msg = requests.get()
+            if msg is None:
+                return
+            try:
                 self.handle(*msg)
-            if next_status is not None and time.monotonic() >= next_status:
-                next_status = time.monotonic() + status_interval
-                self.request_status()
+            except LinkClosed as exc:
+                closed.append(exc)
+                return
 
     def handle(self, mtype: int, body: bytes):
         if mtype in self.raw_handlers:

@@ -224,6 +224,41 @@ def test_serve_answers_until_the_port_goes_away(bridge, link):
     assert [mtype for mtype, _ in replies(link)] == [p.HELLO_REPLY, p.STATUS]
 
 
+def test_serve_answers_status_while_the_issuer_is_still_working(link, mocker):
+    working, release = threading.Event(), threading.Event()
+
+    def slow_issuer(body):
+        working.set()
+        release.wait(5)
+        return b"\xa0"
+    issuer = mocker.Mock(handle_balance_request=mocker.Mock(side_effect=slow_issuer),
+                         reachable=mocker.Mock(return_value=True))
+    bridge = Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer)
+    stop = threading.Event()
+    status_answered = threading.Event()
+    sent_types = []
+
+    def record(mtype, body):
+        sent_types.append(mtype)
+        if mtype == p.STATUS:
+            status_answered.set()
+            release.set()        # the issuer answers only once STATUS has gone out
+        if mtype == p.BALANCE_RESPONSE:
+            stop.set()
+    link.send.side_effect = record
+    script = [(p.BALANCE_REQUEST, b"\xa1\x01\x01"), None, (p.STATUS_REQUEST, b"\xa0")]
+
+    def receive(timeout=None):
+        if script:
+            return script.pop(0)
+        stop.wait(0.01)      # as the real receive waits for its timeout
+        return None
+    link.receive.side_effect = receive
+    bridge.serve(stop)
+    assert working.is_set() and status_answered.is_set()
+    assert sent_types == [p.STATUS, p.BALANCE_RESPONSE]
+
+
 def test_serve_returns_when_stopped(bridge, link):
     stop = threading.Event()
     stop.set()
