@@ -109,8 +109,11 @@ class Bridge:
         except LinkError as exc:
             log.error("board did not take %s: %s", p.TYPE_NAMES.get(mtype, mtype), exc)
 
-    def reply_error(self, code: int, text: str, about_type: int):
-        self.send(p.ERROR, {1: code, 2: text[:60], 3: about_type})
+    def reply_error(self, code: int, text: str, about_type: int, trace: Optional[int] = None):
+        error = {1: code, 2: text[:60], 3: about_type}
+        if trace is not None:
+            error[4] = trace
+        self.send(p.ERROR, error)
 
     # -- handlers --
 
@@ -149,22 +152,27 @@ class Bridge:
         none (docs/issuer.md, "For the bridge")."""
         from .issuer.errors import (IssuerRequestError, IssuerSecurityError,
                                     IssuerUnavailable)
+        # the request's trace number goes into any ERROR about it, so that the board can
+        # tell an ERROR about this request from a late one about an earlier request
+        trace = _trace_of(body)
+
+        def refuse(code, text):
+            self.reply_error(code, text, request_type, trace)
         if self.issuer is None:
-            self.reply_error(p.ERR_ISSUER_UNAVAILABLE, "no issuer behind this bridge",
-                             request_type)
+            refuse(p.ERR_ISSUER_UNAVAILABLE, "no issuer behind this bridge")
             return
         try:
             response = method(self.issuer)(body)
         except IssuerRequestError as exc:
-            self.reply_error(p.ERR_MALFORMED, str(exc), request_type)
+            refuse(p.ERR_MALFORMED, str(exc))
         except IssuerSecurityError as exc:
             log.warning("security: %s", exc)
-            self.reply_error(p.ERR_SECURITY, "request refused: security", request_type)
+            refuse(p.ERR_SECURITY, "request refused: security")
         except IssuerUnavailable:
-            self.reply_error(p.ERR_ISSUER_UNAVAILABLE, "issuer unavailable", request_type)
+            refuse(p.ERR_ISSUER_UNAVAILABLE, "issuer unavailable")
         except Exception:  # the board must get an answer whatever broke here
             log.exception("issuer failed")
-            self.reply_error(p.ERR_INTERNAL, "issuer failed", request_type)
+            refuse(p.ERR_INTERNAL, "issuer failed")
         else:
             self.send(response_type, response)
 
@@ -177,3 +185,12 @@ class Bridge:
 
     def request_status(self):
         self.send(p.STATUS_REQUEST, {})
+
+
+def _trace_of(body: bytes) -> Optional[int]:
+    """The trace number (key 2) of a financial request, if it can be read at all."""
+    try:
+        trace = p.decode_body(body).get(2)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return trace if isinstance(trace, int) and 1 <= trace <= 999999 else None

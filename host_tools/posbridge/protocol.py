@@ -41,7 +41,7 @@ FIELDS = {
     STATUS_REQUEST: {},
     STATUS: {1: "uptime_s", 2: "heap_free", 3: "state", 4: "link", 5: "issuer_online",
              6: "time"},
-    ERROR: {1: "code", 2: "text", 3: "about_type"},
+    ERROR: {1: "code", 2: "text", 3: "about_type", 4: "trace"},
     BALANCE_REQUEST: {1: "terminal_id", 2: "trace", 3: "time", 4: "card", 5: "pin_block",
                       6: "ksn", 7: "mac"},
     BALANCE_RESPONSE: {1: "terminal_id", 2: "trace", 3: "response_code", 4: "approval_code",

@@ -322,6 +322,19 @@ def test_issuer_errors_become_error_messages_about_the_request(link, issuer, mty
     validate(kind, link.send.call_args.args[1])
 
 
+@pytest.mark.parametrize("mtype, method, reply", ROUTES, ids=ROUTE_IDS)
+def test_an_error_about_a_request_names_its_trace_number(link, issuer, mtype, method, reply):
+    # so the board can tell it from a late ERROR about an earlier request
+    from posbridge.issuer import IssuerUnavailable
+    getattr(issuer, method).side_effect = IssuerUnavailable("down")
+    body = p.encode_body({1: "T0000001", 2: 17, 3: 1795305600})
+    Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer).handle(mtype, body)
+    kind, fields = only_reply(link)
+    assert (kind, fields) == (p.ERROR, {1: p.ERR_ISSUER_UNAVAILABLE, 2: "issuer unavailable",
+                                        3: mtype, 4: 17})
+    validate(kind, link.send.call_args.args[1])
+
+
 @pytest.mark.parametrize("mtype", [m for m, _, _ in ROUTES], ids=ROUTE_IDS)
 def test_financial_request_without_an_issuer_gets_error_5(bridge, link, mtype):
     bridge.handle(mtype, REQUEST_BODY)
