@@ -35,6 +35,7 @@ LINK_COUNTER_KEYS = (("tx", 1), ("rx", 2), ("retransmits", 3), ("duplicates", 4)
 K_ERROR_CODE = 1
 K_ERROR_TEXT = 2
 K_ERROR_TYPE = 3       # type of the message that failed
+K_ERROR_TRACE = 4      # the trace number of the financial request it is about
 
 ERR_UNSUPPORTED_TYPE = 1
 ERR_MALFORMED = 2

@@ -413,6 +413,7 @@ BODY_KEYS = [
     (p.STATUS, "K_STATUS_TIME", "time"),
     (p.ERROR, "K_ERROR_CODE", "code"),
     (p.ERROR, "K_ERROR_TEXT", "text"),
+    (p.ERROR, "K_ERROR_TRACE", "trace"),
     (p.ERROR, "K_ERROR_TYPE", "about_type"),
 ]
 # the financial messages' keys are const() in the board modules that use them (no RAM);
