@@ -1,6 +1,6 @@
-"""A balance inquiry on the emulated board, for the heap and size figures of make bench:
-heap free on each screen of the visit, the request and response on the wire, and the
-smallest heap the visit still completes in."""
+"""A balance inquiry and a purchase on the emulated board, for the heap and size figures
+of make bench: heap free on each screen of the visit, the request and response on the
+wire, and the smallest heap the visit still completes in."""
 import tempfile
 import threading
 from pathlib import Path
@@ -22,10 +22,31 @@ PAN = "4761730000000011"   # demo card: subscribed, SMS alerts (docs/issuer.md)
 def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
     """{'screens': [(title, heap free)], 'request': (payload, frame) bytes, 'response':
     ...} for one approved inquiry, or None if the board could not complete it."""
+    def keys(emulator, start):
+        emulator.wait_for_screen("1 Balance", after=start)
+        emulator.pin_pad_sends(b"1")
+        emulator.wait_for_screen("Enter PIN", after=start)
+        emulator.pin_pad_sends(pin_keys("1234E"))
+    return _visit(firmware_dir, heap, keys, (p.BALANCE_REQUEST, p.BALANCE_RESPONSE))
+
+
+def purchase(firmware_dir: Path, heap: str = "64k"):
+    """The same for one approved purchase of CNY 12.50 with its SMS alert."""
+    def keys(emulator, start):
+        emulator.wait_for_screen("2 Purchase", after=start)
+        emulator.pin_pad_sends(b"2")
+        emulator.wait_for_screen("Enter amount", after=start)
+        emulator.pin_pad_sends(pin_keys("1250E"))
+        emulator.wait_for_screen("Enter PIN", after=start)
+        emulator.pin_pad_sends(pin_keys("1234E"))
+    return _visit(firmware_dir, heap, keys, (p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE))
+
+
+def _visit(firmware_dir, heap, keys, types):
     frames = {}
 
     def record(direction, mtype, seq, body):
-        if mtype in (p.BALANCE_REQUEST, p.BALANCE_RESPONSE):
+        if mtype in types:
             payload = 4 + len(body)   # the link header and the body
             frames[mtype] = (payload, len(encode_frame(bytes(4) + bytes(body))))
 
@@ -52,10 +73,7 @@ def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
             emulator.wait_for_screen("Insert card", timeout=30)
             start = len(emulator.screens) - 1
             emulator.card_reader_sends(card_record(PAN, "3012"))
-            emulator.wait_for_screen("1 Balance", after=start)
-            emulator.pin_pad_sends(b"1")
-            emulator.wait_for_screen("Enter PIN", after=start)
-            emulator.pin_pad_sends(pin_keys("1234E"))
+            keys(emulator, start)
             emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
             emulator.pin_pad_sends(b"E")
             emulator.wait_for_screen("Insert card", after=start + 1)
@@ -74,18 +92,19 @@ def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
         # a screen that shows a terminal error means the visit did not complete
         if any("Terminal error" in "\n".join(s.lines) for s in emulator.screens):
             return None
-        return {"screens": screens, "request": frames.get(p.BALANCE_REQUEST),
-                "response": frames.get(p.BALANCE_RESPONSE)}
+        return {"screens": screens, "request": frames.get(types[0]),
+                "response": frames.get(types[1])}
 
 
-def smallest_heap_kib(firmware_dir: Path, low: int = 32, high: int = 64):
-    """The smallest heap (KiB, to 1 KiB) in which the inquiry completes, or None if it
-    does not complete in `high`."""
-    if balance_inquiry(firmware_dir, f"{high}k") is None:
+def smallest_heap_kib(firmware_dir: Path, low: int = 32, high: int = 64, visit=None):
+    """The smallest heap (KiB, to 1 KiB) in which the visit (a balance inquiry unless
+    given) completes, or None if it does not complete in `high`."""
+    visit = visit or balance_inquiry
+    if visit(firmware_dir, f"{high}k") is None:
         return None
     while high - low > 1:
         mid = (low + high) // 2
-        if balance_inquiry(firmware_dir, f"{mid}k") is None:
+        if visit(firmware_dir, f"{mid}k") is None:
             low = mid
         else:
             high = mid

@@ -1,6 +1,7 @@
 """A frame-level tap on the serial link, for tests: it sits between the board's tty and a
 new pseudo-terminal for the bridge, keeps every byte that crosses in each direction, and
-can rewrite a frame's payload on the way (the CRC recomputed, so only the MAC can tell).
+can rewrite a frame's payload on the way (the CRC recomputed, so only the MAC can tell)
+or drop the frame (an answer lost on the way).
 """
 import os
 import pty
@@ -12,13 +13,15 @@ from posbridge.framing import FrameSplitter, encode_frame
 
 BOARD_TO_BRIDGE = "board->bridge"
 BRIDGE_TO_BOARD = "bridge->board"
+DROP = b""   # what a tamper function returns to drop the frame
 
 
 class WireTap:
     def __init__(self, board_path: str):
         self.raw = {BOARD_TO_BRIDGE: bytearray(), BRIDGE_TO_BOARD: bytearray()}
         self.tampered = []       # (direction, payload before, payload after)
-        # tamper(direction, payload) -> new payload or None; set by the test
+        # tamper(direction, payload) -> new payload, DROP, or None to pass it unchanged;
+        # set by the test
         self.tamper = None
         self._splitters = {BOARD_TO_BRIDGE: FrameSplitter(), BRIDGE_TO_BOARD: FrameSplitter()}
         self._board = os.open(board_path, os.O_RDWR | os.O_NOCTTY)
@@ -50,6 +53,8 @@ class WireTap:
             changed = self.tamper(direction, payload)
             if changed is not None:
                 self.tampered.append((direction, payload, changed))
+                if changed == DROP:
+                    continue
                 payload = changed
             out += encode_frame(payload)
         return bytes(out)

@@ -1,0 +1,92 @@
+"""The purchase journal on flash: what makes a purchase happen exactly once.
+
+One record (journal.json, store.py's write-temp-then-rename, so a power cut leaves the
+old list or the new one) holding a list of entries of plain values. No card, PIN or
+track data is ever in it:
+
+    [state, trace, KSN (hex), amount, currency, reason,
+     reversal trace, reversal DUKPT counter, reversal time]
+
+    state 0  a purchase in flight: journaled before it is sent, removed once its
+             verified answer is in, before the answer is shown
+    state 1  a purchase to reverse, until the issuer acknowledges the reversal (00 with
+             a verified MAC); reason 1 no answer in time, 2 answer failed verification,
+             3 found in flight at boot (power cut)
+
+A reversal's own trace number, DUKPT counter and time are taken when it is recorded, so
+that every try sends the same bytes (docs/protocol.md); a 94 makes it take new ones
+(renew). reversal.py sends them.
+
+Loaded for a moment by a purchase and by the reversal sender, dropped after.
+"""
+import binascii
+
+import wallclock
+try:
+    from micropython import const
+except ImportError:  # CPython, in tests
+    def const(x):
+        return x
+
+_IN_FLIGHT = const(0)
+_TO_REVERSE = const(1)
+
+
+def load(store):
+    return store.load("journal", {}).get("entries", [])
+
+
+def save(term, entries):
+    """Replace the journal; term.reversals counts what is left to reverse."""
+    term.store.save("journal", {"entries": entries})
+    _count(term, entries)
+
+
+def _count(term, entries):
+    n = 0
+    for e in entries:
+        if e[0] == _TO_REVERSE:
+            n += 1
+    term.reversals = n
+
+
+def begin(term, trace, ksn, amount, currency):
+    """A purchase about to be sent."""
+    entries = load(term.store)
+    entries.append([_IN_FLIGHT, trace, binascii.hexlify(ksn).decode(), amount, currency,
+                    0, 0, 0, 0])
+    save(term, entries)
+
+
+def end(term, trace):
+    """The purchase's verified answer is in (or it never left): nothing to reverse."""
+    save(term, [e for e in load(term.store) if e[0] != _IN_FLIGHT or e[1] != trace])
+
+
+def reverse(term, reason, trace=None):
+    """The purchase `trace` got no answer the board can take, or (trace None, after a
+    reboot or a fault that ended a visit) every purchase still in flight, since nothing
+    waits for their answers any more: they become reversals, to be sent at once."""
+    entries = load(term.store)
+    found = False
+    for e in entries:
+        if e[0] == _IN_FLIGHT and (trace is None or e[1] == trace):
+            e[0] = _TO_REVERSE
+            e[5] = reason
+            renew(term, e)
+            found = True
+    if found:
+        save(term, entries)
+        term.reversal_tries = 0
+    _count(term, entries)
+    term.reversal_due = term.clock()
+
+
+def renew(term, e):
+    """A new identity for reversal `e`: trace number and DUKPT counter saved before use,
+    so a reset can skip them but never reuse them."""
+    import terminal_keys
+    counter, trace = terminal_keys.next_counters(term.store)
+    e[6] = trace
+    e[7] = counter
+    e[8] = wallclock.now() or 0
