@@ -4,14 +4,20 @@ One record (journal.json, store.py's write-temp-then-rename, so a power cut leav
 old list or the new one) holding a list of entries of plain values. No card, PIN or
 track data is ever in it:
 
-    [state, trace, KSN (hex), amount, currency, reason,
+    [state, trace, KSN (hex), amount, currency, reason or approval code,
      reversal trace, reversal DUKPT counter, reversal time]
 
-    state 0  a purchase in flight: journaled before it is sent, removed once its
-             verified answer is in, before the answer is shown
+    state 0  a purchase in flight: journaled before it is sent. A verified decline
+             removes it before the answer is shown; a verified approval makes it 2.
     state 1  a purchase to reverse, until the issuer acknowledges the reversal (00 with
              a verified MAC); reason 1 no answer in time, 2 answer failed verification,
              3 found in flight at boot (power cut)
+    state 2  approved, with its approval code: written before the approval is shown,
+             removed when the visit's result screen goes. One found at boot was charged
+             but perhaps never seen: the terminal shows it again, then removes it.
+
+So whenever the power goes, a purchase ends either charged and shown approved (maybe
+after the reboot), or reversed: never charged without the approval on the screen.
 
 A reversal's own trace number, DUKPT counter and time are taken when it is recorded, so
 that every try sends the same bytes (docs/protocol.md); a 94 makes it take new ones
@@ -30,6 +36,7 @@ except ImportError:  # CPython, in tests
 
 _IN_FLIGHT = const(0)
 _TO_REVERSE = const(1)
+_APPROVED = const(2)
 
 
 def load(store):
@@ -58,9 +65,20 @@ def begin(term, trace, ksn, amount, currency):
     save(term, entries)
 
 
+def approved(term, trace, approval_code):
+    """The purchase's verified approval is in, about to be shown."""
+    entries = load(term.store)
+    for e in entries:
+        if e[0] == _IN_FLIGHT and e[1] == trace:
+            e[0] = _APPROVED
+            e[5] = approval_code
+    save(term, entries)
+
+
 def end(term, trace):
-    """The purchase's verified answer is in (or it never left): nothing to reverse."""
-    save(term, [e for e in load(term.store) if e[0] != _IN_FLIGHT or e[1] != trace])
+    """Nothing more to do for the purchase `trace`: declined (verified), never sent, or
+    its approval shown. A reversal is never removed here."""
+    save(term, [e for e in load(term.store) if e[0] == _TO_REVERSE or e[1] != trace])
 
 
 def reverse(term, reason, trace=None):

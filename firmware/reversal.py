@@ -2,9 +2,10 @@
 it there until the issuer acknowledges it (docs/protocol.md, REVERSAL_REQUEST).
 
 The terminal runs a Sender in a visit's place, at idle and before the next card: at
-boot, after a fault that ended a visit, and whenever a reversal is due. First it turns
-purchases left in flight into reversals (term.recover_reason), then it sends one.
-Tries back off (RETRY_MS); an acknowledged reversal lets the next one go at once.
+boot, after a fault that ended a visit, and whenever a reversal is due. First, after a
+boot or a fault (term.recover_reason), it turns purchases left in flight into reversals
+and shows again an approval the power may have taken off the screen; then it sends one
+reversal. Tries back off (RETRY_MS); an acknowledged reversal lets the next go at once.
 
     00, MAC verified     acknowledged: the entry leaves the journal
     94                   its identity was used by another request: a new trace number
@@ -29,6 +30,7 @@ except ImportError:  # CPython, in tests
 # pauses before the next try, after the first, second... (the last one repeats)
 RETRY_MS = (2000, 5000, 15000, 30000, 60000)
 _SHOW_MS = const(3000)
+_LAST_SHOW_MS = const(15000)
 # reversal-request / reversal-response keys (docs/protocol.cddl)
 _K_AMOUNT = const(8)
 _K_CURRENCY = const(9)
@@ -63,6 +65,16 @@ class Sender:
             term.recover_reason = 0   # once: a journal that cannot be read is not retried
             journal.reverse(term, reason)
             _unload("terminal_keys", "dukpt")
+            for e in journal.load(term.store):
+                if e[0] == 2:
+                    # approved, and the power (or a fault) came before the result
+                    # screen went: charged, so the approval is shown once more
+                    journal.end(term, e[1])
+                    self._amount(e)
+                    self.deadline = time.ticks_add(now, _LAST_SHOW_MS)
+                    term.display.show("LAST PURCHASE", "", "APPROVED", self.amount_text,
+                                      "Approval " + str(e[5]), "", "Trace %d" % e[1])
+                    return
         if not (term.reversals and term.host_online and
                 time.ticks_diff(now, term.reversal_due) >= 0):
             return
@@ -78,11 +90,7 @@ class Sender:
                 break
         if self.entry is None:
             return
-        import screens
-        amount, cur = screens.money(self.entry[3], self.entry[4])
-        screens = None
-        _unload("screens")
-        self.amount_text = cur + " " + amount
+        self._amount(self.entry)
         term.display.show("REVERSAL", "", "Sending reversal", "of a purchase",
                           self.amount_text, "", "Please wait")
         body = self._build()
@@ -91,6 +99,13 @@ class Sender:
             self.deadline = time.ticks_add(now, settings.ANSWER_TIMEOUT_MS)
         else:
             self._failed("Link busy")
+
+    def _amount(self, e):
+        import screens
+        amount, cur = screens.money(e[3], e[4])
+        screens = None
+        _unload("screens")
+        self.amount_text = cur + " " + amount
 
     def _build(self):
         import terminal_keys

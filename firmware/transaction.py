@@ -7,11 +7,13 @@ Driven by the terminal's main loop (step, on_message, on_error, on_link_failed);
 blocks. Cancel (X) works at every step before the request leaves; once it has left, the
 answer is awaited and shown, so the cardholder always learns what happened.
 
-A purchase is journaled on flash before it is sent (journal.py). Its verified answer,
-approved or declined, clears it before the result is shown. Without one (no answer in
-time, the link gave up, an ERROR that is not a clear refusal, an answer that fails its
-MAC) it becomes a reversal on flash before the screen says "No charge"; the terminal
-sends the reversal once the visit is over (reversal.py).
+A purchase is journaled on flash before it is sent (journal.py). A verified decline
+clears it before the result is shown; a verified approval is marked approved before it
+is shown, and cleared when the result screen goes (if the power goes first, the terminal
+shows the approval again at boot). Without a verified answer (none in time, the link
+gave up, an ERROR that is not a clear refusal, an answer that fails its MAC) it becomes
+a reversal on flash before the screen says "No charge"; the terminal sends the reversal
+once the visit is over (reversal.py).
 
 Each phase loads the code it needs and drops it after, so the peak is one phase's code
 and not the sum (a 64 KiB heap; docs/benchmarks.md has the figures):
@@ -48,6 +50,8 @@ _MENU_TIMEOUT_MS = const(30000)
 _RESULT_SHOW_MS = const(15000)
 _MESSAGE_SHOW_MS = const(3000)
 _MAX_REVERSALS = const(4)   # pending on flash; beyond, purchases wait for them to go
+_K_RSP_CODE = const(3)      # purchase-response keys (docs/protocol.cddl)
+_K_RSP_APPROVAL = const(4)
 _KEY_1 = const(0x31)        # the menu's "1 Balance" and "2 Purchase"
 _KEY_2 = const(0x32)
 
@@ -67,6 +71,7 @@ class Transaction:
         self.entry = None        # the amount or PIN entry in progress
         self.amount = None       # a purchase's, minor units of settings.CURRENCY
         self.amount_text = ""    # as the screens show it, e.g. "CNY 12.50"
+        self.approved = False    # a purchase approved, its journal entry left to clear
         # the request in flight (answer.check_response reads them off this object)
         self.mtype = None
         self.trace = None
@@ -109,6 +114,8 @@ class Transaction:
         elif state == _SHOWN:
             key = self.term.keys.poll()
             if key is not None or time.ticks_diff(now, self.deadline) >= 0:
+                if self.approved:
+                    self._journal("end", self.trace)   # the approval was seen
                 return False
         else:   # amount or PIN entry
             result = self.entry.poll()
@@ -262,12 +269,17 @@ class Transaction:
             return
         import result
         lines = result.lines(f, self.amount_text, self.card_pan_masked)
-        result = f = None
+        result = None
         _unload("result", "screens")
         if self.amount is not None:
-            # answered: cleared before it is shown, so that a power cut between the two
-            # can only lose the screen, never reverse an approval that was shown
-            self._journal("end", self.trace)
+            # on flash before the screen: an approval is never reversed once it may
+            # have been seen, and one the power took is shown again at boot
+            if f[_K_RSP_CODE] == "00":
+                self.approved = True
+                self._journal("approved", self.trace, str(f.get(_K_RSP_APPROVAL, "")))
+            else:
+                self._journal("end", self.trace)
+        f = None
         self._show(_SHOWN, _RESULT_SHOW_MS, *lines)
 
     def _reverse(self, reason):

@@ -67,9 +67,13 @@ def test_approved_purchase_shows_approval_balance_and_the_sms(bank, issuer):
         "purchase", "sms", "138****5678", "0011")
     assert "12.50" in alert["text"] and "DEMO SHOP" in alert["text"]
     assert LI_WEI not in alert["text"]
+    # approved on flash while it is shown; gone once the result screen is
+    [entry] = board_journal(bank)
+    assert (entry[0], entry[1], entry[3], entry[4], entry[5]) == (
+        2, row["trace_number"], 1250, 156, row["approval_code"])
+    dismiss(bank)
     assert board_journal(bank) == []
     assert sent(bank, p.REVERSAL_REQUEST) == []
-    dismiss(bank)
 
 
 def test_insufficient_funds_is_declined_and_nothing_is_charged(bank, issuer):
