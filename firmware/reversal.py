@@ -128,12 +128,14 @@ class Sender:
         return body
 
     def step(self, now):
-        """False once done and the idle screen may come back."""
+        """False once done and the idle screen may come back: the last screen's time
+        is up, or a key was pressed on it."""
+        if self.mtype is None:
+            return (self.term.keys.poll() is None and
+                    time.ticks_diff(now, self.deadline) < 0)
         if time.ticks_diff(now, self.deadline) >= 0:
-            if self.mtype is None:
-                return False
             self._failed("No answer")
-        self.term.keys.flush()  # nobody is being served meanwhile
+        self.term.keys.flush()  # nobody is served while it is sent
         return True
 
     def on_message(self, mtype, body):
