@@ -1,6 +1,6 @@
-"""A balance inquiry and a purchase on the emulated board, for the heap and size figures
-of make bench: heap free on each screen of the visit, the request and response on the
-wire, and the smallest heap the visit still completes in."""
+"""A balance inquiry, a purchase, and a purchase that is reversed, on the emulated board,
+for the heap and size figures of make bench: heap free on each screen of the visit, the
+request and response on the wire, and the smallest heap the visit still completes in."""
 import tempfile
 import threading
 from pathlib import Path
@@ -9,6 +9,7 @@ from posbridge.bridge import Bridge
 from posbridge.emulator import Emulator, EmulatorError
 from posbridge.framing import encode_frame
 from posbridge.issuer import Issuer
+from posbridge.issuer.faults import corrupt_mac
 from posbridge.issuer.demo_data import load_demo
 from posbridge.issuer.ledger import Ledger
 from posbridge.link import HostLink, LinkClosed
@@ -27,22 +28,56 @@ def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
         emulator.pin_pad_sends(b"1")
         emulator.wait_for_screen("Enter PIN", after=start)
         emulator.pin_pad_sends(pin_keys("1234E"))
+        emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
     return _visit(firmware_dir, heap, keys, (p.BALANCE_REQUEST, p.BALANCE_RESPONSE))
+
+
+def _purchase_keys(emulator, start):
+    emulator.wait_for_screen("2 Purchase", after=start)
+    emulator.pin_pad_sends(b"2")
+    emulator.wait_for_screen("Enter amount", after=start)
+    emulator.pin_pad_sends(pin_keys("1250E"))
+    emulator.wait_for_screen("Enter PIN", after=start)
+    emulator.pin_pad_sends(pin_keys("1234E"))
 
 
 def purchase(firmware_dir: Path, heap: str = "64k"):
     """The same for one approved purchase of CNY 12.50 with its SMS alert."""
     def keys(emulator, start):
-        emulator.wait_for_screen("2 Purchase", after=start)
-        emulator.pin_pad_sends(b"2")
-        emulator.wait_for_screen("Enter amount", after=start)
-        emulator.pin_pad_sends(pin_keys("1250E"))
-        emulator.wait_for_screen("Enter PIN", after=start)
-        emulator.pin_pad_sends(pin_keys("1234E"))
+        _purchase_keys(emulator, start)
+        emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
     return _visit(firmware_dir, heap, keys, (p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE))
 
 
-def _visit(firmware_dir, heap, keys, types):
+def reversed_purchase(firmware_dir: Path, heap: str = "64k"):
+    """The same for a purchase whose answer fails its MAC on the way: the board records
+    a reversal, shows "No charge", then sends the reversal and has it acknowledged."""
+    def keys(emulator, start):
+        _purchase_keys(emulator, start)
+        emulator.wait_for_screen("No charge", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
+        emulator.wait_for_screen("Acknowledged", timeout=30, after=start)
+    return _visit(firmware_dir, heap, keys, (p.REVERSAL_REQUEST, p.REVERSAL_RESPONSE),
+                  issuer_wrapper=_DamagesPurchaseAnswers)
+
+
+class _DamagesPurchaseAnswers:
+    """The issuer, but every purchase answer leaves it with its MAC damaged (after the
+    purchase was charged): the case the board reverses."""
+
+    def __init__(self, issuer):
+        self._issuer = issuer
+
+    def __getattr__(self, name):
+        return getattr(self._issuer, name)
+
+    def handle_purchase_request(self, body):
+        return corrupt_mac(self._issuer.handle_purchase_request(body))
+
+
+def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None):
     frames = {}
 
     def record(direction, mtype, seq, body):
@@ -62,7 +97,8 @@ def _visit(firmware_dir, heap, keys, types):
         try:
             port = open_port(emulator.start())
             link = HostLink(port, frame_log=record).start()
-            bridge = Bridge(link, issuer=issuer)
+            bridge = Bridge(link, issuer=issuer_wrapper(issuer) if issuer_wrapper
+                            else issuer)
 
             def serve():
                 try:
@@ -74,9 +110,7 @@ def _visit(firmware_dir, heap, keys, types):
             start = len(emulator.screens) - 1
             emulator.card_reader_sends(card_record(PAN, "3012"))
             keys(emulator, start)
-            emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
-            emulator.pin_pad_sends(b"E")
-            emulator.wait_for_screen("Insert card", after=start + 1)
+            emulator.wait_for_screen("Insert card", after=len(emulator.screens) - 1)
         except EmulatorError:
             return None
         finally:

@@ -19,9 +19,10 @@ track data is ever in it:
 So whenever the power goes, a purchase ends either charged and shown approved (maybe
 after the reboot), or reversed: never charged without the approval on the screen.
 
-A reversal's own trace number, DUKPT counter and time are taken when it is recorded, so
-that every try sends the same bytes (docs/protocol.md); a 94 makes it take new ones
-(renew). reversal.py sends them.
+A reversal's own trace number and DUKPT counter are reserved with the purchase's (they
+are on flash before the purchase leaves), its time is taken when it is recorded, so that
+every try sends the same bytes (docs/protocol.md); a 94 makes it take a new trace and
+counter (renew). reversal.py sends them.
 
 Loaded for a moment by a purchase and by the reversal sender, dropped after.
 """
@@ -57,11 +58,12 @@ def _count(term, entries):
     term.reversals = n
 
 
-def begin(term, trace, ksn, amount, currency):
-    """A purchase about to be sent."""
+def begin(term, trace, ksn, amount, currency, reserved):
+    """A purchase about to be sent; `reserved` is the (DUKPT counter, trace number) its
+    reversal would take, taken with the purchase's own (terminal_keys.next_counters)."""
     entries = load(term.store)
     entries.append([_IN_FLIGHT, trace, binascii.hexlify(ksn).decode(), amount, currency,
-                    0, 0, 0, 0])
+                    0, reserved[1], reserved[0], 0])
     save(term, entries)
 
 
@@ -91,7 +93,7 @@ def reverse(term, reason, trace=None):
         if e[0] == _IN_FLIGHT and (trace is None or e[1] == trace):
             e[0] = _TO_REVERSE
             e[5] = reason
-            renew(term, e)
+            e[8] = wallclock.now() or 0   # its identity was reserved with the purchase
             found = True
     if found:
         save(term, entries)
@@ -104,7 +106,7 @@ def renew(term, e):
     """A new identity for reversal `e`: trace number and DUKPT counter saved before use,
     so a reset can skip them but never reuse them."""
     import terminal_keys
-    counter, trace = terminal_keys.next_counters(term.store)
+    counter, trace = terminal_keys.next_counters(term.store)[0]
     e[6] = trace
     e[7] = counter
     e[8] = wallclock.now() or 0

@@ -33,18 +33,24 @@ def load(store):
             record.get("merchant_name") or settings.MERCHANT_NAME)
 
 
-def next_counters(store):
-    """The next DUKPT transaction counter and trace number, saved before they are used:
-    a reset after this point skips them, it never reuses a key. Exhausted once no
-    counter is left."""
+def next_counters(store, n=1):
+    """The next `n` (DUKPT transaction counter, trace number) pairs, saved before they
+    are used: a reset after this point skips them, it never reuses a key. A purchase
+    takes two, the second kept for its reversal, so that reversing it needs no counter
+    code at a moment the heap is full. Exhausted once no counter is left."""
     import dukpt  # loaded for this only
     if store is None:
         raise NotProvisioned()
     c = store.load("counters", {"ksn_counter": 0, "trace": 0})
+    counter = c.get("ksn_counter", 0)
+    trace = c.get("trace", 0)
+    pairs = []
     try:
-        counter = dukpt.next_counter(c.get("ksn_counter", 0))
+        for _ in range(n):
+            counter = dukpt.next_counter(counter)
+            trace = trace % 999999 + 1
+            pairs.append((counter, trace))
     except dukpt.DUKPTError:
         raise Exhausted()
-    trace = c.get("trace", 0) % 999999 + 1
     store.save("counters", {"ksn_counter": counter, "trace": trace})
-    return counter, trace
+    return pairs

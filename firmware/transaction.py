@@ -195,15 +195,17 @@ class Transaction:
         _unload("digit_entry")
         term.display.show(self._title(), "", "Processing...", "", "Please wait")
         try:
-            body = self._build_request(pin)
+            built = self._build_request(pin)
         finally:
             # the key, PIN block and MAC code leave the heap before the answer needs room
             _unload("financial", "terminal_keys", "dukpt", "pinblock", "cmac")
-        if body is None:
+        if built is None:
             return
+        body, reserved = built
         if self.amount is not None:
             # on flash before it leaves: from here on a power cut reverses it at boot
-            self._journal("begin", self.trace, self.ksn, self.amount, settings.CURRENCY)
+            self._journal("begin", self.trace, self.ksn, self.amount, settings.CURRENCY,
+                          reserved)
         if not term.link.send(self.mtype, body):
             if self.amount is not None:
                 self._journal("end", self.trace)   # it never left
@@ -213,15 +215,18 @@ class Transaction:
         self.deadline = time.ticks_add(term.clock(), settings.ANSWER_TIMEOUT_MS)
 
     def _build_request(self, pin):
-        """The request's body, its identity kept on self; None (and the reason shown)
-        when the terminal cannot make one. `pin` is wiped whatever happens."""
+        """(the request's body, the (counter, trace) kept for a purchase's reversal), its
+        identity kept on self; None (and the reason shown) when the terminal cannot make
+        one. `pin` is wiped whatever happens."""
         term = self.term
         keys = None
         try:
             import terminal_keys
             try:
                 keys = terminal_keys.load(term.store)
-                counter, trace = terminal_keys.next_counters(term.store)
+                pairs = terminal_keys.next_counters(
+                    term.store, 1 if self.amount is None else 2)
+                counter, trace = pairs[0]
             except terminal_keys.Exhausted:
                 self._message("OUT OF SERVICE", "Terminal keys", "exhausted",
                               "Call for service")
@@ -249,7 +254,7 @@ class Transaction:
                     keys[0][i] = 0
         self.mtype, self.trace, self.ksn, self.mac_key = (
             pending.mtype, pending.trace, pending.ksn, pending.mac_key)
-        return body
+        return body, pairs[-1]   # a purchase's second pair is kept for its reversal
 
     def _on_response(self, body):
         import answer

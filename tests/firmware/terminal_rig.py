@@ -3,11 +3,11 @@
 # MicroPython alike). The terminal is provisioned with the standard's test key set on a
 # flash of its own (a fresh directory under /tmp).
 import binascii
+import gc
 import os
 
 from fwtest import FakeClock, ScriptedStream
 from keypad import KeyReader
-from reference_vectors import load, unhex
 from store import Store
 
 TERMINAL_ID = "T0000001"
@@ -15,6 +15,22 @@ MERCHANT_ID = "104110070110001"
 MERCHANT_NAME = "TEST SHOP"
 PAN = "4761730000000011"
 CARD = (PAN, "3012", "201", "476173******0011")
+
+
+_KEYS = []
+
+
+def rig_keys():
+    """(initial key, initial key ID) of the standard's test key set, as hex; read once:
+    a 64 KiB heap has no room to parse the vectors file for every message."""
+    if not _KEYS:
+        from reference_vectors import load
+        ref = load()
+        _KEYS.append(ref["initial_key"])
+        _KEYS.append(ref["initial_key_id"])
+        ref = None
+        gc.collect()
+    return _KEYS
 
 
 def fresh_dir():
@@ -65,10 +81,10 @@ class Term:
     def __init__(self, directory=None):
         self.directory = directory or fresh_dir()
         self.store = Store(self.directory)
-        ref = load()
+        key, key_id = rig_keys()
         self.store.save("terminal", {"terminal_id": TERMINAL_ID,
-                                     "initial_key": ref["initial_key"],
-                                     "initial_key_id": ref["initial_key_id"],
+                                     "initial_key": key,
+                                     "initial_key_id": key_id,
                                      "merchant_id": MERCHANT_ID,
                                      "merchant_name": MERCHANT_NAME})
         if self.store.load("counters") is None:
@@ -102,8 +118,8 @@ def answer_for(request, fields, mac_ok=True):
     import cmac
     import dukpt
     req = cbor.decode(request)
-    ref = load()
-    key = dukpt.working_keys(unhex(ref["initial_key"]), unhex(ref["initial_key_id"]),
+    key, key_id = rig_keys()
+    key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
                              dukpt.split_ksn(req[6])[1],
                              (dukpt.KEY_USAGE_MAC_VERIFICATION,))[0]
     rsp = {1: req[1], 2: req[2], 9: req[6]}
@@ -123,8 +139,8 @@ def request_mac_ok(request):
     import dukpt
     req = cbor.decode(request)
     mac = req.pop(7)
-    ref = load()
-    key = dukpt.working_keys(unhex(ref["initial_key"]), unhex(ref["initial_key_id"]),
+    key, key_id = rig_keys()
+    key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
                              dukpt.split_ksn(req[6])[1],
                              (dukpt.KEY_USAGE_MAC_GENERATION,))[0]
     return cmac.aes_cmac(key, cbor.encode(req), 8) == mac

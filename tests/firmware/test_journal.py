@@ -8,14 +8,15 @@ KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
 
 
 def in_flight(term, trace=5, amount=1250):
-    journal.begin(term, trace, KSN, amount, 156)
+    # the reversal's counter and trace, reserved with the purchase's
+    journal.begin(term, trace, KSN, amount, 156, (trace + 100, trace + 1))
 
 
 def test_a_purchase_in_flight_holds_its_identity_and_amount_only():
     term = Term()
     try:
         in_flight(term)
-        assert term.journal() == [[0, 5, "123456789012345600000005", 1250, 156, 0, 0, 0, 0]]
+        assert term.journal() == [[0, 5, "123456789012345600000005", 1250, 156, 0, 6, 105, 0]]
         with open(term.store.path("journal")) as f:
             raw = f.read()
         assert PAN not in raw and PAN[-4:] not in raw
@@ -51,15 +52,14 @@ def test_an_approval_is_kept_until_seen_then_cleared():
 def test_a_purchase_without_answer_becomes_a_reversal_with_its_own_identity():
     term = Term()
     try:
-        term.store.save("counters", {"ksn_counter": 5, "trace": 5})   # the purchase's
         in_flight(term, trace=5)
+        counters = term.store.load("counters")
         term.clock.advance(777)
         journal.reverse(term, 1, 5)
         [entry] = term.journal()
         assert entry[:6] == [1, 5, "123456789012345600000005", 1250, 156, 1]
-        assert entry[6] == 6 and entry[7] == 6     # the next trace and DUKPT counter
-        # taken on flash before use: a reset cannot hand them out again
-        assert term.store.load("counters") == {"ksn_counter": 6, "trace": 6}
+        assert entry[6] == 6 and entry[7] == 105    # the trace and counter reserved
+        assert term.store.load("counters") == counters   # nothing new taken for it
         assert term.reversals == 1 and term.reversal_due == term.clock()
     finally:
         term.close()
@@ -90,9 +90,13 @@ def test_end_never_removes_a_reversal_and_renew_gives_a_new_identity():
         entries = term.journal()
         assert len(entries) == 1 and entries[0][0] == 1
         old = entries[0][6:8]
+        term.store.save("counters", {"ksn_counter": 200, "trace": 20})
         journal.renew(term, entries[0])
         journal.save(term, entries)
-        assert term.journal()[0][6:8] != old and term.journal()[0][:6] == entries[0][:6]
+        assert term.journal()[0][6:8] == [21, 201] and old == [6, 105]
+        assert term.journal()[0][:6] == entries[0][:6]
+        # taken on flash before use: a reset cannot hand them out again
+        assert term.store.load("counters") == {"ksn_counter": 201, "trace": 21}
     finally:
         term.close()
 

@@ -40,6 +40,9 @@ def test_the_request_carries_amount_and_merchant_and_is_journaled_before_it_leav
         assert req[4][1] == CARD[0] and len(req[5]) == 16 and request_mac_ok(body)
         [entry] = term.link.journal_at_send[0]     # on flash when it was handed over
         assert entry[:5] == [0, req[2], "".join("%02X" % b for b in req[6]), 1250, 156]
+        # the next trace and counter, kept for its reversal and saved as taken
+        assert entry[6:8] == [req[2] + 1, int.from_bytes(req[6][-4:], "big") + 1]
+        assert term.store.load("counters") == {"ksn_counter": entry[7], "trace": entry[6]}
     finally:
         term.close()
 

@@ -12,8 +12,8 @@ KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
 
 def with_reversal(reason=1, trace=5):
     term = Term()
-    term.store.save("counters", {"ksn_counter": 5, "trace": 5})
-    journal.begin(term, trace, KSN, 1250, 156)
+    term.store.save("counters", {"ksn_counter": 6, "trace": 6})
+    journal.begin(term, trace, KSN, 1250, 156, (6, 6))
     journal.reverse(term, reason, trace)
     return term
 
@@ -149,7 +149,7 @@ def test_nothing_goes_while_the_host_is_away():
 def test_at_boot_a_purchase_in_flight_is_reversed_for_the_power_cut():
     term = Term()
     try:
-        journal.begin(term, 5, KSN, 1250, 156)
+        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
         term.recover_reason = 3
         sender, body = send(term)
         assert cbor.decode(body)[14] == 3 and term.recover_reason == 0
@@ -161,7 +161,7 @@ def test_at_boot_a_purchase_in_flight_is_reversed_for_the_power_cut():
 def test_at_boot_an_approval_the_power_took_off_the_screen_is_shown_again():
     term = Term()
     try:
-        journal.begin(term, 5, KSN, 1250, 156)
+        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
         journal.approved(term, 5, "654321")
         term.recover_reason = 3
         sender = Sender(term)
