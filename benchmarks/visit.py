@@ -106,8 +106,12 @@ def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None):
                 except LinkClosed:
                     pass
             threading.Thread(target=serve, daemon=True).start()
-            emulator.wait_for_screen("Insert card", timeout=30)
-            start = len(emulator.screens) - 1
+            # the idle screen comes twice at boot: after HELLO, and again once the
+            # journal has been looked at for purchases a power cut left in flight
+            first = emulator.wait_for_screen("Insert card", timeout=30)
+            idle = emulator.wait_for_screen("Insert card", timeout=30,
+                                            after=emulator.screens.index(first) + 1)
+            start = emulator.screens.index(idle)
             emulator.card_reader_sends(card_record(PAN, "3012"))
             keys(emulator, start)
             emulator.wait_for_screen("Insert card", after=len(emulator.screens) - 1)

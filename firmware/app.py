@@ -91,7 +91,8 @@ class Terminal:
         had_visit = self.txn is not None
         if had_visit:
             self.txn.wipe()
-            self.recover_reason = 1  # a purchase it left in flight is reversed
+            if self.store is not None:
+                self.recover_reason = 1  # a purchase it left in flight is reversed
         self.txn = None
         self._unload_visit()
         self.faults += 1

@@ -29,6 +29,8 @@ except ImportError:  # CPython, in tests
 
 # pauses before the next try, after the first, second... (the last one repeats)
 RETRY_MS = (2000, 5000, 15000, 30000, 60000)
+_TO_REVERSE = const(1)      # journal entry states (journal.py)
+_APPROVED = const(2)
 _SHOW_MS = const(3000)
 _LAST_SHOW_MS = const(15000)
 # reversal-request / reversal-response keys (docs/protocol.cddl)
@@ -64,9 +66,8 @@ class Sender:
             reason = term.recover_reason
             term.recover_reason = 0   # once: a journal that cannot be read is not retried
             journal.reverse(term, reason)
-            _unload("terminal_keys", "dukpt")
             for e in journal.load(term.store):
-                if e[0] == 2:
+                if e[0] == _APPROVED:
                     # approved, and the power (or a fault) came before the result
                     # screen went: charged, so the approval is shown once more
                     journal.end(term, e[1])
@@ -85,7 +86,7 @@ class Sender:
         term.reversal_tries += 1
         self.entry = None
         for e in journal.load(term.store):
-            if e[0]:
+            if e[0] == _TO_REVERSE:
                 self.entry = e
                 break
         if self.entry is None:
@@ -130,12 +131,14 @@ class Sender:
     def step(self, now):
         """False once done and the idle screen may come back: the last screen's time
         is up, or a key was pressed on it."""
+        keys = self.term.keys   # None on a terminal without a PIN pad
         if self.mtype is None:
-            return (self.term.keys.poll() is None and
+            return ((keys is None or keys.poll() is None) and
                     time.ticks_diff(now, self.deadline) < 0)
         if time.ticks_diff(now, self.deadline) >= 0:
             self._failed("No answer")
-        self.term.keys.flush()  # nobody is served while it is sent
+        if keys is not None:
+            keys.flush()  # nobody is served while it is sent
         return True
 
     def on_message(self, mtype, body):
@@ -156,7 +159,7 @@ class Sender:
             term = self.term
             entries = journal.load(term.store)
             for e in entries:
-                if e[0] and e[1] == self.entry[1]:
+                if e[0] == _TO_REVERSE and e[1] == self.entry[1]:
                     if code == "94":
                         journal.renew(term, e)
                     else:
