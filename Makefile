@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test firmware bench clean
+.PHONY: demo test soak firmware bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# 1,000 purchases through the fault-injecting link (SOAK_PURCHASES=n for another count):
+# prints the outcomes and the double and lost charges, which must be none
+soak: $(STAMP)
+	$(PY) -m pytest -q -s -m soak -p no:cacheprovider tests/e2e/test_soak.py
 
 # Precompile every firmware module to .mpy (what gets deployed) and print the total size.
 firmware: $(STAMP)

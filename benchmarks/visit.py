@@ -1,6 +1,6 @@
-"""A balance inquiry on the emulated board, for the heap and size figures of make bench:
-heap free on each screen of the visit, the request and response on the wire, and the
-smallest heap the visit still completes in."""
+"""A balance inquiry, a purchase, and a purchase that is reversed, on the emulated board,
+for the heap and size figures of make bench: heap free on each screen of the visit, the
+request and response on the wire, and the smallest heap the visit still completes in."""
 import tempfile
 import threading
 from pathlib import Path
@@ -9,6 +9,7 @@ from posbridge.bridge import Bridge
 from posbridge.emulator import Emulator, EmulatorError
 from posbridge.framing import encode_frame
 from posbridge.issuer import Issuer
+from posbridge.issuer.faults import corrupt_mac
 from posbridge.issuer.demo_data import load_demo
 from posbridge.issuer.ledger import Ledger
 from posbridge.link import HostLink, LinkClosed
@@ -22,10 +23,65 @@ PAN = "4761730000000011"   # demo card: subscribed, SMS alerts (docs/issuer.md)
 def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
     """{'screens': [(title, heap free)], 'request': (payload, frame) bytes, 'response':
     ...} for one approved inquiry, or None if the board could not complete it."""
+    def keys(emulator, start):
+        emulator.wait_for_screen("1 Balance", after=start)
+        emulator.pin_pad_sends(b"1")
+        emulator.wait_for_screen("Enter PIN", after=start)
+        emulator.pin_pad_sends(pin_keys("1234E"))
+        emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
+    return _visit(firmware_dir, heap, keys, (p.BALANCE_REQUEST, p.BALANCE_RESPONSE))
+
+
+def _purchase_keys(emulator, start):
+    emulator.wait_for_screen("2 Purchase", after=start)
+    emulator.pin_pad_sends(b"2")
+    emulator.wait_for_screen("Enter amount", after=start)
+    emulator.pin_pad_sends(pin_keys("1250E"))
+    emulator.wait_for_screen("Enter PIN", after=start)
+    emulator.pin_pad_sends(pin_keys("1234E"))
+
+
+def purchase(firmware_dir: Path, heap: str = "64k"):
+    """The same for one approved purchase of CNY 12.50 with its SMS alert."""
+    def keys(emulator, start):
+        _purchase_keys(emulator, start)
+        emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
+    return _visit(firmware_dir, heap, keys, (p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE))
+
+
+def reversed_purchase(firmware_dir: Path, heap: str = "64k"):
+    """The same for a purchase whose answer fails its MAC on the way: the board records
+    a reversal, shows "No charge", then sends the reversal and has it acknowledged."""
+    def keys(emulator, start):
+        _purchase_keys(emulator, start)
+        emulator.wait_for_screen("No charge", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
+        emulator.wait_for_screen("Acknowledged", timeout=30, after=start)
+    return _visit(firmware_dir, heap, keys, (p.REVERSAL_REQUEST, p.REVERSAL_RESPONSE),
+                  issuer_wrapper=_DamagesPurchaseAnswers)
+
+
+class _DamagesPurchaseAnswers:
+    """The issuer, but every purchase answer leaves it with its MAC damaged (after the
+    purchase was charged): the case the board reverses."""
+
+    def __init__(self, issuer):
+        self._issuer = issuer
+
+    def __getattr__(self, name):
+        return getattr(self._issuer, name)
+
+    def handle_purchase_request(self, body):
+        return corrupt_mac(self._issuer.handle_purchase_request(body))
+
+
+def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None):
     frames = {}
 
     def record(direction, mtype, seq, body):
-        if mtype in (p.BALANCE_REQUEST, p.BALANCE_RESPONSE):
+        if mtype in types:
             payload = 4 + len(body)   # the link header and the body
             frames[mtype] = (payload, len(encode_frame(bytes(4) + bytes(body))))
 
@@ -41,7 +97,8 @@ def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
         try:
             port = open_port(emulator.start())
             link = HostLink(port, frame_log=record).start()
-            bridge = Bridge(link, issuer=issuer)
+            bridge = Bridge(link, issuer=issuer_wrapper(issuer) if issuer_wrapper
+                            else issuer)
 
             def serve():
                 try:
@@ -49,16 +106,15 @@ def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
                 except LinkClosed:
                     pass
             threading.Thread(target=serve, daemon=True).start()
-            emulator.wait_for_screen("Insert card", timeout=30)
-            start = len(emulator.screens) - 1
+            # the idle screen comes twice at boot: after HELLO, and again once the
+            # journal has been looked at for purchases a power cut left in flight
+            first = emulator.wait_for_screen("Insert card", timeout=30)
+            idle = emulator.wait_for_screen("Insert card", timeout=30,
+                                            after=emulator.screens.index(first) + 1)
+            start = emulator.screens.index(idle)
             emulator.card_reader_sends(card_record(PAN, "3012"))
-            emulator.wait_for_screen("1 Balance", after=start)
-            emulator.pin_pad_sends(b"1")
-            emulator.wait_for_screen("Enter PIN", after=start)
-            emulator.pin_pad_sends(pin_keys("1234E"))
-            emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
-            emulator.pin_pad_sends(b"E")
-            emulator.wait_for_screen("Insert card", after=start + 1)
+            keys(emulator, start)
+            emulator.wait_for_screen("Insert card", after=len(emulator.screens) - 1)
         except EmulatorError:
             return None
         finally:
@@ -74,18 +130,19 @@ def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
         # a screen that shows a terminal error means the visit did not complete
         if any("Terminal error" in "\n".join(s.lines) for s in emulator.screens):
             return None
-        return {"screens": screens, "request": frames.get(p.BALANCE_REQUEST),
-                "response": frames.get(p.BALANCE_RESPONSE)}
+        return {"screens": screens, "request": frames.get(types[0]),
+                "response": frames.get(types[1])}
 
 
-def smallest_heap_kib(firmware_dir: Path, low: int = 32, high: int = 64):
-    """The smallest heap (KiB, to 1 KiB) in which the inquiry completes, or None if it
-    does not complete in `high`."""
-    if balance_inquiry(firmware_dir, f"{high}k") is None:
+def smallest_heap_kib(firmware_dir: Path, low: int = 32, high: int = 64, visit=None):
+    """The smallest heap (KiB, to 1 KiB) in which the visit (a balance inquiry unless
+    given) completes, or None if it does not complete in `high`."""
+    visit = visit or balance_inquiry
+    if visit(firmware_dir, f"{high}k") is None:
         return None
     while high - low > 1:
         mid = (low + high) // 2
-        if balance_inquiry(firmware_dir, f"{mid}k") is None:
+        if visit(firmware_dir, f"{mid}k") is None:
             low = mid
         else:
             high = mid

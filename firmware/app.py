@@ -14,12 +14,18 @@ import settings
 import wallclock
 from display import Display
 from link import Link, PROTOCOL_VERSION
+try:
+    from micropython import const
+except ImportError:  # CPython, in tests
+    def const(x):
+        return x
 
 # loaded for a visit only, and unloaded with it (see transaction.py for the phases)
 VISIT_MODULES = ("transaction", "digit_entry", "terminal_keys", "financial", "pinblock",
-                 "cmac", "dukpt", "screens")
-HELLO_REPLY_WAIT_MS = 5000   # from sending HELLO until we retry it
-STATUS_REPLY_WAIT_MS = 5000
+                 "cmac", "dukpt", "answer", "result", "screens", "journal",
+                 "reversal")
+_HELLO_REPLY_WAIT_MS = const(5000)   # from sending HELLO until we retry it
+_STATUS_REPLY_WAIT_MS = const(5000)
 
 
 class Terminal:
@@ -32,6 +38,13 @@ class Terminal:
         if record and record.get("terminal_id"):
             terminal_id = record["terminal_id"]
         self.terminal_id = terminal_id
+        # reversals (journal.py, reversal.py): how many wait on flash, when the next try
+        # is due, the tries so far, and why to reverse purchases found in flight: at
+        # boot, the power was cut (reason 3)
+        self.reversals = 0
+        self.reversal_due = 0
+        self.reversal_tries = 0
+        self.recover_reason = 3 if store is not None else 0
         self.link = Link(link_stream, clock, settings.LINK_TIMEOUT_MS, settings.LINK_RETRIES)
         self.display = Display(panel)
         self.card_reader = None
@@ -78,6 +91,8 @@ class Terminal:
         had_visit = self.txn is not None
         if had_visit:
             self.txn.wipe()
+            if self.store is not None:
+                self.recover_reason = 1  # a purchase it left in flight is reversed
         self.txn = None
         self._unload_visit()
         self.faults += 1
@@ -121,6 +136,13 @@ class Terminal:
             self._show_idle()
         if self.keys is not None:
             self.keys.flush()  # keys pressed at the idle screen mean nothing
+        if self.recover_reason or (self.reversals and self.host_online and
+                                   time.ticks_diff(now, self.reversal_due) >= 0):
+            # purchases left in flight, and reversals due, go before the next card
+            self._card_reader_off()
+            from reversal import Sender
+            self.txn = Sender(self)
+            return
         if self.card_reader is None:
             return
         got = self.card_reader.poll()
@@ -131,10 +153,7 @@ class Terminal:
             # plain values: a live Card would keep the whole reader module in RAM
             card = (got.pan, got.expiry, got.service_code, mask_pan(got.pan))
             got = mask_pan = None
-            # the reader's code and buffers make room for the visit's (64 KiB heap)
-            self.card_reader = None
-            sys.modules.pop("card_reader", None)
-            gc.collect()
+            self._card_reader_off()
             from transaction import Transaction
             self.txn = Transaction(self, card)
         else:
@@ -146,6 +165,12 @@ class Terminal:
         if self.card_stream is not None and self.card_reader is None:
             from card_reader import CardReader
             self.card_reader = CardReader(self.card_stream, now=wallclock.now)
+
+    def _card_reader_off(self):
+        # the reader's code and buffers make room for the visit's (64 KiB heap)
+        self.card_reader = None
+        sys.modules.pop("card_reader", None)
+        gc.collect()
 
     def _unload_visit(self):
         # the visit's code (flow, texts, DUKPT, MAC, PIN block) leaves the heap with it:
@@ -171,8 +196,10 @@ class Terminal:
                 raise cbor.CBORError("body is not a map")
             if self.txn is not None and self.txn.on_message(mtype, body):
                 return
-            if mtype == m.BALANCE_RESPONSE:
-                return  # a late answer to a visit that already ended: nothing to show
+            if m.BALANCE_RESPONSE <= mtype <= m.REVERSAL_RESPONSE and mtype & 1:
+                # a late answer to a visit that already ended: nothing to show (a
+                # purchase without its answer in time was reversed)
+                return
             handler = self.HANDLERS.get(mtype)
             if handler is None:
                 self._send_error(m.ERR_UNSUPPORTED_TYPE, "unsupported message type", mtype)
@@ -249,7 +276,7 @@ class Terminal:
         if self.status_due is not None and time.ticks_diff(now, self.status_due) >= 0:
             self.status_due = time.ticks_add(now, settings.STATUS_INTERVAL_MS)
             if self.status_deadline is None and self._send(m.STATUS_REQUEST, {}):
-                self.status_deadline = time.ticks_add(now, STATUS_REPLY_WAIT_MS)
+                self.status_deadline = time.ticks_add(now, _STATUS_REPLY_WAIT_MS)
         if self.state == "idle" and self.txn is None and self.notice_until is None:
             minute = wallclock.local_hhmm()
             if minute != self.shown_minute:
@@ -260,7 +287,7 @@ class Terminal:
                                     m.K_FIRMWARE: settings.FIRMWARE_VERSION,
                                     m.K_TERMINAL_ID: self.terminal_id}):
             return
-        self.hello_deadline = time.ticks_add(now, HELLO_REPLY_WAIT_MS)
+        self.hello_deadline = time.ticks_add(now, _HELLO_REPLY_WAIT_MS)
         backoff = settings.HELLO_RETRY_MS
         self.hello_due = time.ticks_add(now, backoff[min(self.hello_tries, len(backoff) - 1)])
         self.hello_tries += 1
@@ -302,6 +329,7 @@ class Terminal:
     def _show_idle(self):
         self.shown_minute = wallclock.local_hhmm()
         gc.collect()  # the idle screen is where the heap gets tidied
-        self.display.show("POS TERMINAL", "", "  Insert card", "", "", "",
+        self.display.show("POS TERMINAL", "", "  Insert card", "",
+                          "Reversal pending" if self.reversals else "", "",
                           "id " + self.terminal_id,
                           self.shown_minute + ("  online" if self.host_online else " offline"))

@@ -1,6 +1,6 @@
 """Digits keyed on the PIN pad (keypad.py): DigitEntry is the state machine (clear,
 backspace, cancel, enter, a timeout from the last key, a length limit) that PinEntry
-specialises here and an amount entry can specialise the same way.
+specialises for the PIN and AmountEntry for a purchase's amount.
 
 The clear PIN stays in this module until Enter hands it over, in a bytearray of its
 own that pinblock.make_block() wipes. Every buffer here that held a digit is
@@ -147,3 +147,30 @@ class PinEntry(DigitEntry):
         for i in range(n):                   # byte by byte: a slice would leave a copy
             pin[i] = buf[i]
         return ("pin", pin)
+
+
+class AmountEntry(DigitEntry):
+    """A purchase amount keyed in minor units (1250 is 12.50 in a 2-decimal currency):
+    ('amount', int) on Enter, CANCEL or TIMEOUT. A leading zero, and a digit that would
+    take the amount past max_amount, are ignored: what the screen shows can always be
+    paid. Enter with no digits keeps entering."""
+
+    def __init__(self, keys, clock, max_amount, timeout_ms=60000):
+        DigitEntry.__init__(self, keys, clock, len(str(max_amount)), timeout_ms)
+        self.max_amount = max_amount
+
+    def value(self):
+        v = 0
+        buf = self.buf
+        for i in range(self.count):
+            v = v * 10 + buf[i] - 0x30
+        return v
+
+    def accept_digit(self, key):
+        v = self.value() * 10 + key - 0x30
+        return 0 < v <= self.max_amount
+
+    def on_enter(self):
+        if not self.count:
+            return None
+        return ("amount", self.value())

@@ -1,9 +1,10 @@
-"""Financial requests and responses: the request's PIN block and MAC under DUKPT keys,
-and the checks a response must pass before anything of it is shown.
+"""Financial requests: a balance or purchase request with its PIN block and MAC under
+DUKPT keys, a reversal with its MAC. answer.py checks what comes back.
 
 MAC = AES-CMAC (NIST SP 800-38B) truncated to 8 bytes, over the deterministic CBOR of
 the message's map without its MAC key (docs/protocol.cddl). Request: MAC generation key
-(usage 2000); response: MAC verification key (usage 2001) of the same KSN."""
+(usage 2000); response: MAC verification key (usage 2001) of the same KSN, which the
+request's Pending keeps."""
 import gc
 import sys
 
@@ -26,16 +27,6 @@ _K_REQ_MAC = const(7)
 _K_CARD_PAN = const(1)
 _K_CARD_EXPIRY = const(2)
 _K_CARD_SERVICE_CODE = const(3)
-_K_RSP_TERMINAL = const(1)
-_K_RSP_TRACE = const(2)
-_K_RSP_CODE = const(3)
-_K_RSP_KSN = const(9)
-_K_RSP_MAC = const(15)
-
-
-class SecurityError(Exception):
-    """A response that fails its MAC or does not answer our request: never shown as an
-    answer."""
 
 
 class Pending:
@@ -51,16 +42,18 @@ class Pending:
         _wipe(self.mac_key)
 
 
-def build_balance_request(terminal_id, trace, now, card, pin, keys, counter):
-    """(body bytes, Pending). `pin` (bytearray of digits) is wiped by the PIN block code.
-    `keys` holds initial_key and initial_key_id; `counter` is a DUKPT transaction counter
-    already saved to flash, so a reset can never reuse it."""
+def build_request(terminal_id, trace, now, card, pin, keys, counter, purchase=None):
+    """(body bytes, Pending) of a balance request, or of a purchase request when
+    `purchase` holds its fields {8: amount, 9: currency, 10: merchant id, 11: merchant
+    name}. `pin` (bytearray of digits) is wiped by the PIN block code. `keys` starts with
+    the initial key and the initial key ID (terminal_keys.load); `counter` is a DUKPT
+    transaction counter already saved to flash, so a reset can never reuse it."""
     # The DUKPT, PIN block and CMAC code load here one after the other, each dropped
     # before the next where it can be: a 64 KiB heap holds one at a time.
     import dukpt
-    ksn = dukpt.make_ksn(keys.initial_key_id, counter)
+    ksn = dukpt.make_ksn(keys[1], counter)
     pin_key, mac_gen, mac_ver = dukpt.working_keys(
-        keys.initial_key, keys.initial_key_id, counter,
+        keys[0], keys[1], counter,
         (dukpt.KEY_USAGE_PIN_ENCRYPTION, dukpt.KEY_USAGE_MAC_GENERATION,
          dukpt.KEY_USAGE_MAC_VERIFICATION))
     dukpt = _drop("dukpt")
@@ -68,22 +61,49 @@ def build_balance_request(terminal_id, trace, now, card, pin, keys, counter):
         import pinblock
         block = pinblock.make_block(pin_key, pin, card.pan)
         pinblock = _drop("pinblock")
-        fields = {
-            _K_REQ_TERMINAL: terminal_id,
-            _K_REQ_TRACE: trace,
-            _K_REQ_TIME: now,
-            _K_REQ_CARD: {_K_CARD_PAN: card.pan, _K_CARD_EXPIRY: card.expiry,
-                           _K_CARD_SERVICE_CODE: card.service_code},
-            _K_REQ_PIN_BLOCK: block,
-            _K_REQ_KSN: ksn,
-        }
-        import cmac
-        fields[_K_REQ_MAC] = cmac.aes_cmac(mac_gen, cbor.encode(fields), m.MAC_LEN)
-        body = cbor.encode(fields)
+        fields = purchase or {}
+        fields[_K_REQ_TERMINAL] = terminal_id
+        fields[_K_REQ_TRACE] = trace
+        fields[_K_REQ_TIME] = now
+        fields[_K_REQ_CARD] = {_K_CARD_PAN: card.pan, _K_CARD_EXPIRY: card.expiry,
+                               _K_CARD_SERVICE_CODE: card.service_code}
+        fields[_K_REQ_PIN_BLOCK] = block
+        fields[_K_REQ_KSN] = ksn
+        body = _signed(fields, mac_gen)
     finally:
         _wipe(pin_key)
         _wipe(mac_gen)
-    return body, Pending(m.BALANCE_REQUEST, trace, ksn, mac_ver)
+    return body, Pending(m.PURCHASE_REQUEST if purchase else m.BALANCE_REQUEST, trace,
+                         ksn, mac_ver)
+
+
+def build_reversal_request(terminal_id, trace, now, keys, counter, original):
+    """(body bytes, Pending) of a reversal: `original` holds the purchase's fields {8:
+    amount, 9: currency, 12: trace, 13: KSN, 14: reason}; `trace` and `counter` are the
+    reversal's own. No card, no PIN block. The same arguments give the same bytes (CMAC
+    is deterministic), so a reversal kept on flash is resent unchanged."""
+    import dukpt
+    ksn = dukpt.make_ksn(keys[1], counter)
+    mac_gen, mac_ver = dukpt.working_keys(
+        keys[0], keys[1], counter,
+        (dukpt.KEY_USAGE_MAC_GENERATION, dukpt.KEY_USAGE_MAC_VERIFICATION))
+    dukpt = _drop("dukpt")
+    original[_K_REQ_TERMINAL] = terminal_id
+    original[_K_REQ_TRACE] = trace
+    original[_K_REQ_TIME] = now
+    original[_K_REQ_KSN] = ksn
+    try:
+        body = _signed(original, mac_gen)
+    finally:
+        _wipe(mac_gen)
+    return body, Pending(m.REVERSAL_REQUEST, trace, ksn, mac_ver)
+
+
+def _signed(fields, mac_gen):
+    """The request's bytes with its MAC (key 7) over the deterministic CBOR of the rest."""
+    import cmac
+    fields[_K_REQ_MAC] = cmac.aes_cmac(mac_gen, cbor.encode(fields), m.MAC_LEN)
+    return cbor.encode(fields)
 
 
 def _drop(name):
@@ -94,28 +114,3 @@ def _drop(name):
 def _wipe(key):
     for i in range(len(key)):
         key[i] = 0
-
-
-def check_response(body, pending, terminal_id):
-    """The response's fields once its MAC and identity check out; SecurityError if not.
-    `pending` is anything with the request's trace, ksn and mac_key (a Pending)."""
-    try:
-        fields = cbor.decode(body)
-        if not isinstance(fields, dict):
-            raise SecurityError("not a map")
-        mac = fields.pop(_K_RSP_MAC)
-        import cmac
-        ok = (isinstance(mac, bytes) and
-              cmac.verify(pending.mac_key, cbor.encode(fields), mac))
-    except (cbor.CBORError, KeyError, TypeError, AttributeError):
-        raise SecurityError("unreadable")
-    if not ok:
-        raise SecurityError("MAC")
-    if (fields.get(_K_RSP_TRACE) != pending.trace or
-            fields.get(_K_RSP_KSN) != pending.ksn or
-            fields.get(_K_RSP_TERMINAL) != terminal_id):
-        raise SecurityError("not ours")
-    code = fields.get(_K_RSP_CODE)
-    if not isinstance(code, str) or len(code) != 2:
-        raise SecurityError("no code")
-    return fields

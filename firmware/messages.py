@@ -42,9 +42,13 @@ ERR_MALFORMED = 2
 ERR_PROTOCOL_VERSION = 3
 ERR_INTERNAL = 4
 
-# financial messages (docs/protocol.cddl, balance-request / balance-response)
+# financial messages (docs/protocol.cddl)
 BALANCE_REQUEST = 0x10
 BALANCE_RESPONSE = 0x11
+PURCHASE_REQUEST = 0x12
+PURCHASE_RESPONSE = 0x13
+REVERSAL_REQUEST = 0x14
+REVERSAL_RESPONSE = 0x15
 
 MAC_LEN = 8  # AES-CMAC truncated to 8 bytes (NIST SP 800-38B allows 64 bits)
 

@@ -1,11 +1,14 @@
 """The terminal's DUKPT key material and counters on flash (store.py records):
 
-    terminal.json   terminal_id, initial_key, initial_key_id (hex), from provisioning
+    terminal.json   terminal_id, initial_key, initial_key_id (hex), merchant_id,
+                    merchant_name, from provisioning
     counters.json   ksn_counter (last DUKPT transaction counter used), trace (last trace
                     number used)
 
 Loaded only while a request is built: the idle terminal keeps no key in RAM."""
 import binascii
+
+import settings
 
 
 class NotProvisioned(Exception):
@@ -16,39 +19,38 @@ class Exhausted(Exception):
     """No DUKPT transaction counter is left: the terminal needs a new initial key."""
 
 
-class Keys:
-    """The DUKPT initial key and initial key ID, as provisioned (X9.24-3-2017 6.5)."""
-
-    def __init__(self, initial_key, initial_key_id):
-        self.initial_key = initial_key
-        self.initial_key_id = initial_key_id
-
-    def wipe(self):
-        key = self.initial_key
-        for i in range(len(key)):
-            key[i] = 0
-
-
 def load(store):
+    """(initial key, initial key ID, merchant id, merchant name): the DUKPT initial key
+    (a bytearray, for the caller to wipe) and initial key ID as provisioned (X9.24-3-2017
+    6.5), and the merchant a purchase names (ISO 8583 fields 42 and 43). Plain values,
+    so this module can leave the heap while they are used."""
     record = store.load("terminal") if store is not None else None
     if not record or "initial_key" not in record:
         raise NotProvisioned()
-    return Keys(bytearray(binascii.unhexlify(record["initial_key"])),
-                binascii.unhexlify(record["initial_key_id"]))
+    return (bytearray(binascii.unhexlify(record["initial_key"])),
+            binascii.unhexlify(record["initial_key_id"]),
+            record.get("merchant_id") or settings.MERCHANT_ID,
+            record.get("merchant_name") or settings.MERCHANT_NAME)
 
 
-def next_counters(store):
-    """The next DUKPT transaction counter and trace number, saved before they are used:
-    a reset after this point skips them, it never reuses a key. Exhausted once no
-    counter is left."""
-    import dukpt  # not at the top: a live Keys would keep DUKPT's code in RAM
+def next_counters(store, n=1):
+    """The next `n` (DUKPT transaction counter, trace number) pairs, saved before they
+    are used: a reset after this point skips them, it never reuses a key. A purchase
+    takes two, the second kept for its reversal, so that reversing it needs no counter
+    code at a moment the heap is full. Exhausted once no counter is left."""
+    import dukpt  # loaded for this only
     if store is None:
         raise NotProvisioned()
     c = store.load("counters", {"ksn_counter": 0, "trace": 0})
+    counter = c.get("ksn_counter", 0)
+    trace = c.get("trace", 0)
+    pairs = []
     try:
-        counter = dukpt.next_counter(c.get("ksn_counter", 0))
+        for _ in range(n):
+            counter = dukpt.next_counter(counter)
+            trace = trace % 999999 + 1
+            pairs.append((counter, trace))
     except dukpt.DUKPTError:
         raise Exhausted()
-    trace = c.get("trace", 0) % 999999 + 1
     store.save("counters", {"ksn_counter": counter, "trace": trace})
-    return counter, trace
+    return pairs

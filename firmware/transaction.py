@@ -1,16 +1,27 @@
 """One cardholder's visit, from the card read to the answer on the screen:
 
-    menu -> PIN -> waiting for the issuer -> result -> (back to idle)
+    menu -> [amount, for a purchase] -> PIN -> waiting for the issuer -> result
+         -> (back to idle)
 
-Driven by the terminal's main loop (step, on_message, on_link_failed); never blocks.
-Cancel (X) works at every step before the request leaves; once it has left, the answer
-is awaited and shown, so the cardholder always learns what happened.
+Driven by the terminal's main loop (step, on_message, on_error, on_link_failed); never
+blocks. Cancel (X) works at every step before the request leaves; once it has left, the
+answer is awaited and shown, so the cardholder always learns what happened.
+
+A purchase is journaled on flash before it is sent (journal.py). A verified decline
+clears it before the result is shown; a verified approval is marked approved before it
+is shown, and cleared when the result screen goes (if the power goes first, the terminal
+shows the approval again at boot). Without a verified answer (none in time, the link
+gave up, an ERROR that is not a clear refusal, an answer that fails its MAC) it becomes
+a reversal on flash before the screen says "No charge"; the terminal sends the reversal
+once the visit is over (reversal.py).
 
 Each phase loads the code it needs and drops it after, so the peak is one phase's code
 and not the sum (a 64 KiB heap; docs/benchmarks.md has the figures):
+    amount      digit_entry, screens (the amount as money)
     PIN         digit_entry
     request     terminal_keys, financial, dukpt, pinblock, cmac  (PIN entry unloaded)
-    answer      financial, cmac, then screens
+    journal     journal (terminal_keys, dukpt to record a reversal)
+    answer      answer, cmac, then result (screens), then journal
 Nothing of a phase's module may outlive it (an instance of one of its classes would
 keep the whole module alive): what the visit keeps is plain values on this object.
 """
@@ -19,6 +30,7 @@ import sys
 import time
 
 import messages as m
+import settings
 import wallclock
 from keypad import KEY_CANCEL, KEY_ENTER
 try:
@@ -27,18 +39,21 @@ except ImportError:  # CPython, in tests
     def const(x):
         return x
 
-# body keys (docs/protocol.cddl); const() so they cost no RAM on the board
-_K_RSP_CODE = const(3)
-_K_RSP_AVAILABLE = const(5)
-_K_RSP_LEDGER = const(6)
-_K_RSP_CURRENCY = const(7)
-_K_RSP_NOTIFY = const(8)
-_K_RSP_PIN_TRIES = const(10)
+# states; const() so the names cost no RAM on the board
+_MENU = const(0)
+_AMOUNT = const(1)
+_PIN = const(2)
+_WAIT = const(3)
+_SHOWN = const(4)
 
-MENU_TIMEOUT_MS = 30000
-ANSWER_TIMEOUT_MS = 20000  # the bridge answers ERROR 5 sooner if the issuer is down
-RESULT_SHOW_MS = 15000
-MESSAGE_SHOW_MS = 3000
+_MENU_TIMEOUT_MS = const(30000)
+_RESULT_SHOW_MS = const(15000)
+_MESSAGE_SHOW_MS = const(3000)
+_MAX_REVERSALS = const(4)   # pending on flash; beyond, purchases wait for them to go
+_K_RSP_CODE = const(3)      # purchase-response keys (docs/protocol.cddl)
+_K_RSP_APPROVAL = const(4)
+_KEY_1 = const(0x31)        # the menu's "1 Balance" and "2 Purchase"
+_KEY_2 = const(0x32)
 
 
 def _unload(*names):
@@ -51,169 +66,240 @@ class Transaction:
     def __init__(self, term, card):
         """card: (pan, expiry, service_code, masked pan) as the reader checked them."""
         self.term = term
-        # the card fields financial.build_balance_request reads (this object is its card)
+        # the card fields financial.build_request reads (this object is its card)
         self.pan, self.expiry, self.service_code, self.card_pan_masked = card
-        self.state = "menu"
-        self.deadline = time.ticks_add(term.clock(), MENU_TIMEOUT_MS)
-        self.pin_entry = None
-        # the request in flight (financial.check_response reads them off this object)
+        self.entry = None        # the amount or PIN entry in progress
+        self.amount = None       # a purchase's, minor units of settings.CURRENCY
+        self.amount_text = ""    # as the screens show it, e.g. "CNY 12.50"
+        self.approved = False    # a purchase approved, its journal entry left to clear
+        # the request in flight (answer.check_response reads them off this object)
         self.mtype = None
         self.trace = None
         self.ksn = None
         self.mac_key = None
-        self._show_menu()
+        self._show(_MENU, _MENU_TIMEOUT_MS, "CARD", self.card_pan_masked, "",
+                   "1 Balance", "2 Purchase", "", "", "X Cancel")
 
     # -- driven by the terminal --
 
     def step(self, now):
         """False once the visit is over and the idle screen may come back."""
-        if self.state == "menu":
+        state = self.state
+        if state == _MENU:
             key = self.term.keys.poll()
             if key == KEY_CANCEL:
-                return self._end_with("Cancelled", "")
-            if key in (ord("1"), KEY_ENTER):
+                self._end("Cancelled")
+            elif key == _KEY_1 or key == KEY_ENTER:
                 self._start_pin()
+            elif key == _KEY_2:
+                if self.term.reversals >= _MAX_REVERSALS:
+                    self._end("Reversals due")
+                else:
+                    from digit_entry import AmountEntry
+                    self.state = _AMOUNT
+                    self.term.keys.flush()
+                    self.entry = AmountEntry(self.term.keys, self.term.clock,
+                                             settings.MAX_AMOUNT)
+                    self._show_entry()
             elif time.ticks_diff(now, self.deadline) >= 0:
-                return self._end_with("Timed out", "")
-        elif self.state == "pin":
-            result = self.pin_entry.poll()
-            if result is None:
-                if self.pin_entry.take_changed():
-                    self._show_pin()
-            elif result[0] == "pin":
-                self._send_request(result[1])
-            elif result[0] == "cancel":
-                return self._end_with("Cancelled", "")
-            else:
-                return self._end_with("Timed out", "")
-        elif self.state == "wait":
+                self._end("Timed out")
+        elif state == _WAIT:
             if time.ticks_diff(now, self.deadline) >= 0:
                 self._finish_wait()
-                self._show_message("NO ANSWER", "The issuer did", "not answer.",
-                                   "Try again later")
-        elif self.state == "shown":
+                if self.amount is not None:
+                    self._reverse(1)
+                else:
+                    self._message("NO ANSWER", "The issuer did", "not answer.",
+                                  "Try again later")
+        elif state == _SHOWN:
             key = self.term.keys.poll()
             if key is not None or time.ticks_diff(now, self.deadline) >= 0:
+                if self.approved:
+                    self._journal("end", self.trace)   # the approval was seen
                 return False
+        else:   # amount or PIN entry
+            result = self.entry.poll()
+            if result is None:
+                if self.entry.take_changed():
+                    self._show_entry()
+            elif result[0] == "amount":
+                self.amount = result[1]
+                self._start_pin()
+            elif result[0] == "pin":
+                self._send_request(result[1])
+            else:
+                self._end("Cancelled" if result[0] == "cancel" else "Timed out")
         return True
 
     def on_message(self, mtype, body):
         """True if the message was this visit's answer."""
-        if self.state != "wait":
+        # a request's response is the type after it (0x10 -> 0x11, 0x12 -> 0x13)
+        if self.state != _WAIT or self.mtype is None or mtype != self.mtype + 1:
             return False
-        if mtype == m.BALANCE_RESPONSE:
-            self._on_response(body)
-            return True
-        return False
+        self._on_response(body)
+        return True
 
     def on_error(self, fields):
-        if self.state != "wait" or fields.get(m.K_ERROR_TYPE) != self.mtype:
+        if self.state != _WAIT or fields.get(m.K_ERROR_TYPE) != self.mtype:
             return False
         self._finish_wait()
         code = fields.get(m.K_ERROR_CODE)
+        if self.amount is not None:
+            # refused unread, MAC refused, issuer down, no route: never processed,
+            # nothing to undo. Anything else leaves the purchase in doubt.
+            if code not in (m.ERR_UNSUPPORTED_TYPE, m.ERR_MALFORMED,
+                            m.ERR_ISSUER_UNAVAILABLE, m.ERR_SECURITY):
+                self._reverse(1)
+                return True
+            self._journal("end", self.trace)
         if code == m.ERR_ISSUER_UNAVAILABLE:
-            self._show_message("NOT AVAILABLE", "Issuer", "unavailable", "Try again later")
+            self._message("NOT AVAILABLE", "Issuer", "unavailable", "Try again later")
         elif code == m.ERR_SECURITY:
             # the issuer could not verify our request (its MAC): altered on the way
-            self._show_message("NOT COMPLETED", "Request failed", "security check",
-                               "Try again later")
+            self._message("NOT COMPLETED", "Request failed", "security check",
+                          "Try again later")
         else:
-            self._show_message("NOT COMPLETED", "Request refused", "by the bridge",
-                               str(fields.get(m.K_ERROR_TEXT, ""))[:16])
+            self._message("NOT COMPLETED", "Request refused", "by the bridge",
+                          str(fields.get(m.K_ERROR_TEXT, ""))[:16])
         return True
 
     def on_link_failed(self, mtype):
-        if self.state == "wait" and mtype == self.mtype:
+        if self.state == _WAIT and mtype == self.mtype:
             self._finish_wait()
-            self._show_message("NOT SENT", "Host offline", "Request not sent", "Try again later")
+            if self.amount is not None:
+                # the bridge may have had it and lost only its ACK: in doubt, reverse
+                self._reverse(1)
+            else:
+                self._message("NOT SENT", "Host offline", "Request not sent",
+                              "Try again later")
 
     # -- steps --
 
     def _start_pin(self):
         from digit_entry import PinEntry
-        self.state = "pin"
-        self.term.keys.flush()
-        self.pin_entry = PinEntry(self.term.keys, self.term.clock)
-        self._show_pin()
+        if self.amount is not None:
+            import screens
+            amount, cur = screens.money(self.amount, settings.CURRENCY)
+            self.amount_text = cur + " " + amount
+            screens = None
+            _unload("screens")
+        self.state = _PIN
+        self.term.keys.flush()   # keys pressed before the prompt was on the screen
+        self.entry = PinEntry(self.term.keys, self.term.clock)
+        self._show_entry()
 
     def _send_request(self, pin):
         term = self.term
-        self.state = "wait"
-        self.pin_entry = None
+        self.state = _WAIT
+        self.entry = None
         _unload("digit_entry")
-        term.display.show("BALANCE", "", "Processing...", "", "Please wait")
+        term.display.show(self._title(), "", "Processing...", "", "Please wait")
         try:
-            body = self._build_request(pin)
+            built = self._build_request(pin)
         finally:
             # the key, PIN block and MAC code leave the heap before the answer needs room
             _unload("financial", "terminal_keys", "dukpt", "pinblock", "cmac")
-        if body is None:
+        if built is None:
             return
-        if not term.link.send(m.BALANCE_REQUEST, body):
+        body, reserved = built
+        if self.amount is not None:
+            # on flash before it leaves: from here on a power cut reverses it at boot
+            self._journal("begin", self.trace, self.ksn, self.amount, settings.CURRENCY,
+                          reserved)
+        if not term.link.send(self.mtype, body):
+            if self.amount is not None:
+                self._journal("end", self.trace)   # it never left
             self._finish_wait()
-            self._show_message("BUSY", "Link busy", "Try again", "")
+            self._message("BUSY", "Link busy", "Try again", "")
             return
-        self.deadline = time.ticks_add(term.clock(), ANSWER_TIMEOUT_MS)
+        self.deadline = time.ticks_add(term.clock(), settings.ANSWER_TIMEOUT_MS)
 
     def _build_request(self, pin):
-        """The request's body, its identity kept on self; None (and the reason shown)
-        when the terminal cannot make one. `pin` is wiped whatever happens."""
-        import terminal_keys
+        """(the request's body, the (counter, trace) kept for a purchase's reversal), its
+        identity kept on self; None (and the reason shown) when the terminal cannot make
+        one. `pin` is wiped whatever happens."""
         term = self.term
         keys = None
         try:
-            keys = terminal_keys.load(term.store)
-            counter, trace = terminal_keys.next_counters(term.store)
-            _unload("dukpt")  # the request code loads it again, without the counter code
+            import terminal_keys
+            try:
+                keys = terminal_keys.load(term.store)
+                pairs = terminal_keys.next_counters(
+                    term.store, 1 if self.amount is None else 2)
+                counter, trace = pairs[0]
+            except terminal_keys.Exhausted:
+                self._message("OUT OF SERVICE", "Terminal keys", "exhausted",
+                              "Call for service")
+                return None
+            except terminal_keys.NotProvisioned:
+                self._message("OUT OF SERVICE", "Terminal not", "provisioned", "")
+                return None
+            # the key and counter code leave before the request code comes in
+            terminal_keys = None
+            _unload("terminal_keys", "dukpt")
+            purchase = None
+            if self.amount is not None:
+                purchase = {8: self.amount, 9: settings.CURRENCY, 10: keys[2][:15],
+                            11: keys[3][:22]}
             import financial
-            body, pending = financial.build_balance_request(
-                term.terminal_id, trace, wallclock.now() or 0, self, pin, keys, counter)
-        except terminal_keys.Exhausted:
-            self._show_message("OUT OF SERVICE", "Terminal keys", "exhausted",
-                               "Call for service")
-            return None
-        except terminal_keys.NotProvisioned:
-            self._show_message("OUT OF SERVICE", "Terminal not", "provisioned", "")
-            return None
+            body, pending = financial.build_request(
+                term.terminal_id, trace, wallclock.now() or 0, self, pin, keys, counter,
+                purchase)
         finally:
             # the PIN block code wiped the PIN; an error path may not have
             for i in range(len(pin)):
                 pin[i] = 0
             if keys is not None:
-                keys.wipe()
+                for i in range(len(keys[0])):
+                    keys[0][i] = 0
         self.mtype, self.trace, self.ksn, self.mac_key = (
             pending.mtype, pending.trace, pending.ksn, pending.mac_key)
-        return body
+        return body, pairs[-1]   # a purchase's second pair is kept for its reversal
 
     def _on_response(self, body):
-        import financial
+        import answer
         try:
-            f = financial.check_response(body, self, self.term.terminal_id)
-        except financial.SecurityError:
+            f = answer.check_response(body, self, self.term.terminal_id)
+        except answer.SecurityError:
             f = None
-        financial = None
+        answer = None
         self._finish_wait()
-        _unload("financial", "cmac")
+        _unload("answer", "cmac")
         if f is None:
-            self._show_message("SECURITY ERROR", "Answer failed", "verification.",
-                               "Nothing shown.")
+            if self.amount is not None:
+                self._reverse(2)   # an approval that cannot be trusted is none
+            else:
+                self._message("SECURITY ERROR", "Answer failed", "verification.",
+                              "Nothing shown.")
             return
-        import screens
-        code = f[_K_RSP_CODE]
-        note1, note2 = screens.notification_lines(f.get(_K_RSP_NOTIFY))
-        if code == "00":
-            currency = f.get(_K_RSP_CURRENCY, 0)
-            avail, cur = screens.money(f.get(_K_RSP_AVAILABLE, 0), currency)
-            ledger, cur = screens.money(f.get(_K_RSP_LEDGER, 0), currency)
-            self._show_result("BALANCE " + cur, "Available",
-                              _right(avail), "Ledger", _right(ledger), note1, note2,
-                              "Card " + self.card_pan_masked[-8:])
-        else:
-            reason1, reason2 = screens.decline_lines(code)
-            tries = f.get(_K_RSP_PIN_TRIES)
-            self._show_result("DECLINED " + code, reason1, reason2,
-                              ("%d tries left" % tries) if isinstance(tries, int) else "",
-                              "", note1, note2, "Card " + self.card_pan_masked[-8:])
+        import result
+        lines = result.lines(f, self.amount_text, self.card_pan_masked)
+        result = None
+        _unload("result", "screens")
+        if self.amount is not None:
+            # on flash before the screen: an approval is never reversed once it may
+            # have been seen, and one the power took is shown again at boot
+            if f[_K_RSP_CODE] == "00":
+                self.approved = True
+                self._journal("approved", self.trace, str(f.get(_K_RSP_APPROVAL, "")))
+            else:
+                self._journal("end", self.trace)
+        f = None
+        self._show(_SHOWN, _RESULT_SHOW_MS, *lines)
+
+    def _reverse(self, reason):
+        """The purchase's fate is unknown: a reversal, on flash before the screen."""
+        self._journal("reverse", reason, self.trace)
+        self._show(_SHOWN, _RESULT_SHOW_MS, "NOT COMPLETED", "", _right(self.amount_text),
+                   "", "No charge", "", "Reversal will", "be sent")
+
+    def _journal(self, name, *args):
+        import journal
+        try:
+            getattr(journal, name)(self.term, *args)
+        finally:
+            journal = None
+            _unload("journal", "terminal_keys", "dukpt")
 
     def wipe(self):
         """Forget the request's key (the terminal calls it when a visit ends by fault)."""
@@ -230,30 +316,34 @@ class Transaction:
 
     # -- screens --
 
-    def _show_menu(self):
-        self.term.display.show("CARD", self.card_pan_masked, "", "1 Balance", "",
-                               "", "", "X Cancel")
+    def _title(self):
+        return "BALANCE" if self.amount is None else "PURCHASE"
 
-    def _show_pin(self):
-        e = self.pin_entry
-        self.term.display.show("BALANCE", "Enter PIN", "", "  " + e.masked(), "",
-                               "4-12 digits" if e.too_short else "",
+    def _show_entry(self):
+        e = self.entry
+        if self.state == _AMOUNT:
+            import screens
+            amount, cur = screens.money(e.value(), settings.CURRENCY)
+            screens = None
+            self.term.display.show("PURCHASE", "Enter amount", "",
+                                   _right(cur + " " + amount), "", "",
+                                   "E Enter  C Clear", "X Cancel")
+            return
+        self.term.display.show(self._title(), self.amount_text, "Enter PIN",
+                               "  " + e.masked(), "", "4-12 digits" if e.too_short else "",
                                "E Enter  C Clear", "X Cancel")
 
-    def _show_result(self, *lines):
-        self.state = "shown"
+    def _show(self, state, ms, *lines):
+        self.state = state
         self.term.keys.flush()
-        self.deadline = time.ticks_add(self.term.clock(), RESULT_SHOW_MS)
+        self.deadline = time.ticks_add(self.term.clock(), ms)
         self.term.display.show(*lines)
 
-    def _show_message(self, title, line1, line2, line3):
-        self._show_result(title, "", line1, line2, "", line3)
+    def _message(self, title, line1, line2, line3):
+        self._show(_SHOWN, _RESULT_SHOW_MS, title, "", line1, line2, "", line3)
 
-    def _end_with(self, line1, line2):
-        self.state = "shown"
-        self.deadline = time.ticks_add(self.term.clock(), MESSAGE_SHOW_MS)
-        self.term.display.show("POS TERMINAL", "", line1, line2)
-        return True
+    def _end(self, line1):
+        self._show(_SHOWN, _MESSAGE_SHOW_MS, "POS TERMINAL", "", line1)
 
 
 def _right(text):

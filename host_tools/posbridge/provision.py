@@ -15,6 +15,12 @@ from .issuer_keys import derive_initial_key
 TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 TEST_INITIAL_KEY_ID = bytes.fromhex("1234567890123456")
 TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+# the merchant a purchase names: ISO 8583 field 42 (card acceptor id, 15 characters) and
+# the name part of field 43 (22), as the cardholder's alert shows it
+TEST_MERCHANT_ID = "104110070110001"
+TEST_MERCHANT_NAME = "DEMO SHOP"
+MERCHANT_ID_RE = re.compile(r"^[ -~]{1,15}$")
+MERCHANT_NAME_RE = re.compile(r"^[ -~]{1,22}$")
 
 
 class ProvisionError(ValueError):
@@ -28,9 +34,14 @@ def _write_atomic(path: Path, record: dict):
 
 
 def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key_id: bytes,
-              merchant_name: str = "DEMO SHOP", force: bool = False) -> Path:
+              merchant_id: str = TEST_MERCHANT_ID, merchant_name: str = TEST_MERCHANT_NAME,
+              force: bool = False) -> Path:
     if not TERMINAL_ID_RE.match(terminal_id):
         raise ProvisionError("terminal id: 1 to 16 letters or digits")
+    if not MERCHANT_ID_RE.match(merchant_id):
+        raise ProvisionError("merchant id: 1 to 15 printable ASCII characters")
+    if not MERCHANT_NAME_RE.match(merchant_name):
+        raise ProvisionError("merchant name: 1 to 22 printable ASCII characters")
     if len(initial_key) != 16:
         raise ProvisionError("initial key: 16 bytes (32 hex digits) expected")
     if len(initial_key_id) != 8:
@@ -43,6 +54,7 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
     _write_atomic(terminal, {"terminal_id": terminal_id,
                              "initial_key": initial_key.hex().upper(),
                              "initial_key_id": initial_key_id.hex().upper(),
+                             "merchant_id": merchant_id,
                              "merchant_name": merchant_name})
     # A new initial key starts its transaction counter again. The trace number goes on:
     # the issuer knows a transaction by (terminal id, trace number), so starting it

@@ -6,23 +6,37 @@
         {"swipe": "4761730000000011", "expiry": "3012"}   the card reader sends a swipe
         {"bad_swipe": true},                         the card reader reports a bad read
         {"keys": "1"}, {"keys": "1234E"},            PIN pad keys (digits, C, B, X, E)
+        {"amount": "12.50"}                          a purchase amount keyed in minor units
+                                                     (1250), then Enter; two decimals, the
+                                                     board's currency (CNY)
         {"status": true},                            the bridge asks the board's status
         {"outbox": true},                            print the issuer's outbox
+        {"journal": true},                           print the issuer's journal: what is
+                                                     charged, what reversed
+        {"issuer_fault": "delay=16"},                set the issuer's faults (issuer/
+                                                     faults.py), "" for none
         {"sleep": 0.5}
     ]}
 """
 import json
 import logging
+import re
 import threading
 import time
 from pathlib import Path
 
 from .console import console
+from .issuer.codes import REVERSAL_OUTCOMES
+from .issuer.faults import Faults
+from .issuer.money import format_amount
 from .peripherals import bad_read_record, card_record, pin_keys
 
 log = logging.getLogger("posbridge")
 
-STEP_KINDS = {"expect", "status", "sleep", "say", "swipe", "bad_swipe", "keys", "outbox"}
+STEP_KINDS = {"expect", "status", "sleep", "say", "swipe", "bad_swipe", "keys", "outbox",
+              "amount", "journal", "issuer_fault"}
+AMOUNT_RE = re.compile(r"^([0-9]+)(?:\.([0-9]{2}))?$")
+MAX_AMOUNT = 9999999    # minor units: the board's largest purchase (firmware/settings.py)
 
 
 class ScenarioError(Exception):
@@ -75,19 +89,45 @@ class Scenario:
                 emulator.card_reader_sends(bad_read_record())
             elif "keys" in step:
                 emulator.pin_pad_sends(pin_keys(step["keys"]))
+            elif "amount" in step:
+                emulator.pin_pad_sends(pin_keys(amount_keys(step["amount"])))
             elif "outbox" in step:
                 self._outbox(bridge)
+            elif "journal" in step:
+                self._journal(bridge)
+            elif "issuer_fault" in step:
+                self._issuer(bridge).faults = Faults.from_spec(step["issuer_fault"])
+                console.print(f"issuer faults: {step['issuer_fault'] or 'none'}")
         log.info("%s: %d steps done", self.name, len(self.steps))
 
     @staticmethod
-    def _outbox(bridge):
+    def _issuer(bridge):
         if bridge.issuer is None:
-            raise ScenarioError("no issuer: no outbox")
-        rows = bridge.issuer.ledger.outbox()
+            raise ScenarioError("no issuer behind the bridge")
+        return bridge.issuer
+
+    def _outbox(self, bridge):
+        rows = self._issuer(bridge).ledger.outbox()
         console.rule(f"issuer outbox: {len(rows)} message(s)")
         for r in rows:
             console.print(f"#{r['id']} *{r['card_last4']} {r['channel']} to {r['destination']} "
                           f"[{r['status']}] {r['kind']}\n    {r['text']}", markup=False)
+
+    def _journal(self, bridge):
+        rows = self._issuer(bridge).ledger.journal()
+        console.rule(f"issuer journal: {len(rows)} transaction(s)")
+        for r in rows:
+            money = (format_amount(r["amount"], r["currency"])
+                     if r["amount"] is not None and r["currency"] else "")
+            what = ""
+            if r["kind"] == "purchase" and r["response_code"] == "00":
+                what = (f"reversed by #{r['reversed_by']}" if r["reversed_by"] else "charged")
+            elif r["kind"] == "reversal":
+                what = (f"of trace {r['original_trace']}: "
+                        f"{REVERSAL_OUTCOMES.get(r['reversal_outcome'], '-')}")
+            console.print(f"#{r['id']} {r['terminal_id']}/{r['trace_number']} {r['kind']} "
+                          f"{r['response_code']} {r['card'] or '-'} {money} {what}".rstrip(),
+                          markup=False)
 
     @staticmethod
     def _status(bridge, timeout):
@@ -101,6 +141,15 @@ class Scenario:
         st = bridge.board_status
         console.print(f"board status: state={st.get('state')} uptime={st.get('uptime_s')}s "
                       f"heap free={st.get('heap_free')} bytes link={st.get('link')}")
+
+
+def amount_keys(text: str) -> str:
+    """"12.50" -> "1250E": the PIN pad keys of an amount in minor units, then Enter."""
+    m = AMOUNT_RE.match(text) if isinstance(text, str) else None
+    minor = int(m.group(1) + (m.group(2) or "00")) if m else 0
+    if not 0 < minor <= MAX_AMOUNT:
+        raise ValueError(f"amount {text!r}: expected 0.01 to 99999.99, e.g. 12.50")
+    return str(minor) + "E"
 
 
 def _is_number(v) -> bool:
@@ -130,4 +179,16 @@ def _check_values(step: dict):
             return "'keys' must be PIN pad keys: digits, C, B, X, E"
     if "say" in step and not isinstance(step["say"], str):
         return "'say' must be text"
+    if "amount" in step:
+        try:
+            amount_keys(step["amount"])
+        except ValueError:
+            return "'amount' must be an amount from 0.01 to 99999.99, such as \"12.50\""
+    if "journal" in step and step["journal"] is not True:
+        return "'journal' must be true"
+    if "issuer_fault" in step:
+        try:
+            Faults.from_spec(step["issuer_fault"])
+        except (ValueError, AttributeError) as exc:
+            return f"'issuer_fault': {exc}"
     return None

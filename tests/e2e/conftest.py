@@ -15,8 +15,8 @@ class Session:
     """The real firmware under MicroPython, a bridge on its host link, and every message
     that crossed, as (direction, type, body)."""
 
-    def __init__(self, inject_seed=None, issuer=None, tap=False):
-        self.emulator = Emulator()
+    def __init__(self, inject_seed=None, issuer=None, tap=False, state_dir=None):
+        self.emulator = Emulator(state_dir=state_dir)
         self.messages = []
         self.stop = threading.Event()
         self.board_path = self.emulator.start()

@@ -119,8 +119,15 @@ def test_make_demo_scenario_runs(tmp_path):
     # the balance inquiries of issue 3, within the 64 KiB heap
     assert "SMS sent to" in out.stdout and "Restricted card" in out.stdout
     assert "Terminal error" not in out.stdout
-    # Li Wei's balance SMS and wrong PIN alert, the frozen card's security alert
-    assert "issuer outbox: 3 message(s)" in out.stdout
+    # the purchases of issue 4: approved, declined 51, and one whose answer came too late,
+    # reversed and acknowledged
+    assert "APPROVED" in out.stdout and "Insufficient" in out.stdout
+    assert "No charge" in out.stdout and "Sending reversal" in out.stdout
+    assert "Acknowledged" in out.stdout and "Credited back" in out.stdout
+    assert "CNY 12.50 charged" in out.stdout and "CNY 8.80 reversed by" in out.stdout
+    # alerts: Li Wei's balance SMS and wrong PIN, the frozen card's security alert, and
+    # the two approved purchases (a reversal sends nothing)
+    assert "issuer outbox: 5 message(s)" in out.stdout
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
 

@@ -1,11 +1,14 @@
 """A frame-level tap on the serial link, for tests: between the board's tty and the
-bridge's (posbridge.pty_middle), it keeps every byte that crosses in each direction and
-can rewrite a frame's payload on the way (the CRC recomputed, so only the MAC can tell).
+bridge's (posbridge.pty_middle), it keeps every byte that crosses in each direction, and
+can rewrite a frame's payload on the way (the CRC recomputed, so only the MAC can tell)
+or drop the frame (an answer lost on the way).
 """
 from posbridge.framing import FrameSplitter, encode_frame
 from posbridge.pty_middle import BOARD_TO_BRIDGE, BRIDGE_TO_BOARD, PtyMiddle
 
-__all__ = ["WireTap", "BOARD_TO_BRIDGE", "BRIDGE_TO_BOARD"]
+__all__ = ["WireTap", "BOARD_TO_BRIDGE", "BRIDGE_TO_BOARD", "DROP"]
+
+DROP = b""   # what a tamper function returns to drop the frame
 
 
 class WireTap(PtyMiddle):
@@ -13,7 +16,8 @@ class WireTap(PtyMiddle):
         super().__init__(board_path)
         self.raw = {BOARD_TO_BRIDGE: bytearray(), BRIDGE_TO_BOARD: bytearray()}
         self.tampered = []       # (direction, payload before, payload after)
-        # tamper(direction, payload) -> new payload or None; set by the test
+        # tamper(direction, payload) -> new payload, DROP, or None to pass it unchanged;
+        # set by the test
         self.tamper = None
         self._splitters = {BOARD_TO_BRIDGE: FrameSplitter(), BRIDGE_TO_BOARD: FrameSplitter()}
 
@@ -27,6 +31,8 @@ class WireTap(PtyMiddle):
             changed = self.tamper(direction, payload)
             if changed is not None:
                 self.tampered.append((direction, payload, changed))
+                if changed == DROP:
+                    continue
                 payload = changed
             out += encode_frame(payload)
         return bytes(out)

@@ -4,7 +4,7 @@
 import gc
 
 from keypad import KeyReader
-from digit_entry import DigitEntry, PinEntry, CANCEL, TIMEOUT
+from digit_entry import AmountEntry, PinEntry, CANCEL, TIMEOUT
 from fwtest import ScriptedStream, FakeClock
 
 
@@ -165,62 +165,51 @@ def test_pin_goes_to_pinblock_and_is_wiped_there():
     assert len(block) == 16 and zeroed(pin)
 
 
-class AmountEntry(DigitEntry):
-    # what issue 4's amount entry needs from the core: a digit hook and an Enter hook
-    def __init__(self, keys, clock, max_minor):
-        DigitEntry.__init__(self, keys, clock, 9, 60000)
-        self.max_minor = max_minor
-
-    def value(self):
-        v = 0
-        for i in range(self.count):
-            v = v * 10 + self.buf[i] - 48
-        return v
-
-    def accept_digit(self, key):
-        if self.count == 0 and key == 0x30:
-            return False  # no leading zero
-        return self.value() * 10 + key - 48 <= self.max_minor
-
-    def on_enter(self):
-        if self.count == 0:
-            self.rejected = "empty"
-            return None
-        return ("amount", self.value())
+def amount_entry(keys=b"", max_amount=9999999):
+    clock = FakeClock(1000)
+    reader = KeyReader(ScriptedStream([keys] if keys else []))
+    return AmountEntry(reader, clock, max_amount), reader, clock
 
 
-def test_digit_entry_serves_an_amount_entry():
-    clock = FakeClock()
-    keys = KeyReader(ScriptedStream([b"E0012345"]))
-    ae = AmountEntry(keys, clock, max_minor=5000)
-    assert ae.poll() is None and ae.value() == 1234 and ae.rejected is None
-    keys.stream.feed(b"B7E")
+def test_amount_in_minor_units_on_enter():
+    ae, reader, _ = amount_entry(b"1250E")
+    assert ae.poll() == ("amount", 1250)
+    assert zeroed(ae.buf) and zeroed(reader.rx) and ae.count == 0
+
+
+def test_amount_leading_zeros_and_digits_past_the_maximum_are_ignored():
+    ae, reader, _ = amount_entry(b"0012345", max_amount=5000)
+    assert ae.poll() is None and ae.value() == 1234   # the 5 would make 12345
+    reader.stream.feed(b"B7E")
     assert ae.poll() == ("amount", 1237)
+    ae, _, _ = amount_entry(b"99999999E")
+    assert ae.poll() == ("amount", 9999999)           # the maximum itself is allowed
 
 
-def test_no_allocation_per_key():
-    if not hasattr(gc, "mem_alloc"):  # CPython: heap figures come from MicroPython
-        return
+def test_amount_enter_with_nothing_keyed_keeps_entering():
+    ae, reader, _ = amount_entry(b"E0E")
+    assert ae.poll() is None and ae.count == 0
+    reader.stream.feed(b"5E")
+    assert ae.poll() == ("amount", 5)
 
-    class Keys:
-        def __init__(self, n):
-            self.left = n
 
-        def readinto(self, buf):
-            if not self.left:
-                return 0
-            self.left -= 1
-            buf[0] = 0x31 if self.left & 1 else 0x42  # digit, backspace, ...
-            return 1
+def test_amount_clear_cancel_and_timeout():
+    ae, reader, clock = amount_entry(b"987C")
+    assert ae.poll() is None and ae.value() == 0 and zeroed(ae.buf)
+    reader.stream.feed(b"42X")
+    assert ae.poll() == CANCEL and zeroed(ae.buf)
+    ae, reader, clock = amount_entry(b"42")
+    assert ae.poll() is None
+    clock.advance(60000)
+    assert ae.poll() == TIMEOUT and zeroed(ae.buf)
 
-    def cost(n):
-        pe = PinEntry(KeyReader(Keys(n)), FakeClock())
-        gc.collect()
-        gc.disable()
-        before = gc.mem_alloc()
-        pe.poll()
-        used = gc.mem_alloc() - before
-        gc.enable()
-        return used
 
-    assert cost(10) == cost(400)
+def test_amount_changes_are_flagged_for_the_screen():
+    ae, reader, _ = amount_entry()
+    assert ae.take_changed() and not ae.take_changed()
+    reader.stream.feed(b"3")
+    ae.poll()
+    assert ae.take_changed() and ae.value() == 3
+    reader.stream.feed(b"0")        # 30: a zero after a digit counts
+    ae.poll()
+    assert ae.take_changed() and ae.value() == 30

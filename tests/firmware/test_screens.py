@@ -1,5 +1,6 @@
 # Texts on the display: amounts, decline reasons, notification lines, all within 16 columns.
-from screens import money, decline_lines, notification_lines, DECLINES
+from screens import money
+from result import decline_lines, notification_lines, DECLINES
 
 
 def test_money_formats():

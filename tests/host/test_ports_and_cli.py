@@ -273,11 +273,11 @@ BAD_SCENARIOS = [
     ("a-list", "[]", "expected an object with a 'steps' list"),
     ("steps-not-a-list", '{"steps": {"expect": "x"}}', "expected an object with a 'steps' list"),
     ("two-kinds-in-a-step", '{"steps": [{"expect": "Insert card", "sleep": 1}]}',
-     "step 1 must have exactly one of ['bad_swipe', 'expect', 'keys', 'outbox', 'say', 'sleep', "
-     "'status', 'swipe']"),
+     "step 1 must have exactly one of ['amount', 'bad_swipe', 'expect', 'issuer_fault', "
+     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe']"),
     ("unknown-kind", '{"steps": [{"sleep": 1}, {"wait": 1}]}',
-     "step 2 must have exactly one of ['bad_swipe', 'expect', 'keys', 'outbox', 'say', 'sleep', "
-     "'status', 'swipe']"),
+     "step 2 must have exactly one of ['amount', 'bad_swipe', 'expect', 'issuer_fault', "
+     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe']"),
     ("step-not-an-object", '{"steps": [{"status": true}, {"sleep": 1}, "expect"]}',
      "step 3 must have exactly one of"),
 ]
@@ -303,15 +303,46 @@ def test_demo_scenario_loads():
     assert scenario.name == "demo.json"
     kinds = [next(iter(STEP_KINDS & set(s))) for s in scenario.steps]
     assert kinds[:4] == ["say", "expect", "expect", "status"]
-    assert {"swipe", "keys", "bad_swipe", "outbox"} <= set(kinds)
+    assert {"swipe", "keys", "bad_swipe", "outbox", "amount", "issuer_fault",
+            "journal"} <= set(kinds)
 
 
 @pytest.mark.parametrize("step", [{"sleep": "soon"}, {"expect": 5},
-                                  {"expect": "Insert card", "timeout": "ten"}],
-                         ids=["sleep-text", "expect-number", "timeout-text"])
+                                  {"expect": "Insert card", "timeout": "ten"},
+                                  {"amount": "12.5"}, {"amount": "0.00"},
+                                  {"amount": "100000.00"}, {"amount": 12},
+                                  {"issuer_fault": "slow"}, {"journal": 1}],
+                         ids=["sleep-text", "expect-number", "timeout-text", "amount-one-decimal",
+                              "amount-zero", "amount-over-the-limit", "amount-number",
+                              "unknown-fault", "journal-not-true"])
 def test_step_with_a_value_of_the_wrong_type_is_refused_at_load(step):
     with pytest.raises(ScenarioError):
         Scenario([step])
+
+
+def test_amount_step_keys_minor_units_then_enter(mocker):
+    emulator = mocker.Mock()
+    Scenario([{"amount": "12.50"}, {"amount": "1000"}]).run(
+        emulator, mocker.Mock(), mocker.Mock(is_set=lambda: False))
+    assert [c.args for c in emulator.pin_pad_sends.call_args_list] == [(b"1250E",),
+                                                                      (b"100000E",)]
+
+
+def test_issuer_fault_step_sets_and_clears_the_faults(mocker):
+    bridge = mocker.Mock()
+    scenario = Scenario([{"issuer_fault": "delay=16"}])
+    scenario.run(mocker.Mock(), bridge, mocker.Mock(is_set=lambda: False))
+    assert bridge.issuer.faults.delay_s == 16
+    Scenario([{"issuer_fault": ""}]).run(mocker.Mock(), bridge,
+                                         mocker.Mock(is_set=lambda: False))
+    assert bridge.issuer.faults.delay_s == 0 and not bridge.issuer.faults.unavailable
+
+
+def test_issuer_steps_without_an_issuer(mocker):
+    for step in ({"journal": True}, {"issuer_fault": ""}, {"outbox": True}):
+        with pytest.raises(ScenarioError, match="no issuer"):
+            Scenario([step]).run(mocker.Mock(), mocker.Mock(issuer=None),
+                                 mocker.Mock(is_set=lambda: False))
 
 
 def test_scenario_status_step_without_an_answer(mocker):

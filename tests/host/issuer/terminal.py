@@ -2,7 +2,7 @@
 demo issuer holds.
 
 Balance requests are built and their answers checked by the board's own code
-(firmware/financial.py, run under CPython with the tests/firmware cryptolib stand-in).
+(firmware/financial.py and answer.py, run under CPython with the tests/firmware cryptolib stand-in).
 Purchases and reversals are built here, on the host, as docs/protocol.md says the board
 builds them: the DUKPT working keys of the next KSN from the terminal's initial key
 (issuer_keys.working_key_from_initial, never the BDK), an ISO 9564-1 format 4 PIN block
@@ -24,6 +24,7 @@ for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
         sys.path.insert(0, str(p))
 
 import cbor as board_cbor  # noqa: E402  (firmware modules, after the path is set)
+import answer  # noqa: E402
 import financial  # noqa: E402
 
 from posbridge import cbor_profile, issuer_keys  # noqa: E402
@@ -38,7 +39,7 @@ TERMINAL_ID = "T0000001"
 MERCHANT_ID = "104110070110001"
 MERCHANT_NAME = "DEMO SHOP"
 CNY = 156
-SecurityError = financial.SecurityError
+SecurityError = answer.SecurityError
 _USAGE = issuer_keys.KeyUsage
 
 
@@ -133,9 +134,10 @@ class Terminal:
             self.trace += 1
             trace = self.trace
         card = SimpleNamespace(pan=pan, expiry=expiry, service_code=service_code)
-        return financial.build_balance_request(self.terminal_id, trace, now, card,
-                                               bytearray(pin.encode()), self.keys,
-                                               self.counter)
+        return financial.build_request(self.terminal_id, trace, now, card,
+                                       bytearray(pin.encode()),
+                                       (self.keys.initial_key, self.keys.initial_key_id),
+                                       self.counter)
 
     def _next(self, trace):
         """(trace, KSN) of the next transaction: a new DUKPT counter every time."""
@@ -167,7 +169,7 @@ class Terminal:
         """The response's fields once the board accepts it (SecurityError if not)."""
         if isinstance(pending, HostPending):
             return check_host_response(body, pending)
-        return financial.check_response(body, pending, self.terminal_id)
+        return answer.check_response(body, pending, self.terminal_id)
 
 
 def resign(fields, bdk=BDK):

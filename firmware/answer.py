@@ -1,0 +1,49 @@
+"""The issuer's answer to a financial request: the checks it must pass before anything
+of it is shown (docs/protocol.md, "MACs"). Loaded with cmac for the answer only, apart
+from the request building code (financial.py), so that the answer's phase holds less.
+
+The response's MAC (key 15) is AES-CMAC, 8 bytes, under the DUKPT MAC verification key
+(usage 2001) of the request's own KSN, over the deterministic CBOR of the map without
+key 15."""
+import cbor
+try:
+    from micropython import const
+except ImportError:  # CPython, in tests
+    def const(x):
+        return x
+
+_K_RSP_TERMINAL = const(1)
+_K_RSP_TRACE = const(2)
+_K_RSP_CODE = const(3)
+_K_RSP_KSN = const(9)
+_K_RSP_MAC = const(15)
+
+
+class SecurityError(Exception):
+    """A response that fails its MAC or does not answer our request: never shown as an
+    answer."""
+
+
+def check_response(body, pending, terminal_id):
+    """The response's fields once its MAC and identity check out; SecurityError if not.
+    `pending` is anything with the request's trace, ksn and mac_key (a Pending)."""
+    try:
+        fields = cbor.decode(body)
+        if not isinstance(fields, dict):
+            raise SecurityError("not a map")
+        mac = fields.pop(_K_RSP_MAC)
+        import cmac
+        ok = (isinstance(mac, bytes) and
+              cmac.verify(pending.mac_key, cbor.encode(fields), mac))
+    except (cbor.CBORError, KeyError, TypeError, AttributeError):
+        raise SecurityError("unreadable")
+    if not ok:
+        raise SecurityError("MAC")
+    if (fields.get(_K_RSP_TRACE) != pending.trace or
+            fields.get(_K_RSP_KSN) != pending.ksn or
+            fields.get(_K_RSP_TERMINAL) != terminal_id):
+        raise SecurityError("not ours")
+    code = fields.get(_K_RSP_CODE)
+    if not isinstance(code, str) or len(code) != 2:
+        raise SecurityError("no code")
+    return fields

@@ -1,0 +1,146 @@
+# A stand-in for app.Terminal around one visit or one reversal sender, and the issuer's
+# side of a financial message, for the purchase and reversal tests (CPython and
+# MicroPython alike). The terminal is provisioned with the standard's test key set on a
+# flash of its own (a fresh directory under /tmp).
+import binascii
+import gc
+import os
+
+from fwtest import FakeClock, ScriptedStream
+from keypad import KeyReader
+from store import Store
+
+TERMINAL_ID = "T0000001"
+MERCHANT_ID = "104110070110001"
+MERCHANT_NAME = "TEST SHOP"
+PAN = "4761730000000011"
+CARD = (PAN, "3012", "201", "476173******0011")
+
+
+_KEYS = []
+
+
+def rig_keys():
+    """(initial key, initial key ID) of the standard's test key set, as hex; read once:
+    a 64 KiB heap has no room to parse the vectors file for every message."""
+    if not _KEYS:
+        from reference_vectors import load
+        ref = load()
+        _KEYS.append(ref["initial_key"])
+        _KEYS.append(ref["initial_key_id"])
+        ref = None
+        gc.collect()
+    return _KEYS
+
+
+def fresh_dir():
+    path = "/tmp/pos-rig-" + binascii.hexlify(os.urandom(4)).decode()
+    os.mkdir(path)
+    return path
+
+
+def remove_dir(path):
+    for name in os.listdir(path):
+        os.remove(path + "/" + name)
+    os.rmdir(path)
+
+
+class Display:
+    def __init__(self):
+        self.screens = []
+
+    def show(self, *lines):
+        self.screens.append(lines)
+
+    def text(self):
+        return "\n".join(self.screens[-1]) if self.screens else ""
+
+    def all_text(self):
+        return "\n".join("\n".join(s) for s in self.screens)
+
+
+class Link:
+    """Takes what is sent; `journal_at_send` is the journal as it was on flash at the
+    moment each message was handed over (the order matters: journal first)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.sent = []
+        self.journal_at_send = []
+        self.accept = True
+
+    def send(self, mtype, body):
+        if not self.accept:
+            return False
+        self.sent.append((mtype, bytes(body)))
+        self.journal_at_send.append(self.store.load("journal", {}).get("entries", []))
+        return True
+
+
+class Term:
+    def __init__(self, directory=None):
+        self.directory = directory or fresh_dir()
+        self.store = Store(self.directory)
+        key, key_id = rig_keys()
+        self.store.save("terminal", {"terminal_id": TERMINAL_ID,
+                                     "initial_key": key,
+                                     "initial_key_id": key_id,
+                                     "merchant_id": MERCHANT_ID,
+                                     "merchant_name": MERCHANT_NAME})
+        if self.store.load("counters") is None:
+            self.store.save("counters", {"ksn_counter": 0, "trace": 0})
+        self.terminal_id = TERMINAL_ID
+        self.clock = FakeClock(1000)
+        self.display = Display()
+        self.keys = KeyReader(ScriptedStream())
+        self.link = Link(self.store)
+        self.host_online = True
+        self.reversals = 0
+        self.reversal_due = 0
+        self.reversal_tries = 0
+        self.recover_reason = 0
+
+    def press(self, keys):
+        self.keys.stream.feed(keys)
+
+    def journal(self):
+        return self.store.load("journal", {}).get("entries", [])
+
+    def close(self):
+        remove_dir(self.directory)
+
+
+def answer_for(request, fields, mac_ok=True):
+    """The issuer's response to the request body `request`: its terminal id, trace and
+    KSN echoed, `fields` added, MAC'd under the MAC verification key of its KSN (one
+    bit off when not mac_ok)."""
+    import cbor
+    import cmac
+    import dukpt
+    req = cbor.decode(request)
+    key, key_id = rig_keys()
+    key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
+                             dukpt.split_ksn(req[6])[1],
+                             (dukpt.KEY_USAGE_MAC_VERIFICATION,))[0]
+    rsp = {1: req[1], 2: req[2], 9: req[6]}
+    for k in fields:
+        rsp[k] = fields[k]
+    mac = bytearray(cmac.aes_cmac(key, cbor.encode(rsp), 8))
+    if not mac_ok:
+        mac[0] ^= 1
+    rsp[15] = bytes(mac)
+    return cbor.encode(rsp)
+
+
+def request_mac_ok(request):
+    """True if the request's MAC (key 7) verifies under its KSN's MAC generation key."""
+    import cbor
+    import cmac
+    import dukpt
+    req = cbor.decode(request)
+    mac = req.pop(7)
+    key, key_id = rig_keys()
+    key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
+                             dukpt.split_ksn(req[6])[1],
+                             (dukpt.KEY_USAGE_MAC_GENERATION,))[0]
+    return cmac.aes_cmac(key, cbor.encode(req), 8) == mac

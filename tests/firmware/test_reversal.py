@@ -1,0 +1,175 @@
+# The reversal sender (reversal.py): the oldest reversal on flash goes as the same bytes
+# until the issuer acknowledges it (00 with a verified MAC); 94 gives it a new identity;
+# tries back off; purchases left in flight at boot are reversed, approvals shown again.
+import cbor
+import journal
+import messages as m
+from reversal import RETRY_MS, Sender
+from terminal_rig import Term, answer_for, request_mac_ok
+
+KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
+
+
+def with_reversal(reason=1, trace=5):
+    term = Term()
+    term.store.save("counters", {"ksn_counter": 6, "trace": 6})
+    journal.begin(term, trace, KSN, 1250, 156, (6, 6))
+    journal.reverse(term, reason, trace)
+    return term
+
+
+def send(term):
+    """A sender started as the terminal starts it, and the body it sent."""
+    before = len(term.link.sent)
+    sender = Sender(term)
+    assert len(term.link.sent) == before + 1
+    mtype, body = term.link.sent[-1]
+    assert mtype == m.REVERSAL_REQUEST
+    return sender, body
+
+
+def until_done(term, sender):
+    for _ in range(1000):
+        term.clock.advance(100)
+        if not sender.step(term.clock()):
+            return
+    raise AssertionError("the sender never finished")
+
+
+def test_the_reversal_request_names_the_purchase_under_its_own_identity():
+    term = with_reversal()
+    try:
+        sender, body = send(term)
+        req = cbor.decode(body)
+        assert sorted(req) == [1, 2, 3, 6, 7, 8, 9, 12, 13, 14]    # no card, no PIN block
+        assert (req[1], req[8], req[9], req[12], req[13], req[14]) == (
+            "T0000001", 1250, 156, 5, KSN, 1)
+        assert req[2] == 6 and req[6][-4:] == b"\x00\x00\x00\x06"   # its own trace, KSN
+        assert request_mac_ok(body)
+        assert "Sending reversal" in term.display.text() and "CNY 12.50" in term.display.text()
+    finally:
+        term.close()
+
+
+def test_acknowledged_reversal_leaves_the_journal():
+    term = with_reversal()
+    try:
+        sender, body = send(term)
+        assert sender.on_message(m.REVERSAL_RESPONSE,
+                                 answer_for(body, {3: "00", 12: 5, 16: 1}))
+        assert term.journal() == [] and term.reversals == 0
+        assert term.reversal_tries == 0 and term.reversal_due == term.clock()
+        assert "Acknowledged" in term.display.text() and "Credited back" in term.display.text()
+        until_done(term, sender)
+    finally:
+        term.close()
+
+
+def test_no_answer_then_the_same_bytes_after_a_pause():
+    term = with_reversal()
+    try:
+        sender, first = send(term)
+        started = term.clock()
+        until_done(term, sender)
+        assert "Not acknowledged" in term.display.all_text()
+        assert len(term.journal()) == 1 and term.reversals == 1
+        assert term.reversal_due - started == RETRY_MS[0]
+        sender, again = send(term)
+        assert again == first
+    finally:
+        term.close()
+
+
+def test_answers_that_are_not_an_acknowledgement_keep_the_reversal():
+    for answer in ({3: "96", 12: 5}, {3: "00", 12: 4, 16: 1}, None):
+        term = with_reversal()
+        try:
+            sender, body = send(term)
+            if answer is None:      # an acknowledgement whose MAC fails
+                rsp = answer_for(body, {3: "00", 12: 5, 16: 1}, mac_ok=False)
+            else:
+                rsp = answer_for(body, answer)
+            assert sender.on_message(m.REVERSAL_RESPONSE, rsp)
+            assert len(term.journal()) == 1 and term.reversals == 1
+            assert "Not acknowledged" in term.display.text()
+            _, again = send_after_pause(term, sender)
+            assert again == body
+        finally:
+            term.close()
+
+
+def send_after_pause(term, sender):
+    until_done(term, sender)
+    term.clock.now = term.reversal_due
+    return send(term)
+
+
+def test_94_sends_it_again_under_a_new_trace_and_ksn():
+    term = with_reversal()
+    try:
+        sender, body = send(term)
+        sender.on_message(m.REVERSAL_RESPONSE, answer_for(body, {3: "94", 12: 5}))
+        _, again = send_after_pause(term, sender)
+        old, new = cbor.decode(body), cbor.decode(again)
+        assert new[2] != old[2] and new[6] != old[6]
+        assert [new[k] for k in (8, 9, 12, 13, 14)] == [old[k] for k in (8, 9, 12, 13, 14)]
+        assert request_mac_ok(again)
+    finally:
+        term.close()
+
+
+def test_errors_and_a_failed_link_keep_it_and_the_pauses_grow():
+    term = with_reversal()
+    try:
+        sender, body = send(term)
+        assert sender.on_error({1: 5, 2: "issuer unavailable", 3: m.REVERSAL_REQUEST})
+        assert len(term.journal()) == 1
+        gaps = [term.reversal_due - term.clock()]
+        sender, _ = send_after_pause(term, sender)
+        sender.on_link_failed(m.REVERSAL_REQUEST)
+        gaps.append(term.reversal_due - term.clock())
+        assert gaps == [RETRY_MS[0], RETRY_MS[1]]
+        assert "Host offline" in term.display.text()
+        assert not sender.on_error({1: 5, 2: "", 3: m.PURCHASE_REQUEST})   # not about it
+    finally:
+        term.close()
+
+
+def test_nothing_goes_while_the_host_is_away():
+    term = with_reversal()
+    try:
+        term.host_online = False
+        sender = Sender(term)
+        assert term.link.sent == [] and not sender.step(term.clock())
+        assert term.reversals == 1
+    finally:
+        term.close()
+
+
+def test_at_boot_a_purchase_in_flight_is_reversed_for_the_power_cut():
+    term = Term()
+    try:
+        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
+        term.recover_reason = 3
+        sender, body = send(term)
+        assert cbor.decode(body)[14] == 3 and term.recover_reason == 0
+        assert term.journal()[0][0] == 1
+    finally:
+        term.close()
+
+
+def test_at_boot_an_approval_the_power_took_off_the_screen_is_shown_again():
+    term = Term()
+    try:
+        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
+        journal.approved(term, 5, "654321")
+        term.recover_reason = 3
+        sender = Sender(term)
+        assert term.link.sent == []                     # charged: nothing to reverse
+        text = term.display.text()
+        assert "LAST PURCHASE" in text and "APPROVED" in text and "Approval 654321" in text
+        assert "CNY 12.50" in text
+        assert term.journal() == []
+        until_done(term, sender)
+    finally:
+        term.close()
