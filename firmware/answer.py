@@ -24,13 +24,24 @@ class SecurityError(Exception):
     answer."""
 
 
+class NotOurs(Exception):
+    """A readable answer to another request (an earlier one, answered late): not an
+    answer to this one, and no reason to give up waiting for it."""
+
+
 def check_response(body, pending, terminal_id):
-    """The response's fields once its MAC and identity check out; SecurityError if not.
+    """The response's fields once its MAC and identity check out; NotOurs for an answer
+    that names another request, SecurityError for one that fails its checks.
     `pending` is anything with the request's trace, ksn and mac_key (a Pending)."""
     try:
         fields = cbor.decode(body)
         if not isinstance(fields, dict):
             raise SecurityError("not a map")
+        # identity first: the MAC of another request's answer is under another key
+        if (fields.get(_K_RSP_TRACE) != pending.trace or
+                fields.get(_K_RSP_KSN) != pending.ksn or
+                fields.get(_K_RSP_TERMINAL) != terminal_id):
+            raise NotOurs()
         mac = fields.pop(_K_RSP_MAC)
         import cmac
         ok = (isinstance(mac, bytes) and
@@ -39,10 +50,6 @@ def check_response(body, pending, terminal_id):
         raise SecurityError("unreadable")
     if not ok:
         raise SecurityError("MAC")
-    if (fields.get(_K_RSP_TRACE) != pending.trace or
-            fields.get(_K_RSP_KSN) != pending.ksn or
-            fields.get(_K_RSP_TERMINAL) != terminal_id):
-        raise SecurityError("not ours")
     code = fields.get(_K_RSP_CODE)
     if not isinstance(code, str) or len(code) != 2:
         raise SecurityError("no code")

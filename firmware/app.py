@@ -34,7 +34,15 @@ class Terminal:
                  store=None):
         self.clock = clock
         self.store = store
-        record = self._terminal_record()
+        # a terminal record that does not parse puts the terminal out of service (no
+        # card is taken: its keys are unknown), but it still boots, says HELLO and shows
+        # why, rather than stopping with a blank screen
+        self.out_of_service = None
+        try:
+            record = self._terminal_record()
+        except Exception:  # store.StoreError
+            record = None
+            self.out_of_service = "record damaged"
         if record and record.get("terminal_id"):
             terminal_id = record["terminal_id"]
         self.terminal_id = terminal_id
@@ -143,7 +151,7 @@ class Terminal:
             from reversal import Sender
             self.txn = Sender(self)
             return
-        if self.card_reader is None:
+        if self.card_reader is None or self.out_of_service:
             return
         got = self.card_reader.poll()
         if got is None:
@@ -329,6 +337,12 @@ class Terminal:
     def _show_idle(self):
         self.shown_minute = wallclock.local_hhmm()
         gc.collect()  # the idle screen is where the heap gets tidied
+        if self.out_of_service:
+            self.display.show("OUT OF SERVICE", "", "Terminal", self.out_of_service, "",
+                              "Call for service", "id " + self.terminal_id,
+                              self.shown_minute + ("  online" if self.host_online
+                                                   else " offline"))
+            return
         self.display.show("POS TERMINAL", "", "  Insert card", "",
                           "Reversal pending" if self.reversals else "", "",
                           "id " + self.terminal_id,

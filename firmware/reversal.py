@@ -149,6 +149,11 @@ class Sender:
             f = answer.check_response(body, self, self.term.terminal_id)
             if f.get(_K_ORIGINAL_TRACE) != self.entry[1]:
                 f = None
+        except answer.NotOurs:
+            # a late answer to an earlier sending: this one's may still come
+            answer = None
+            _unload("answer", "cmac")
+            return True
         except answer.SecurityError:
             f = None
         answer = None
@@ -178,7 +183,9 @@ class Sender:
         return True
 
     def on_error(self, fields):
-        if self.mtype is None or fields.get(m.K_ERROR_TYPE) != self.mtype:
+        # only an ERROR naming this sending's trace is about it (see transaction.py)
+        if (self.mtype is None or fields.get(m.K_ERROR_TYPE) != self.mtype
+                or fields.get(m.K_ERROR_TRACE) != self.trace):
             return False
         self._failed("Host error %s" % fields.get(m.K_ERROR_CODE))
         return True

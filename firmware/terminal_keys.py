@@ -41,7 +41,11 @@ def next_counters(store, n=1):
     import dukpt  # loaded for this only
     if store is None:
         raise NotProvisioned()
-    c = store.load("counters", {"ksn_counter": 0, "trace": 0})
+    # provisioning writes this record: without it the counter would start again and
+    # reuse DUKPT keys, so a terminal that lost it is out of service until re-keyed
+    c = store.load("counters")
+    if c is None:
+        raise NotProvisioned()
     counter = c.get("ksn_counter", 0)
     trace = c.get("trace", 0)
     pairs = []

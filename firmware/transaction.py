@@ -140,7 +140,10 @@ class Transaction:
         return True
 
     def on_error(self, fields):
-        if self.state != _WAIT or fields.get(m.K_ERROR_TYPE) != self.mtype:
+        # An ERROR about our request names its trace number; one that does not (or names
+        # another) is about an earlier request, and must not end this one.
+        if (self.state != _WAIT or fields.get(m.K_ERROR_TYPE) != self.mtype
+                or fields.get(m.K_ERROR_TRACE) != self.trace):
             return False
         self._finish_wait()
         code = fields.get(m.K_ERROR_CODE)
@@ -260,6 +263,11 @@ class Transaction:
         import answer
         try:
             f = answer.check_response(body, self, self.term.terminal_id)
+        except answer.NotOurs:
+            # a late answer to an earlier request: ours may still come
+            answer = None
+            _unload("answer", "cmac")
+            return
         except answer.SecurityError:
             f = None
         answer = None
@@ -302,7 +310,11 @@ class Transaction:
             _unload("journal", "terminal_keys", "dukpt")
 
     def wipe(self):
-        """Forget the request's key (the terminal calls it when a visit ends by fault)."""
+        """Forget the request's key and any digits keyed so far (the terminal calls it
+        when a visit ends by fault)."""
+        if self.entry is not None:
+            self.entry.wipe()
+            self.entry = None
         key = self.mac_key
         if key is not None:
             for i in range(len(key)):

@@ -51,6 +51,7 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
     if terminal.exists() and not force:
         raise ProvisionError(f"{terminal} exists: the terminal is provisioned already "
                              "(--force replaces its key and restarts its key counter)")
+    same_key = _recorded(terminal).get("initial_key_id") == initial_key_id.hex().upper()
     _write_atomic(terminal, {"terminal_id": terminal_id,
                              "initial_key": initial_key.hex().upper(),
                              "initial_key_id": initial_key_id.hex().upper(),
@@ -59,17 +60,25 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
     # A new initial key starts its transaction counter again. The trace number goes on:
     # the issuer knows a transaction by (terminal id, trace number), so starting it
     # again would make every new transaction look like a reused identity (94).
+    # The same key given again keeps its counter too: starting it again would reuse
+    # transaction keys.
     counters = state_dir / "counters.json"
-    _write_atomic(counters, {"ksn_counter": 0, "trace": _last_trace(counters)})
+    last = _recorded(counters)
+    trace = last.get("trace", 0)
+    counter = last.get("ksn_counter", 0) if same_key else 0
+    _write_atomic(counters, {
+        "ksn_counter": counter if isinstance(counter, int) and counter >= 0 else 0,
+        "trace": trace if isinstance(trace, int) and 0 <= trace <= 999999 else 0})
     return terminal
 
 
-def _last_trace(counters: Path) -> int:
+def _recorded(path: Path) -> dict:
+    """A record already on the board's flash, or {} when there is none readable."""
     try:
-        trace = json.loads(counters.read_text()).get("trace", 0)
-    except (OSError, ValueError, AttributeError):
-        return 0
-    return trace if isinstance(trace, int) and 0 <= trace <= 999999 else 0
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def provision_test_terminal(state_dir: Path, terminal_id: str = "T0000001", **kw) -> Path:

@@ -134,3 +134,14 @@ def test_deploy_cli_reports_a_failure_in_one_line(built, mocker):
                  return_value=subprocess.CompletedProcess([], 1, "", "no device"))
     clean_failure(run("firmware", "deploy", "--port", "/dev/ttyUSB0", "--build", build),
                   "mpremote failed on /dev/ttyUSB0: no device")
+
+
+def test_reprovisioning_the_same_key_keeps_its_counter(tmp_path, issuer_db):
+    out = tmp_path / "board"
+    args = ["provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db", issuer_db,
+            "--derivation-id", "90123457"]
+    assert run(*args).exit_code == 0
+    (out / "counters.json").write_text(json.dumps({"ksn_counter": 41, "trace": 41}))
+    assert run(*args, "--force").exit_code == 0
+    # the counter goes on: starting it again would reuse transaction keys
+    assert json.loads((out / "counters.json").read_text()) == {"ksn_counter": 41, "trace": 41}

@@ -52,9 +52,6 @@ def test_harness_approved_inquiry(board):
     assert board.panel.last().startswith("BALANCE CNY")
 
 
-@pytest.mark.xfail(strict=True, reason="a late answer to the previous visit (right MAC, "
-                   "other trace/KSN) ends the current visit as SECURITY ERROR and its "
-                   "real answer is then dropped")
 def test_late_answer_to_the_previous_visit_does_not_spoil_the_current_one(board):
     board.hold = True                    # the issuer is slow: answer 1 comes too late
     inquiry(board)
@@ -72,9 +69,6 @@ def test_late_answer_to_the_previous_visit_does_not_spoil_the_current_one(board)
     assert board.panel.last().startswith("BALANCE CNY"), board.panel.last()
 
 
-@pytest.mark.xfail(strict=True, reason="transaction.on_error takes any ERROR about type "
-                   "0x10 as this visit's answer (protocol.md: an ERROR is never an "
-                   "answer), so a late ERROR ends the visit and its real answer is dropped")
 def test_error_about_an_earlier_request_does_not_end_the_visit(board):
     board.hold = True
     inquiry(board)
@@ -137,10 +131,6 @@ def _ksn(body):
     return cbor.decode(body)[6]
 
 
-@pytest.mark.xfail(strict=True, reason="terminal_keys.next_counters treats a missing "
-                   "counters.json as counter 0 although terminal.json is provisioned "
-                   "(provisioning writes both): the next request reuses a KSN, i.e. the "
-                   "same DUKPT PIN and MAC keys")
 def test_lost_counter_record_never_reuses_a_ksn(board):
     inquiry(board)
     board.step(5)
@@ -169,10 +159,6 @@ def test_a_terminal_given_a_new_key_is_not_declined_as_duplicate(board):
     assert board.panel.last().startswith("BALANCE CNY"), board.panel.last()
 
 
-@pytest.mark.xfail(strict=True, reason="Terminal.__init__ loads terminal.json before the "
-                   "display exists and lets StoreError out: a corrupt record stops the "
-                   "firmware at boot with a blank screen (on the ESP32 main.py ends and the "
-                   "REPL takes the link UART) instead of an out-of-service terminal")
 def test_corrupt_terminal_record_does_not_stop_the_boot(tmp_path, fresh_firmware):
     flash = tmp_path / "flash"
     flash.mkdir()
@@ -183,14 +169,11 @@ def test_corrupt_terminal_record_does_not_stop_the_boot(tmp_path, fresh_firmware
     assert any(t == m.HELLO for t, _ in board.sent)
 
 
-@pytest.mark.xfail(strict=True, reason="Terminal._fault ends a visit with txn.wipe(), "
-                   "which wipes only the MAC key: PIN digits keyed so far stay in the "
-                   "PinEntry buffer (digit_entry.py promises it is wiped however entry ends)")
 def test_a_fault_during_pin_entry_wipes_the_digits_keyed(board):
     board.swipe(LI_WEI)
     board.keys("1")
     board.keys("853")                                  # three PIN digits keyed
-    entry = board.term.txn.pin_entry
+    entry = board.term.txn.entry
     assert entry.count == 3
     real_poll = board.term.link.poll
 
