@@ -24,8 +24,8 @@ class SecurityError(Exception):
     answer."""
 
 
-class NotOurs(Exception):
-    """A readable answer to another request (an earlier one, answered late): not an
+class NotOurs(SecurityError):
+    """An answer that names another request (an earlier one, answered late): not an
     answer to this one, and no reason to give up waiting for it."""
 
 

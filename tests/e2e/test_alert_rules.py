@@ -7,7 +7,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from posbridge.cli import main
+from posbridge.issuer.cli import issuer as issuer_group
 from posbridge.peripherals import card_record, pin_keys
 
 LI_WEI = "4761730000000011"     # subscribed to every kind, SMS to 138****5678
@@ -15,7 +15,8 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def issuer_cli(issuer, *args):
-    result = CliRunner().invoke(main, ["issuer", "--db", str(issuer.ledger.path)] + list(args))
+    # the issuer group itself: the top-level command would set up logging for the process
+    result = CliRunner().invoke(issuer_group, ["--db", str(issuer.ledger.path)] + list(args))
     assert result.exit_code == 0, result.output
     return result.output
 

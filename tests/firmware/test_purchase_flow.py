@@ -129,7 +129,11 @@ def test_errors_in_doubt_are_reversed_clear_refusals_are_not():
         term = Term()
         try:
             txn, _ = sent_purchase(term)
-            assert txn.on_error({1: code, 2: "x", 3: m.PURCHASE_REQUEST})
+            # an ERROR naming another trace is about an earlier request: not this one's
+            assert not txn.on_error({1: code, 2: "x", 3: m.PURCHASE_REQUEST,
+                                     4: txn.trace % 999999 + 1})
+            assert not txn.on_error({1: code, 2: "x", 3: m.PURCHASE_REQUEST})
+            assert txn.on_error({1: code, 2: "x", 3: m.PURCHASE_REQUEST, 4: txn.trace})
             if reversed_:
                 reversed_with(term, 1)
             else:

@@ -122,7 +122,12 @@ def test_errors_and_a_failed_link_keep_it_and_the_pauses_grow():
     term = with_reversal()
     try:
         sender, body = send(term)
-        assert sender.on_error({1: 5, 2: "issuer unavailable", 3: m.REVERSAL_REQUEST})
+        # about an earlier sending (another trace, or none named): not this one
+        assert not sender.on_error({1: 5, 2: "", 3: m.REVERSAL_REQUEST})
+        assert not sender.on_error({1: 5, 2: "", 3: m.REVERSAL_REQUEST,
+                                    4: sender.trace % 999999 + 1})
+        assert sender.on_error({1: 5, 2: "issuer unavailable", 3: m.REVERSAL_REQUEST,
+                                4: sender.trace})
         assert len(term.journal()) == 1
         gaps = [term.reversal_due - term.clock()]
         sender, _ = send_after_pause(term, sender)
@@ -130,7 +135,8 @@ def test_errors_and_a_failed_link_keep_it_and_the_pauses_grow():
         gaps.append(term.reversal_due - term.clock())
         assert gaps == [RETRY_MS[0], RETRY_MS[1]]
         assert "Host offline" in term.display.text()
-        assert not sender.on_error({1: 5, 2: "", 3: m.PURCHASE_REQUEST})   # not about it
+        assert not sender.on_error({1: 5, 2: "", 3: m.PURCHASE_REQUEST,
+                                    4: sender.trace})   # not about it: another type
     finally:
         term.close()
 

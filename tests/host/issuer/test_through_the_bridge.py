@@ -48,9 +48,10 @@ def test_tampered_purchase_gets_error_6(bridge, link, issuer, terminal):
     body, _ = terminal.purchase(LI_WEI, 1250)
     tampered = body.replace(b"\x08\x19\x04\xe2", b"\x08\x19\x04\xe3")     # amount 1251
     bridge.handle(p.PURCHASE_REQUEST, tampered)
+    trace = p.decode_body(body)[2]
     assert sent(link) == (p.ERROR, p.encode_body({1: p.ERR_SECURITY,
                                                   2: "request refused: security",
-                                                  3: p.PURCHASE_REQUEST}))
+                                                  3: p.PURCHASE_REQUEST, 4: trace}))
     assert available(issuer, LI_WEI) == 1234567
 
 
