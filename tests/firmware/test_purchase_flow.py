@@ -176,3 +176,17 @@ def test_purchases_wait_while_too_many_reversals_are_pending():
         assert "Reversals due" in term.display.text() and term.link.sent == []
     finally:
         term.close()
+
+
+def test_a_terminal_provisioned_without_a_merchant_names_the_default_one():
+    term = Term()
+    try:
+        record = term.store.load("terminal")
+        del record["merchant_id"]
+        del record["merchant_name"]
+        term.store.save("terminal", record)
+        txn, body = sent_purchase(term)
+        req = cbor.decode(body)
+        assert (req[10], req[11]) == (settings.MERCHANT_ID, settings.MERCHANT_NAME)
+    finally:
+        term.close()

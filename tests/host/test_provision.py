@@ -1,0 +1,44 @@
+"""Provisioning a terminal's flash records: identity, DUKPT initial key, merchant."""
+import json
+
+import pytest
+
+from posbridge.provision import (TEST_INITIAL_KEY_ID, TEST_MERCHANT_ID, TEST_MERCHANT_NAME,
+                                 ProvisionError, provision, provision_test_terminal)
+
+
+def test_the_test_terminal_names_its_merchant(tmp_path):
+    provision_test_terminal(tmp_path, "T0000009")
+    record = json.loads((tmp_path / "terminal.json").read_text())
+    assert (record["terminal_id"], record["merchant_id"], record["merchant_name"]) == (
+        "T0000009", TEST_MERCHANT_ID, TEST_MERCHANT_NAME)
+    assert record["initial_key_id"] == TEST_INITIAL_KEY_ID.hex().upper()
+    assert json.loads((tmp_path / "counters.json").read_text()) == {"ksn_counter": 0,
+                                                                    "trace": 0}
+
+
+def test_a_merchant_of_its_own(tmp_path):
+    provision_test_terminal(tmp_path, merchant_id="M1", merchant_name="CAFE LUMIERE")
+    record = json.loads((tmp_path / "terminal.json").read_text())
+    assert (record["merchant_id"], record["merchant_name"]) == ("M1", "CAFE LUMIERE")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("merchant_id", "", "merchant id"),
+    ("merchant_id", "1" * 16, "merchant id"),        # ISO 8583 field 42: 15
+    ("merchant_name", "N" * 23, "merchant name"),    # the name part of field 43: 22
+    ("merchant_name", "CAFÉ", "merchant name"),
+])
+def test_merchant_fields_the_protocol_cannot_carry_are_refused(tmp_path, field, value,
+                                                               message):
+    with pytest.raises(ProvisionError, match=message):
+        provision_test_terminal(tmp_path, **{field: value})
+    assert not (tmp_path / "terminal.json").exists()
+
+
+def test_a_provisioned_terminal_is_not_overwritten_without_force(tmp_path):
+    provision_test_terminal(tmp_path)
+    with pytest.raises(ProvisionError, match="provisioned already"):
+        provision(tmp_path, "T0000001", bytes(16), bytes(8))
+    provision(tmp_path, "T0000002", bytes(16), bytes(8), force=True)
+    assert json.loads((tmp_path / "terminal.json").read_text())["terminal_id"] == "T0000002"
