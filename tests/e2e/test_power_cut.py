@@ -12,7 +12,7 @@ import pytest
 from posbridge import protocol as p
 
 from .conftest import Session
-from .test_purchase import LI_WEI, LI_WEI_BALANCE, available, purchase
+from .test_purchase import LI_WEI, LI_WEI_BALANCE, available, key_purchase, purchase
 from .wiretap import BOARD_TO_BRIDGE, BRIDGE_TO_BOARD, DROP
 
 
@@ -77,16 +77,7 @@ def board(issuer, tmp_path):
 
 def start_purchase(session, amount_keys="1250", pin="1234"):
     """Swipe, 2, the amount and the PIN, without waiting for the answer."""
-    from posbridge.peripherals import card_record, pin_keys
-    em = session.emulator
-    start = len(em.screens)
-    em.card_reader_sends(card_record(LI_WEI, "3012"))
-    em.wait_for_screen("2 Purchase", after=start)
-    em.pin_pad_sends(b"2")
-    em.wait_for_screen("Enter amount", after=start)
-    em.pin_pad_sends(pin_keys(amount_keys + "E"))
-    em.wait_for_screen("Enter PIN", after=start)
-    em.pin_pad_sends(pin_keys(pin + "E"))
+    key_purchase(session, LI_WEI, amount_keys, pin)
 
 
 def wait_for(predicate, timeout=20):

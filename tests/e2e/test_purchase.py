@@ -17,8 +17,9 @@ DEMO_PIN = "1234"
 LI_WEI_BALANCE = 1234567
 
 
-def purchase(bank, pan, amount_keys, pin=DEMO_PIN, result="Card "):
-    """Swipe, choose 2 Purchase, key the amount and the PIN; the screen that answers."""
+def key_purchase(bank, pan, amount_keys, pin=DEMO_PIN):
+    """Swipe, choose 2 Purchase, key the amount and the PIN; the index of the first screen
+    of the visit (the answer is not waited for)."""
     em = bank.emulator
     start = len(em.screens)
     em.card_reader_sends(card_record(pan, "3012"))
@@ -28,7 +29,13 @@ def purchase(bank, pan, amount_keys, pin=DEMO_PIN, result="Card "):
     em.pin_pad_sends(pin_keys(amount_keys + "E"))
     em.wait_for_screen("Enter PIN", after=start)
     em.pin_pad_sends(pin_keys(pin + "E"))
-    return em.wait_for_screen(result, timeout=30, after=start)
+    return start
+
+
+def purchase(bank, pan, amount_keys, pin=DEMO_PIN, result="Card "):
+    """key_purchase, then the screen that answers."""
+    start = key_purchase(bank, pan, amount_keys, pin)
+    return bank.emulator.wait_for_screen(result, timeout=30, after=start)
 
 
 def dismiss(bank, then="Insert card", timeout=10):
