@@ -13,7 +13,7 @@ from posbridge.issuer.faults import corrupt_mac
 from posbridge.issuer.demo_data import load_demo
 from posbridge.issuer.ledger import Ledger
 from posbridge.link import HostLink, LinkClosed
-from posbridge.peripherals import card_record, pin_keys
+from posbridge.peripherals import card_record
 from posbridge.ports import open_port
 from posbridge import protocol as p
 
@@ -24,28 +24,20 @@ def balance_inquiry(firmware_dir: Path, heap: str = "64k"):
     """{'screens': [(title, heap free)], 'request': (payload, frame) bytes, 'response':
     ...} for one approved inquiry, or None if the board could not complete it."""
     def keys(emulator, start):
-        emulator.wait_for_screen("1 Balance", after=start)
-        emulator.pin_pad_sends(b"1")
-        emulator.wait_for_screen("Enter PIN", after=start)
-        emulator.pin_pad_sends(pin_keys("1234E"))
+        emulator.answer_prompts([("1 Balance", "1"), ("Enter PIN", "1234E")], after=start)
         emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
         emulator.pin_pad_sends(b"E")
     return _visit(firmware_dir, heap, keys, (p.BALANCE_REQUEST, p.BALANCE_RESPONSE))
 
 
-def _purchase_keys(emulator, start):
-    emulator.wait_for_screen("2 Purchase", after=start)
-    emulator.pin_pad_sends(b"2")
-    emulator.wait_for_screen("Enter amount", after=start)
-    emulator.pin_pad_sends(pin_keys("1250E"))
-    emulator.wait_for_screen("Enter PIN", after=start)
-    emulator.pin_pad_sends(pin_keys("1234E"))
+# CNY 12.50 with the demo PIN
+_PURCHASE = [("2 Purchase", "2"), ("Enter amount", "1250E"), ("Enter PIN", "1234E")]
 
 
 def purchase(firmware_dir: Path, heap: str = "64k"):
     """The same for one approved purchase of CNY 12.50 with its SMS alert."""
     def keys(emulator, start):
-        _purchase_keys(emulator, start)
+        emulator.answer_prompts(_PURCHASE, after=start)
         emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
         emulator.pin_pad_sends(b"E")
     return _visit(firmware_dir, heap, keys, (p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE))
@@ -55,7 +47,7 @@ def reversed_purchase(firmware_dir: Path, heap: str = "64k"):
     """The same for a purchase whose answer fails its MAC on the way: the board records
     a reversal, shows "No charge", then sends the reversal and has it acknowledged."""
     def keys(emulator, start):
-        _purchase_keys(emulator, start)
+        emulator.answer_prompts(_PURCHASE, after=start)
         emulator.wait_for_screen("No charge", timeout=30, after=start)
         emulator.pin_pad_sends(b"E")
         emulator.wait_for_screen("Acknowledged", timeout=30, after=start)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .firmware_build import BuildError, compile_tree
+from .peripherals import pin_keys
 from .provision import provision_test_terminal
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
@@ -202,6 +203,14 @@ class Emulator:
     def pin_pad_sends(self, keys: bytes):
         """Key bytes from the PIN pad ('0'..'9', 'C', 'B', 'X', 'E')."""
         os.write(self._pinpad_w, keys)
+
+    def answer_prompts(self, steps, after: int = 0, timeout: float = 10.0) -> None:
+        """For each (prompt, keys) in turn: wait for a screen (from index `after` on)
+        showing prompt, then press keys ('0'..'9', 'C', 'B', 'X', 'E') on the PIN pad,
+        as a person answers the terminal."""
+        for prompt, keys in steps:
+            self.wait_for_screen(prompt, timeout=timeout, after=after)
+            self.pin_pad_sends(pin_keys(keys))
 
     # -- waiting on the screen --
 

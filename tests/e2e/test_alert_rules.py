@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from posbridge.issuer.cli import issuer as issuer_group
-from posbridge.peripherals import card_record, pin_keys
+from posbridge.peripherals import card_record
 
 LI_WEI = "4761730000000011"     # subscribed to every kind, SMS to 138****5678
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -21,16 +21,12 @@ def issuer_cli(issuer, *args):
     return result.output
 
 
-def visit(bank, keys_before_pin, pin, result):
-    """Swipe Li Wei's card, key the menu choice (and amount), then the PIN."""
+def visit(bank, choice, pin, result):
+    """Swipe Li Wei's card, answer the menu (and the amount), then the PIN."""
     em = bank.emulator
     start = len(em.screens)
     em.card_reader_sends(card_record(LI_WEI, "3012"))
-    em.wait_for_screen("1 Balance", after=start)
-    for keys, prompt in keys_before_pin:
-        em.pin_pad_sends(pin_keys(keys))
-        em.wait_for_screen(prompt, after=start)
-    em.pin_pad_sends(pin_keys(pin + "E"))
+    em.answer_prompts(choice + [("Enter PIN", pin + "E")], after=start)
     screen = em.wait_for_screen(result, timeout=30, after=start)
     at = len(em.screens)
     em.pin_pad_sends(b"E")
@@ -38,8 +34,8 @@ def visit(bank, keys_before_pin, pin, result):
     return screen
 
 
-BALANCE = [("1", "Enter PIN")]
-PURCHASE = [("2", "Enter amount"), ("20000E", "Enter PIN")]    # CNY 200.00
+BALANCE = [("1 Balance", "1")]
+PURCHASE = [("2 Purchase", "2"), ("Enter amount", "20000E")]    # CNY 200.00
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

@@ -9,7 +9,7 @@ from posbridge import cbor_profile
 from posbridge import protocol as p
 from posbridge.framing import FrameSplitter
 from posbridge.issuer.pins import hash_pin
-from posbridge.peripherals import card_record, pin_keys
+from posbridge.peripherals import card_record
 
 from .wiretap import BOARD_TO_BRIDGE, BRIDGE_TO_BOARD
 
@@ -24,10 +24,7 @@ def visit(bank, pan, pin, expiry="3012", result="Card "):
     em = bank.emulator
     start = len(em.screens)
     em.card_reader_sends(card_record(pan, expiry))
-    em.wait_for_screen("1 Balance", after=start)
-    em.pin_pad_sends(b"1")
-    em.wait_for_screen("Enter PIN", after=start)
-    em.pin_pad_sends(pin_keys(pin + "E"))
+    em.answer_prompts([("1 Balance", "1"), ("Enter PIN", pin + "E")], after=start)
     return em.wait_for_screen(result, timeout=25, after=start)
 
 

@@ -23,12 +23,8 @@ def key_purchase(bank, pan, amount_keys, pin=DEMO_PIN):
     em = bank.emulator
     start = len(em.screens)
     em.card_reader_sends(card_record(pan, "3012"))
-    em.wait_for_screen("2 Purchase", after=start)
-    em.pin_pad_sends(b"2")
-    em.wait_for_screen("Enter amount", after=start)
-    em.pin_pad_sends(pin_keys(amount_keys + "E"))
-    em.wait_for_screen("Enter PIN", after=start)
-    em.pin_pad_sends(pin_keys(pin + "E"))
+    em.answer_prompts([("2 Purchase", "2"), ("Enter amount", amount_keys + "E"),
+                       ("Enter PIN", pin + "E")], after=start)
     return start
 
 
@@ -222,12 +218,8 @@ def test_cancel_before_the_request_leaves_sends_nothing(bank, issuer):
         em.wait_for_screen("Insert card", after=start + 1)
     start = len(em.screens)
     em.card_reader_sends(card_record(LI_WEI, "3012"))
-    em.wait_for_screen("2 Purchase", after=start)
-    em.pin_pad_sends(b"2")
-    em.wait_for_screen("Enter amount", after=start)
-    em.pin_pad_sends(pin_keys("500E"))
-    em.wait_for_screen("Enter PIN", after=start)
-    em.pin_pad_sends(pin_keys("12X"))
+    em.answer_prompts([("2 Purchase", "2"), ("Enter amount", "500E"), ("Enter PIN", "12X")],
+                      after=start)
     em.wait_for_screen("Cancelled", after=start)
     assert sent(bank, p.PURCHASE_REQUEST) == [] and issuer.ledger.journal() == []
     assert board_journal(bank) == []
