@@ -15,6 +15,7 @@ allocates nothing per byte (one Card or CardError per record).
 Nothing here prints or logs: repr(Card) masks the PAN.
 """
 import wallclock
+from wipe import wipe as _wipe
 
 try:
     from micropython import const
@@ -207,11 +208,6 @@ def parse_track2(track, n, now_unix):
     mv = memoryview(track)
     return Card(str(mv[1:sep], "ascii"), str(mv[sep + 1:sep + 5], "ascii"),
                 str(mv[sep + 5:sep + 8], "ascii"))
-
-
-def _wipe(buf):
-    for i in range(len(buf)):
-        buf[i] = 0
 
 
 class CardReader:

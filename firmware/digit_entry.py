@@ -11,6 +11,7 @@ Loaded for a visit only: the terminal unloads it once the PIN is handed over.
 from time import ticks_diff
 
 from keypad import KEY_BACKSPACE, KEY_CANCEL, KEY_CLEAR, KEY_ENTER
+from wipe import wipe
 
 CANCEL = ("cancel",)
 TIMEOUT = ("timeout",)
@@ -76,9 +77,7 @@ class DigitEntry:
         return "*" * self.count
 
     def wipe(self):
-        buf = self.buf
-        for i in range(len(buf)):
-            buf[i] = 0
+        wipe(self.buf)
         self.count = 0
 
     # -- hooks --

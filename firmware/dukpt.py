@@ -33,7 +33,7 @@ once they are filled), this terminal keeps the initial key, as provisioned, and 
 the counter per transaction (at most 16 + 1 AES blocks per key). It is simpler and needs no
 register file on flash, but a captured device can derive keys of past transactions.
 
-Keys come back as bytearrays so the caller can wipe them (wipe()) when done.
+Keys come back as bytearrays so the caller can wipe them (wipe.wipe()) when done.
 """
 import cryptolib
 
@@ -59,12 +59,6 @@ KSN_SIZE = 12
 class DUKPTError(ValueError):
     # messages are a word or two: a long string costs RAM while the module is loaded
     pass
-
-
-def wipe(buf):
-    """Overwrite a key (or any sensitive bytearray) with zeros."""
-    for i in range(len(buf)):
-        buf[i] = 0
 
 
 def one_bits(counter):

@@ -10,6 +10,7 @@ import sys
 
 import cbor
 import messages as m
+from wipe import wipe as _wipe
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
@@ -109,8 +110,3 @@ def _signed(fields, mac_gen):
 def _drop(name):
     sys.modules.pop(name, None)
     gc.collect()
-
-
-def _wipe(key):
-    for i in range(len(key)):
-        key[i] = 0

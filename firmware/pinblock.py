@@ -17,6 +17,8 @@ standard's reproducible example.
 import os
 import cryptolib
 
+from wipe import wipe as _wipe
+
 BLOCK_SIZE = 16
 MIN_PIN = 4
 MAX_PIN = 12
@@ -26,11 +28,6 @@ _MODE_ECB = 1
 
 class PinBlockError(ValueError):
     pass
-
-
-def _wipe(buf):
-    for i in range(len(buf)):
-        buf[i] = 0
 
 
 def _set_nibble(field, index, value):

@@ -21,6 +21,7 @@ import time
 import journal
 import messages as m
 import settings
+from wipe import wipe
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
@@ -121,9 +122,7 @@ class Sender:
                 {_K_AMOUNT: e[3], _K_CURRENCY: e[4], _K_ORIGINAL_TRACE: e[1],
                  _K_ORIGINAL_KSN: binascii.unhexlify(e[2]), _K_REASON: e[5]})
         finally:
-            key = keys[0]
-            for i in range(len(key)):
-                key[i] = 0
+            wipe(keys[0])
             _unload("financial", "dukpt", "cmac")
         self.trace, self.ksn, self.mac_key = pending.trace, pending.ksn, pending.mac_key
         return body
@@ -195,10 +194,8 @@ class Sender:
             self._failed("Host offline")
 
     def wipe(self):
-        key = self.mac_key
-        if key is not None:
-            for i in range(len(key)):
-                key[i] = 0
+        if self.mac_key is not None:
+            wipe(self.mac_key)
             self.mac_key = None
         self.mtype = None
 

@@ -33,6 +33,7 @@ import messages as m
 import settings
 import wallclock
 from keypad import KEY_CANCEL, KEY_ENTER
+from wipe import wipe
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
@@ -250,11 +251,9 @@ class Transaction:
                 purchase)
         finally:
             # the PIN block code wiped the PIN; an error path may not have
-            for i in range(len(pin)):
-                pin[i] = 0
+            wipe(pin)
             if keys is not None:
-                for i in range(len(keys[0])):
-                    keys[0][i] = 0
+                wipe(keys[0])
         self.mtype, self.trace, self.ksn, self.mac_key = (
             pending.mtype, pending.trace, pending.ksn, pending.mac_key)
         return body, pairs[-1]   # a purchase's second pair is kept for its reversal
@@ -315,10 +314,8 @@ class Transaction:
         if self.entry is not None:
             self.entry.wipe()
             self.entry = None
-        key = self.mac_key
-        if key is not None:
-            for i in range(len(key)):
-                key[i] = 0
+        if self.mac_key is not None:
+            wipe(self.mac_key)
             self.mac_key = None
 
     def _finish_wait(self):

@@ -11,6 +11,7 @@ free_start = gc.mem_free()
 import dukpt  # noqa: E402
 import cmac  # noqa: E402
 import pinblock  # noqa: E402
+from wipe import wipe  # noqa: E402
 gc.collect()
 free_imported = gc.mem_free()
 
@@ -25,8 +26,8 @@ def one_transaction(counter):
         IK, IKID, counter, (dukpt.KEY_USAGE_PIN_ENCRYPTION, dukpt.KEY_USAGE_MAC_GENERATION))
     block = pinblock.make_block(pin_key, bytearray(b"1234"), PAN)
     mac = cmac.aes_cmac(mac_key, REQUEST)
-    dukpt.wipe(pin_key)
-    dukpt.wipe(mac_key)
+    wipe(pin_key)
+    wipe(mac_key)
     return block, mac
 
 
