@@ -37,6 +37,8 @@ Keys come back as bytearrays so the caller can wipe them (wipe.wipe()) when done
 """
 import cryptolib
 
+from wipe import wipe
+
 KEY_USAGE_PIN_ENCRYPTION = 0x1000
 KEY_USAGE_MAC_GENERATION = 0x2000    # MAC on the terminal's requests
 KEY_USAGE_MAC_VERIFICATION = 0x2001  # MAC on the issuer's responses, checked here
