@@ -9,10 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-from posbridge import protocol as p
+from posbridge.link import protocol as p
 from posbridge.bridge import Bridge
-from posbridge.emulator import Emulator
-from posbridge.link import HostLink, LinkClosed
+from posbridge.board.emulator import Emulator
+from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
 from .visit import balance_inquiry, purchase, reversed_purchase, smallest_heap_kib
@@ -44,7 +44,7 @@ def qstr_count() -> int:
     intern), under the unix port, from the precompiled firmware as the emulator runs it:
     the count a full day of visits reaches."""
     import tempfile
-    from posbridge.firmware_build import board_modules, compile_tree
+    from posbridge.board.firmware_build import board_modules, compile_tree
     names = [m.stem for m in board_modules(FIRMWARE) if m.stem not in ("main", "wiring")]
     with tempfile.TemporaryDirectory() as tmp:
         compile_tree(FIRMWARE, Path(tmp))

@@ -6,16 +6,16 @@ import threading
 from pathlib import Path
 
 from posbridge.bridge import Bridge
-from posbridge.emulator import Emulator, EmulatorError
-from posbridge.framing import encode_frame
+from posbridge.board.emulator import Emulator, EmulatorError
+from posbridge.link.framing import encode_frame
 from posbridge.issuer import Issuer
 from posbridge.issuer.faults import corrupt_mac
 from posbridge.issuer.demo_data import load_demo
 from posbridge.issuer.ledger import Ledger
-from posbridge.link import HostLink, LinkClosed
-from posbridge.peripherals import card_record
+from posbridge.link.host_link import HostLink, LinkClosed
+from posbridge.board.peripherals import card_record
 from posbridge.ports import open_port
-from posbridge import protocol as p
+from posbridge.link import protocol as p
 
 PAN = "4761730000000011"   # demo card: subscribed, SMS alerts (docs/issuer.md)
 

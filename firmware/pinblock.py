@@ -1,5 +1,5 @@
 """ISO 9564-1 format 4 PIN block (AES, 16 bytes), terminal side: encipherment only.
-Decipherment belongs to the issuer (host_tools/posbridge/issuer_keys.py).
+Decipherment belongs to the issuer (host_tools/posbridge/issuer/dukpt.py).
 
 Plain text PIN field (ISO 9564-1:2017 9.4.2), 32 nibbles:
     4 | PIN length (4..C) | PIN digits | fill A up to nibble 15 | 8 random bytes

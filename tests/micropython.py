@@ -32,7 +32,7 @@ COMPILED = ROOT / "build" / "mpy-test"
 def compiled_paths():
     """Firmware and firmware tests precompiled to .mpy, as the board runs them: compiling
     from source would spend the 64 KiB heap on the compiler, not on the firmware."""
-    from posbridge.firmware_build import compile_tree
+    from posbridge.board.firmware_build import compile_tree
     return [compile_tree(FIRMWARE, COMPILED / "firmware"),
             compile_tree(FIRMWARE_TESTS, COMPILED / "tests")]
 

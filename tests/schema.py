@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pycddl
 
-from posbridge import protocol as p
+from posbridge.link import protocol as p
 
 CDDL = Path(__file__).resolve().parents[1] / "docs" / "protocol.cddl"
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from . import __version__
-from . import protocol as p
-from .link import HostLink, LinkClosed, LinkError
+from .link import protocol as p
+from .link.host_link import HostLink, LinkClosed, LinkError
 
 log = logging.getLogger("posbridge")
 

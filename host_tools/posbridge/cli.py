@@ -19,8 +19,8 @@ import click
 from . import __version__
 from .bridge import Bridge
 from .console import console, log_frame, print_screen, setup_logging
-from .emulator import Emulator, EmulatorError, FIRMWARE_DIR, attach_link_path
-from .link import HostLink, LinkClosed
+from .board.emulator import Emulator, EmulatorError, FIRMWARE_DIR, attach_link_path
+from .link.host_link import HostLink, LinkClosed
 from .ports import PortError, open_port
 
 log = logging.getLogger("posbridge")
@@ -167,7 +167,7 @@ def _screen_printer(screens_dir):
     def show(screen):
         print_screen(screen)
         if screens_dir:
-            from .screen_png import save
+            from .board.screen_png import save
             count[0] += 1
             name = f"{count[0]:03d}-{_slug(screen.lines)}.png"
             save(screen.framebuffer, Path(screens_dir) / name)
@@ -199,7 +199,7 @@ def firmware():
               default=str(FIRMWARE_DIR), show_default=True)
 def firmware_build(out, firmware_dir):
     """Precompile every firmware module to .mpy with mpy-cross."""
-    from .firmware_build import BuildError, build
+    from .board.firmware_build import BuildError, build
 
     try:
         result = build(Path(firmware_dir), Path(out))
@@ -218,7 +218,7 @@ def firmware_build(out, firmware_dir):
               help="Records of posbridge provision to put on the board's flash too.")
 def firmware_deploy(port, build_dir, state_dir):
     """Copy the built firmware (and the terminal's records) to a board, then reset it."""
-    from .deploy import DeployError, deploy
+    from .board.deploy import DeployError, deploy
     try:
         deploy(port, Path(build_dir), Path(state_dir) if state_dir else None)
     except DeployError as exc:
@@ -246,9 +246,9 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
     leaves the issuer's side; the board gets the initial key only."""
     from .issuer.errors import LedgerError
     from .issuer.ledger import Ledger
-    from .issuer_keys import derive_initial_key
-    from .provision import ProvisionError
-    from .provision import provision as write_records
+    from .issuer.dukpt import derive_initial_key
+    from .board.provision import ProvisionError
+    from .board.provision import provision as write_records
     try:
         key_id = bytes.fromhex(bdk_id) + bytes.fromhex(derivation_id)
     except ValueError:

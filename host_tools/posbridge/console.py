@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.panel import Panel
 
-from . import protocol as p
-from .masking import mask_pans_in_text
+from .link import protocol as p
+from .link.pan import mask_pans_in_text
 
 console = Console(highlight=False)
 log = logging.getLogger("posbridge")

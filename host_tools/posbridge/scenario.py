@@ -29,7 +29,7 @@ from .console import console
 from .issuer.codes import REVERSAL_OUTCOMES
 from .issuer.faults import Faults
 from .issuer.money import format_amount
-from .peripherals import bad_read_record, card_record, pin_keys
+from .board.peripherals import bad_read_record, card_record, pin_keys
 
 log = logging.getLogger("posbridge")
 

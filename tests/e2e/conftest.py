@@ -3,9 +3,9 @@ import threading
 import pytest
 
 from posbridge.bridge import Bridge
-from posbridge.emulator import Emulator
-from posbridge.fault_injector import FaultInjector
-from posbridge.link import HostLink, LinkClosed
+from posbridge.board.emulator import Emulator
+from posbridge.link.fault_injector import FaultInjector
+from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
 from .wiretap import WireTap

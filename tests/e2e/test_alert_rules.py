@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from posbridge.issuer.cli import issuer as issuer_group
-from posbridge.peripherals import card_record
+from posbridge.board.peripherals import card_record
 
 LI_WEI = "4761730000000011"     # subscribed to every kind, SMS to 138****5678
 CJK = re.compile(r"[\u4e00-\u9fff]")

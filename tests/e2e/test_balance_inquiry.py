@@ -5,11 +5,11 @@ import logging
 
 import cbor2
 
-from posbridge import cbor_profile
-from posbridge import protocol as p
-from posbridge.framing import FrameSplitter
+from posbridge.link import cbor_profile
+from posbridge.link import protocol as p
+from posbridge.link.framing import FrameSplitter
 from posbridge.issuer.pins import hash_pin
-from posbridge.peripherals import card_record
+from posbridge.board.peripherals import card_record
 
 from .wiretap import BOARD_TO_BRIDGE, BRIDGE_TO_BOARD
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from posbridge import protocol as p
-from posbridge.link import LinkFailed
+from posbridge.link import protocol as p
+from posbridge.link.host_link import LinkFailed
 from tests.schema import validate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from posbridge import protocol as p
+from posbridge.link import protocol as p
 
 from .conftest import Session
 from .test_purchase import LI_WEI, LI_WEI_BALANCE, available, key_purchase, purchase

@@ -5,9 +5,9 @@ import json
 
 import cbor2
 
-from posbridge import cbor_profile
-from posbridge import protocol as p
-from posbridge.peripherals import card_record, pin_keys
+from posbridge.link import cbor_profile
+from posbridge.link import protocol as p
+from posbridge.board.peripherals import card_record, pin_keys
 
 from .wiretap import BRIDGE_TO_BOARD, DROP
 

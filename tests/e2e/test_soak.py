@@ -1,4 +1,4 @@
-"""Many purchases through the fault-injecting link (posbridge/fault_injector.py: flipped
+"""Many purchases through the fault-injecting link (posbridge/link/fault_injector.py: flipped
 bits, dropped bytes, duplicated chunks, garbage, lost chunks, both ways), with one answer
 in twenty (purchase or reversal) damaged after the issuer made it, so that the board has
 reversals to make and to repeat; then a count: every approval the board showed is
@@ -17,7 +17,7 @@ import time
 import pytest
 
 from posbridge.issuer.faults import corrupt_mac
-from posbridge.peripherals import card_record, pin_keys
+from posbridge.board.peripherals import card_record, pin_keys
 
 from .conftest import Session
 from .test_purchase import LI_WEI, ZHANG_MIN

@@ -1,10 +1,10 @@
 """A frame-level tap on the serial link, for tests: between the board's tty and the
-bridge's (posbridge.pty_middle), it keeps every byte that crosses in each direction, and
+bridge's (posbridge.link.pty_middle), it keeps every byte that crosses in each direction, and
 can rewrite a frame's payload on the way (the CRC recomputed, so only the MAC can tell)
 or drop the frame (an answer lost on the way).
 """
-from posbridge.framing import FrameSplitter, encode_frame
-from posbridge.pty_middle import BOARD_TO_BRIDGE, BRIDGE_TO_BOARD, PtyMiddle
+from posbridge.link.framing import FrameSplitter, encode_frame
+from posbridge.link.pty_middle import BOARD_TO_BRIDGE, BRIDGE_TO_BOARD, PtyMiddle
 
 __all__ = ["WireTap", "BOARD_TO_BRIDGE", "BRIDGE_TO_BOARD", "DROP"]
 

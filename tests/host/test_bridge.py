@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import posbridge
-from posbridge import masking
-from posbridge import protocol as p
+from posbridge.link import pan as masking
+from posbridge.link import protocol as p
 from posbridge.bridge import Bridge
 from posbridge.console import MaskingFilter
-from posbridge.link import HostLink, LinkClosed, LinkFailed
+from posbridge.link.host_link import HostLink, LinkClosed, LinkFailed
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware"
@@ -478,7 +478,8 @@ MASK_PAN = [
     ("4761739001010", "476173***1010"),
     ("4761739001010010123", "476173*********0123"),
     (4761739001010010, "476173******0010"),
-    ("476173900101", "************"),      # too short to be a PAN: nothing shown
+    ("476173900101", "********0101"),      # under 13 digits: the last four only
+    ("4761", "****"),
     ("", ""),
 ]
 
@@ -493,7 +494,7 @@ MASK_TEXT = [
     ("pan=4761739001010010,pan=5413330089010012", "pan=476173******0010,pan=541333******0012"),
     ("x4761739001010010y", "x476173******0010y"),
     ("4761739001010", "476173***1010"),
-    ("476173900101 is 12 digits", "************ is 12 digits"),   # the shortest PAN taken
+    ("476173900101 is 12 digits", "********0101 is 12 digits"),   # the shortest PAN taken
     ("47617390010 is 11 digits", "47617390010 is 11 digits"),
     ("47617390010100101234 is 20 digits", "47617390010100101234 is 20 digits"),
     ("amount 1250 currency 978", "amount 1250 currency 978"),

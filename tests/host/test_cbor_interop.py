@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from tests.micropython import run_micropython  # noqa: E402
-from posbridge import cbor_profile  # noqa: E402
+from posbridge.link import cbor_profile  # noqa: E402
 
 U64 = 2 ** 64
 BIG_LIMITS = dict(max_depth=8, max_items=100_000)  # property tests check codec, not limits

@@ -1,4 +1,4 @@
-"""Host framing (posbridge/framing.py, the `cobs` package) against the board's framing
+"""Host framing (posbridge/link/framing.py, the `cobs` package) against the board's framing
 (firmware/framing.py, its own COBS), byte for byte and in both directions.
 
 docs/protocol.md, "Framing": 0x00 | COBS(payload | CRC-32 big-endian) | 0x00, payload
@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posbridge import framing as host
+from posbridge.link import framing as host
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
 
 def _load_board_module(alias: str, filename: str):
-    """The board's module under an alias, so it cannot be mistaken for posbridge.framing."""
+    """The board's module under an alias, so it cannot be mistaken for posbridge.link.framing."""
     spec = importlib.util.spec_from_file_location(alias, FIRMWARE / filename)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,4 @@
-"""HostLink (posbridge/link.py) over mocked serial ports, scripted byte by byte, and
+"""HostLink (posbridge/link/host_link.py) over mocked serial ports, scripted byte by byte, and
 against the board's own Link (firmware/link.py) through a noisy in-memory wire.
 
 docs/protocol.md, "Link": 4-byte header (version, type, seq, flags), ACK = type 0,
@@ -19,9 +19,9 @@ import pytest
 from tests.cpython_shims import install as install_cpython_shims
 import serial
 
-from posbridge.framing import FrameSplitter, encode_frame
-from posbridge.link import HostLink, LinkClosed, LinkError, LinkFailed, MAX_BODY
-from posbridge.protocol import FLAG_SYN, PROTOCOL_VERSION, TYPE_ACK
+from posbridge.link.framing import FrameSplitter, encode_frame
+from posbridge.link.host_link import HostLink, LinkClosed, LinkError, LinkFailed, MAX_BODY
+from posbridge.link.protocol import FLAG_SYN, PROTOCOL_VERSION, TYPE_ACK
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 WAIT = 5.0  # seconds: the most any test waits for something that should happen at once
@@ -262,7 +262,7 @@ def test_ack_for_another_seq_does_not_complete_send(links):
 
 
 def test_first_frame_has_syn_later_ones_not_and_seq_counts_up_through_255(links, mocker):
-    mocker.patch("posbridge.link.random.randrange", return_value=254)
+    mocker.patch("posbridge.link.host_link.random.randrange", return_value=254)
     port = ScriptedPort(answer=acknowledge_everything)
     link = links(port, timeout=WAIT)
     for i in range(4):

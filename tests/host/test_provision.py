@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from posbridge.provision import (TEST_INITIAL_KEY_ID, TEST_MERCHANT_ID, TEST_MERCHANT_NAME,
+from posbridge.board.provision import (TEST_INITIAL_KEY_ID, TEST_MERCHANT_ID, TEST_MERCHANT_NAME,
                                  ProvisionError, provision, provision_test_terminal)
 
 

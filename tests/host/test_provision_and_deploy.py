@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from posbridge.cli import main
-from posbridge.deploy import DeployError, deploy, deploy_command
+from posbridge.board.deploy import DeployError, deploy, deploy_command
 from posbridge.issuer.demo_data import load_demo
 from posbridge.issuer.ledger import Ledger
-from posbridge.issuer_keys import derive_initial_key
-from posbridge.provision import TEST_BDK
+from posbridge.issuer.dukpt import derive_initial_key
+from posbridge.board.provision import TEST_BDK
 
 
 def run(*args):
@@ -130,7 +130,7 @@ def test_deploy_errors_are_clear(built, tmp_path, mocker):
 
 def test_deploy_cli_reports_a_failure_in_one_line(built, mocker):
     build, _ = built
-    mocker.patch("posbridge.deploy.subprocess.run",
+    mocker.patch("posbridge.board.deploy.subprocess.run",
                  return_value=subprocess.CompletedProcess([], 1, "", "no device"))
     clean_failure(run("firmware", "deploy", "--port", "/dev/ttyUSB0", "--build", build),
                   "mpremote failed on /dev/ttyUSB0: no device")

@@ -1,7 +1,7 @@
 """The emulator's PNG of a screen is the firmware's frame buffer, pixel for pixel."""
 import pytest
 
-from posbridge import screen_png
+from posbridge.board import screen_png
 
 
 def test_mono_vlsb_pixels_land_where_the_ssd1306_puts_them():

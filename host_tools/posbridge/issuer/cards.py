@@ -1,32 +1,12 @@
-"""Card data checks: PAN (length and Luhn), expiry YYMM, the cardholder's phone number
+"""Card data checks: PAN (length and Luhn, link/pan.py), expiry YYMM, the cardholder's phone number
 and how it is masked. Errors are ValueError with a message for a person; none of them
 quotes a full PAN."""
 import datetime
 import re
 
-from ..masking import mask_pan
+from ..link.pan import luhn_valid, mask_pan
 
 _PHONE = re.compile(r"\+?[0-9]{7,15}")
-
-
-def luhn_check_digit(partial: str) -> str:
-    """The digit that makes `partial` + digit pass the Luhn check (ISO/IEC 7812-1)."""
-    total = 0
-    # the check digit will be rightmost: double every second digit from the right of
-    # `partial`, starting with its last one
-    for i, ch in enumerate(reversed(partial)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
-
-
-def luhn_valid(pan: str) -> bool:
-    return (len(pan) >= 2 and pan.isascii() and pan.isdigit()
-            and luhn_check_digit(pan[:-1]) == pan[-1])
 
 
 def check_pan(pan: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from ..masking import mask_pan
+from ..link.pan import mask_pan
 from . import codes
 from .cards import check_pan, check_phone, mask_phone, parse_expiry
 from .demo_data import DEMO_BDK_ID, load_demo

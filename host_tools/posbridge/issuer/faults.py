@@ -12,7 +12,7 @@ environment of the process that runs the issuer (the bridge):
 import os
 from dataclasses import dataclass
 
-from .. import cbor_profile
+from ..link import cbor_profile
 
 ENV_VAR = "POSBRIDGE_ISSUER_FAULTS"
 RESPONSE_MAC_KEY = 15

@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..masking import mask_pan
+from ..link.pan import mask_pan
 from .codes import ALERT_KINDS, CARD_STATUSES, CHANNELS, OUTBOX_STATUSES
 from .errors import LedgerError
 from .preferences import Cardholder, load_cardholder  # noqa: F401  (Cardholder: re-exported)

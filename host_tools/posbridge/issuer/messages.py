@@ -8,12 +8,13 @@
 MACs: 8 bytes of AES-CMAC over the deterministic CBOR of the same map without the MAC
 key (7 in a request, 15 in a response); the request's under the DUKPT MAC generation
 key of its KSN, the response's under the MAC verification key of the same KSN
-(issuer_keys.verify_request_mac / response_mac).
+(dukpt.verify_request_mac / response_mac).
 """
 import re
 from dataclasses import dataclass
 
-from .. import cbor_profile, issuer_keys
+from ..link import cbor_profile
+from . import dukpt
 from .errors import IssuerRequestError, IssuerSecurityError
 
 MAC_SIZE = 8
@@ -94,7 +95,7 @@ _IDENTITY = {
     1: ("terminal id", str, lambda v: 1 <= len(v) <= 16),
     2: ("trace number", int, lambda v: 1 <= v <= 999999),
     3: ("time", int, lambda v: 0 <= v < 2 ** 63),
-    6: ("KSN", bytes, lambda v: len(v) == issuer_keys.KSN_SIZE),
+    6: ("KSN", bytes, lambda v: len(v) == dukpt.KSN_SIZE),
     7: ("MAC", bytes, lambda v: len(v) == MAC_SIZE),
 }
 _CARDHOLDER = {
@@ -111,7 +112,7 @@ _MERCHANT = {
 }
 _ORIGINAL = {
     12: ("original trace number", int, lambda v: 1 <= v <= 999999),
-    13: ("original KSN", bytes, lambda v: len(v) == issuer_keys.KSN_SIZE),
+    13: ("original KSN", bytes, lambda v: len(v) == dukpt.KSN_SIZE),
     14: ("reason", int, lambda v: v in (1, 2, 3)),
 }
 _SPECS = {
@@ -183,13 +184,13 @@ def parse_reversal_request(body: bytes) -> ReversalRequest:
 def check_request_mac(bdk: bytes, request: _Request) -> None:
     """IssuerSecurityError unless the request's MAC is right under its KSN."""
     try:
-        issuer_keys.verify_request_mac(bdk, request.ksn, request.signed, request.mac)
-    except (issuer_keys.DukptError, issuer_keys.MacError) as exc:
+        dukpt.verify_request_mac(bdk, request.ksn, request.signed, request.mac)
+    except (dukpt.DukptError, dukpt.MacError) as exc:
         raise IssuerSecurityError(f"{request.name} refused: {exc}") from None
 
 
 def _macd(fields: dict, bdk: bytes, ksn: bytes) -> bytes:
-    fields[RESPONSE_MAC_KEY] = issuer_keys.response_mac(bdk, ksn, cbor_profile.encode(fields),
+    fields[RESPONSE_MAC_KEY] = dukpt.response_mac(bdk, ksn, cbor_profile.encode(fields),
                                                         MAC_SIZE)
     return cbor_profile.encode(fields)
 

@@ -55,7 +55,7 @@ import sqlite3
 import threading
 import time
 
-from .. import issuer_keys
+from . import dukpt
 from . import alerts, codes, notify
 from .cards import is_expired
 from .dispatcher import Dispatcher
@@ -231,9 +231,9 @@ class Issuer:
         if card.pin_tries_left <= 0:
             return _Outcome(codes.PIN_TRIES_EXCEEDED, card=card, tries_left=0)
         try:
-            pin = issuer_keys.decrypt_pin_block(bdk, request.ksn, request.pin_block,
+            pin = dukpt.decrypt_pin_block(bdk, request.ksn, request.pin_block,
                                                 request.pan)
-        except (issuer_keys.PinBlockError, issuer_keys.DukptError):
+        except (dukpt.PinBlockError, dukpt.DukptError):
             log.warning("%s: PIN block undecipherable: 96", _label(request))
             return _Outcome(codes.SYSTEM_MALFUNCTION, card=card)
         pin_ok = verify_pin(pin, card.pin_hash)

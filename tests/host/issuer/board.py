@@ -21,8 +21,8 @@ from fwtest import FakeClock, ScriptedStream  # noqa: E402
 from link import Link  # noqa: E402
 from store import Store  # noqa: E402
 
-from posbridge.peripherals import card_record, pin_keys  # noqa: E402
-from posbridge.provision import provision_test_terminal  # noqa: E402
+from posbridge.board.peripherals import card_record, pin_keys  # noqa: E402
+from posbridge.board.provision import provision_test_terminal  # noqa: E402
 
 NOW = 1795305600
 

@@ -5,7 +5,7 @@ Balance requests are built and their answers checked by the board's own code
 (firmware/financial.py and answer.py, run under CPython with the tests/firmware cryptolib stand-in).
 Purchases and reversals are built here, on the host, as docs/protocol.md says the board
 builds them: the DUKPT working keys of the next KSN from the terminal's initial key
-(issuer_keys.working_key_from_initial, never the BDK), an ISO 9564-1 format 4 PIN block
+(dukpt.working_key_from_initial, never the BDK), an ISO 9564-1 format 4 PIN block
 (psec, an implementation independent of the issuer's), an 8-byte AES-CMAC over the
 deterministic CBOR without key 7; their answers are checked the way the board must
 (MAC under the verification key, then terminal id, trace, KSN)."""
@@ -27,7 +27,8 @@ import cbor as board_cbor  # noqa: E402  (firmware modules, after the path is se
 import answer  # noqa: E402
 import financial  # noqa: E402
 
-from posbridge import cbor_profile, issuer_keys  # noqa: E402
+from posbridge.issuer import dukpt  # noqa: E402
+from posbridge.link import cbor_profile  # noqa: E402
 
 REF = json.loads((ROOT.parent / "shared" / "reference" / "aes-dukpt-x9.24-3.json").read_text())
 BDK = bytes.fromhex(REF["bdk"])
@@ -40,7 +41,7 @@ MERCHANT_ID = "104110070110001"
 MERCHANT_NAME = "DEMO SHOP"
 CNY = 156
 SecurityError = answer.SecurityError
-_USAGE = issuer_keys.KeyUsage
+_USAGE = dukpt.KeyUsage
 
 
 @dataclass
@@ -59,13 +60,13 @@ class HostPending:
 
 
 def _keys(initial_key, ksn):
-    return [issuer_keys.working_key_from_initial(initial_key, ksn, usage)
+    return [dukpt.working_key_from_initial(initial_key, ksn, usage)
             for usage in (_USAGE.PIN_ENCRYPTION, _USAGE.MAC_GENERATION,
                           _USAGE.MAC_VERIFICATION)]
 
 
 def _signed(fields, mac_key):
-    fields[7] = issuer_keys.aes_cmac(mac_key, cbor_profile.encode(fields), 8)
+    fields[7] = dukpt.aes_cmac(mac_key, cbor_profile.encode(fields), 8)
     return cbor_profile.encode(fields)
 
 
@@ -103,7 +104,7 @@ def check_host_response(body, pending):
     try:
         fields = cbor_profile.decode(body)
         mac = fields.pop(15)
-        expected = issuer_keys.aes_cmac(pending.mac_key, cbor_profile.encode(fields), 8)
+        expected = dukpt.aes_cmac(pending.mac_key, cbor_profile.encode(fields), 8)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise SecurityError("unreadable response") from None
     if not isinstance(mac, bytes) or not hmac.compare_digest(mac, expected):
@@ -176,8 +177,8 @@ def resign(fields, bdk=BDK):
     """The request body for `fields` (a decoded request), MAC'd again under its KSN:
     for requests the board would never build but whose MAC is right."""
     fields = {k: v for k, v in fields.items() if k != 7}
-    key = issuer_keys.derive_working_key(bdk, fields[6], issuer_keys.KeyUsage.MAC_GENERATION)
-    fields[7] = issuer_keys.aes_cmac(key, cbor_profile.encode(fields), 8)
+    key = dukpt.derive_working_key(bdk, fields[6], dukpt.KeyUsage.MAC_GENERATION)
+    fields[7] = dukpt.aes_cmac(key, cbor_profile.encode(fields), 8)
     return cbor_profile.encode(fields)
 
 

@@ -5,7 +5,8 @@ import datetime
 
 import pytest
 
-from posbridge import cbor_profile, issuer_keys
+from posbridge.link import cbor_profile
+from posbridge.issuer import dukpt
 from posbridge.issuer import IssuerRequestError, IssuerSecurityError, Ledger
 from posbridge.issuer import codes
 from posbridge.issuer.ledger import MAX_PIN_TRIES
@@ -190,10 +191,10 @@ def test_response_mac_recomputed_with_the_issuer_keys(issuer, terminal):
     fields = cbor_profile.decode(issuer.handle_balance_request(body))
     mac = fields.pop(15)
     assert fields[9] == request[6]
-    assert mac == issuer_keys.response_mac(BDK, request[6], cbor_profile.encode(fields), 8)
+    assert mac == dukpt.response_mac(BDK, request[6], cbor_profile.encode(fields), 8)
     # the response key (2001) is not the request key (2000)
-    assert mac != issuer_keys.aes_cmac(
-        issuer_keys.derive_working_key(BDK, request[6], issuer_keys.KeyUsage.MAC_GENERATION),
+    assert mac != dukpt.aes_cmac(
+        dukpt.derive_working_key(BDK, request[6], dukpt.KeyUsage.MAC_GENERATION),
         cbor_profile.encode(fields), 8)
 
 

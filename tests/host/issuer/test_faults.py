@@ -1,7 +1,7 @@
 """Failing on purpose: issuer unavailable, slow answer, bad response MAC."""
 import pytest
 
-from posbridge import cbor_profile
+from posbridge.link import cbor_profile
 from posbridge.issuer import Faults, Issuer, IssuerUnavailable, Ledger, codes
 from posbridge.issuer.faults import corrupt_mac
 

@@ -5,10 +5,10 @@ import sqlite3
 
 import pytest
 
-from posbridge import cbor_profile
+from posbridge.link import cbor_profile
 from posbridge.issuer import Issuer, Ledger, LedgerError, codes
-from posbridge.issuer.cards import (check_pan, check_phone, is_expired, luhn_check_digit,
-                                    luhn_valid, mask_phone, parse_expiry)
+from posbridge.issuer.cards import check_pan, check_phone, is_expired, mask_phone, parse_expiry
+from posbridge.link.pan import luhn_check_digit, luhn_valid
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID, DEMO_CARDS, DEMO_PIN
 from posbridge.issuer.ledger import MAX_PIN_TRIES, MIGRATIONS, SCHEMA_VERSION
 from posbridge.issuer.money import currency_code, format_amount, parse_amount

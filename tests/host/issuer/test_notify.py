@@ -7,7 +7,7 @@ import pytest
 
 from posbridge.issuer import Faults, Issuer, Ledger, Policy, codes, notify, preferences
 from posbridge.issuer.ledger import Cardholder
-from posbridge.masking import mask_pans_in_text
+from posbridge.link.pan import mask_pans_in_text
 
 from .conftest import ISSUER_NOW
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI, ask

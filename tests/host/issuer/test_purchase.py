@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from posbridge import cbor_profile
+from posbridge.link import cbor_profile
 from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, IssuerUnavailable
 from posbridge.issuer import Ledger, codes
 from posbridge.issuer.ledger import MAX_PIN_TRIES

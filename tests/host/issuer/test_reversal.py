@@ -4,7 +4,7 @@ purchase is declined, reversals of declined purchases, MACs, malformed requests,
 every request and response checked against docs/protocol.cddl."""
 import pytest
 
-from posbridge import cbor_profile
+from posbridge.link import cbor_profile
 from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, Ledger, codes
 
 from .terminal import SecurityError, Terminal

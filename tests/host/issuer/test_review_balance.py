@@ -144,8 +144,8 @@ def test_lost_counter_record_never_reuses_a_ksn(board):
 
 
 def test_a_terminal_given_a_new_key_is_not_declined_as_duplicate(board):
-    from posbridge.issuer_keys import derive_initial_key
-    from posbridge.provision import provision
+    from posbridge.issuer.dukpt import derive_initial_key
+    from posbridge.board.provision import provision
     from .terminal import BDK
     inquiry(board)
     board.step(5)

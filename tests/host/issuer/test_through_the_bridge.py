@@ -3,10 +3,10 @@ answer types, every message checked against docs/protocol.cddl, and the bridge's
 line for each message, which names the fields and never shows the PAN or PIN block."""
 import pytest
 
-from posbridge import protocol as p
+from posbridge.link import protocol as p
 from posbridge.bridge import Bridge
 from posbridge.issuer import codes
-from posbridge.link import HostLink
+from posbridge.link.host_link import HostLink
 from tests.schema import validate
 
 from .test_purchase import LI_WEI, available

@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from .issuer_keys import derive_initial_key
+from ..issuer.dukpt import derive_initial_key
 
 # ANSI X9.24-3-2017 supplement's public sample BDK and initial key ID: test use only
 TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")

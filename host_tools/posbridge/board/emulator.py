@@ -25,7 +25,7 @@ from .firmware_build import BuildError, compile_tree
 from .peripherals import pin_keys
 from .provision import provision_test_terminal
 
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE_DIR = Path(__file__).resolve().parents[3] / "firmware"
 SCREEN_BYTES = 128 * 64 // 8
 
 

@@ -1,7 +1,7 @@
 """Message types and fields of the board-bridge protocol, host side
 (docs/protocol.md; the board's copy is firmware/messages.py, kept equal by a test)."""
 from . import cbor_profile
-from .masking import mask_pan
+from .pan import mask_pan
 
 PROTOCOL_VERSION = 1
 HEADER_SIZE = 4

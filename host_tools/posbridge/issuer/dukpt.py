@@ -6,7 +6,7 @@
 - ISO 9564-1 format 4 PIN blocks: decipher one back to the PIN, for PIN verification.
 
 The terminal's own code (firmware/dukpt.py, cmac.py, pinblock.py) is written separately
-for MicroPython; tests/host/test_issuer_keys.py checks that each side accepts the other's
+for MicroPython; tests/host/issuer/test_dukpt.py checks that each side accepts the other's
 output. Only this side ever holds the BDK or deciphers a PIN.
 
 DUKPT derivation data (X9.24-3 6.3.2, tables 2 and 3), 16 bytes, one AES-ECB block:

@@ -9,10 +9,10 @@ from pathlib import Path
 import psec.pinblock
 import pytest
 
-from posbridge import issuer_keys
-from posbridge.issuer_keys import DukptError, KeyUsage, MacError, PinBlockError
+from posbridge.issuer import dukpt
+from posbridge.issuer.dukpt import DukptError, KeyUsage, MacError, PinBlockError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
@@ -21,7 +21,9 @@ import cmac as board_cmac  # noqa: E402  (firmware modules, after the path is se
 import dukpt as board_dukpt  # noqa: E402
 import pinblock as board_pinblock  # noqa: E402
 
-REF = json.loads((ROOT.parent / "shared" / "reference" / "aes-dukpt-x9.24-3.json").read_text())
+import reference_vectors  # noqa: E402
+
+REF = reference_vectors.load()
 BDK = bytes.fromhex(REF["bdk"])
 IKID = bytes.fromhex(REF["initial_key_id"])
 IK = bytes.fromhex(REF["initial_key"])
@@ -42,19 +44,19 @@ def ksn_of(counter):
 
 
 def test_initial_key_from_bdk():
-    assert issuer_keys.derive_initial_key(BDK, IKID) == IK
+    assert dukpt.derive_initial_key(BDK, IKID) == IK
 
 
 @pytest.mark.parametrize("tx", TRANSACTIONS, ids=lambda tx: tx["ksn"])
 def test_transaction_key(tx):
-    assert issuer_keys.derive_transaction_key(BDK, bytes.fromhex(tx["ksn"])) == \
+    assert dukpt.derive_transaction_key(BDK, bytes.fromhex(tx["ksn"])) == \
         bytes.fromhex(tx["transaction_key"])
 
 
 @pytest.mark.parametrize("name,usage", WORKING_KEYS, ids=[n for n, _ in WORKING_KEYS])
 @pytest.mark.parametrize("tx", TRANSACTIONS, ids=lambda tx: tx["ksn"])
 def test_working_key(tx, name, usage):
-    assert issuer_keys.derive_working_key(BDK, bytes.fromhex(tx["ksn"]), usage) == \
+    assert dukpt.derive_working_key(BDK, bytes.fromhex(tx["ksn"]), usage) == \
         bytes.fromhex(tx[name])
 
 
@@ -62,22 +64,22 @@ def test_working_key(tx, name, usage):
 @pytest.mark.parametrize("tx", TRANSACTIONS, ids=lambda tx: tx["ksn"])
 def test_terminal_side_working_key_from_the_initial_key(tx, name, usage):
     ksn = bytes.fromhex(tx["ksn"])
-    assert issuer_keys.transaction_key_from_initial(IK, ksn) == bytes.fromhex(tx["transaction_key"])
-    assert issuer_keys.working_key_from_initial(IK, ksn, usage) == bytes.fromhex(tx[name])
+    assert dukpt.transaction_key_from_initial(IK, ksn) == bytes.fromhex(tx["transaction_key"])
+    assert dukpt.working_key_from_initial(IK, ksn, usage) == bytes.fromhex(tx[name])
 
 
 @pytest.mark.parametrize("counter", COUNTERS)
 def test_terminal_side_keys_equal_the_issuers(counter):
     for usage in (KeyUsage.MAC_GENERATION, KeyUsage.MAC_VERIFICATION, KeyUsage.PIN_ENCRYPTION):
-        assert issuer_keys.working_key_from_initial(IK, ksn_of(counter), usage) == \
-            issuer_keys.derive_working_key(BDK, ksn_of(counter), usage)
+        assert dukpt.working_key_from_initial(IK, ksn_of(counter), usage) == \
+            dukpt.derive_working_key(BDK, ksn_of(counter), usage)
 
 
 def test_iso9564_format4_example_deciphers():
     block = bytes.fromhex(EXAMPLE["encrypted_pin_block"])
     ksn = bytes.fromhex(EXAMPLE["ksn"])
-    assert issuer_keys.decrypt_pin_block(BDK, ksn, block, EXAMPLE["pan"]) == EXAMPLE["pin"]
-    assert issuer_keys.pan_field(EXAMPLE["pan"]) == bytes.fromhex(EXAMPLE["plain_pan_field"])
+    assert dukpt.decrypt_pin_block(BDK, ksn, block, EXAMPLE["pan"]) == EXAMPLE["pin"]
+    assert dukpt.pan_field(EXAMPLE["pan"]) == bytes.fromhex(EXAMPLE["plain_pan_field"])
 
 
 def test_wrong_pan_or_ksn_is_refused_without_quoting_the_pin():
@@ -85,21 +87,21 @@ def test_wrong_pan_or_ksn_is_refused_without_quoting_the_pin():
     ksn = bytes.fromhex(EXAMPLE["ksn"])
     for k, pan in ((ksn, "4111111111111112"), (ksn_of(2), EXAMPLE["pan"])):
         with pytest.raises(PinBlockError) as err:
-            issuer_keys.decrypt_pin_block(BDK, k, block, pan)
+            dukpt.decrypt_pin_block(BDK, k, block, pan)
         assert EXAMPLE["pin"] not in str(err.value)
 
 
 @pytest.mark.parametrize("counter", [0, 0x0001FFFF, 0xFFFFFFFF, 0xFFFF8000])
 def test_ksn_counter_refused(counter):
     with pytest.raises(DukptError, match="transaction counter"):
-        issuer_keys.derive_transaction_key(BDK, ksn_of(counter))
+        dukpt.derive_transaction_key(BDK, ksn_of(counter))
 
 
 def test_ksn_and_key_sizes_checked():
     with pytest.raises(DukptError, match="KSN"):
-        issuer_keys.derive_transaction_key(BDK, IKID + b"\x00\x01")
+        dukpt.derive_transaction_key(BDK, IKID + b"\x00\x01")
     with pytest.raises(DukptError, match="BDK"):
-        issuer_keys.derive_initial_key(BDK[:8], IKID)
+        dukpt.derive_initial_key(BDK[:8], IKID)
 
 
 # -- psec cross-check (an independent format 4 implementation) ---------------------------
@@ -113,7 +115,7 @@ PINS_PANS = [("1234", "4111111111111111"), ("0000", "123456789012"),
 def test_psec_blocks_decipher_here(pin, pan):
     key = bytes.fromhex(TRANSACTIONS[1]["pin_encryption_key"])
     block = psec.pinblock.encipher_pinblock_iso_4(key, pin, pan)
-    assert issuer_keys.decipher_pin_block(key, block, pan) == pin
+    assert dukpt.decipher_pin_block(key, block, pan) == pin
 
 
 @pytest.mark.parametrize("pin,pan", PINS_PANS)
@@ -126,7 +128,7 @@ def test_board_blocks_decipher_in_psec(pin, pan):
 @pytest.mark.parametrize("pan", [pan for _, pan in PINS_PANS])
 def test_pan_fields_agree_with_psec(pan):
     expected = psec.pinblock.encode_pan_field_iso_4(pan)
-    assert issuer_keys.pan_field(pan) == expected
+    assert dukpt.pan_field(pan) == expected
     assert bytes(board_pinblock.pan_field(pan)) == expected
 
 
@@ -141,16 +143,16 @@ def test_reference_example_matches_psec_fields():
 # -- board side accepted by the issuer -----------------------------------------------------
 
 @pytest.mark.parametrize("counter", COUNTERS, ids=lambda c: f"{c:08X}")
-def test_board_keys_equal_issuer_keys(counter):
+def test_board_keys_equal_the_issuers(counter):
     ksn = board_dukpt.make_ksn(IKID, counter)
     assert ksn == ksn_of(counter)
     tk = board_dukpt.transaction_key(IK, IKID, counter)
-    assert bytes(tk) == issuer_keys.derive_transaction_key(BDK, ksn)
+    assert bytes(tk) == dukpt.derive_transaction_key(BDK, ksn)
     for usage in KeyUsage:
         if usage in (KeyUsage.KEY_DERIVATION, KeyUsage.INITIAL_KEY):
             continue
         assert bytes(board_dukpt.working_key(tk, IKID, counter, int(usage))) == \
-            issuer_keys.derive_working_key(BDK, ksn, usage), usage.name
+            dukpt.derive_working_key(BDK, ksn, usage), usage.name
 
 
 @pytest.mark.parametrize("counter", COUNTERS, ids=lambda c: f"{c:08X}")
@@ -163,24 +165,24 @@ def test_board_pin_block_and_mac_accepted_by_issuer(counter):
     pin = "%04d" % (counter % 10000) + "5" * (counter % 5)
     pan = "4111111111111111"
     block = board_pinblock.make_block(pin_key, bytearray(pin.encode()), pan)
-    assert issuer_keys.decrypt_pin_block(BDK, ksn, block, pan) == pin
+    assert dukpt.decrypt_pin_block(BDK, ksn, block, pan) == pin
 
     request = b"\xa4\x01\x02\x02\x19\x03\xe8" + ksn + bytes(range(counter % 50))
     for size in (16, 8):
         mac = board_cmac.aes_cmac(mac_key, request, size)
-        issuer_keys.verify_request_mac(BDK, ksn, request, mac)
+        dukpt.verify_request_mac(BDK, ksn, request, mac)
         with pytest.raises(MacError):
-            issuer_keys.verify_request_mac(BDK, ksn, request + b"\x00", mac)
+            dukpt.verify_request_mac(BDK, ksn, request + b"\x00", mac)
     last = board_dukpt.LAST_COUNTER
     other_counter = 1 if counter == last else board_dukpt.next_counter(counter)
     other_key = board_dukpt.working_keys(IK, IKID, other_counter,
                                          (board_dukpt.KEY_USAGE_MAC_GENERATION,))[0]
     with pytest.raises(MacError):  # a MAC made under another counter's key
-        issuer_keys.verify_request_mac(BDK, ksn, request, board_cmac.aes_cmac(other_key, request))
+        dukpt.verify_request_mac(BDK, ksn, request, board_cmac.aes_cmac(other_key, request))
 
     response = b"\xa3\x01\x00\x02\x1a\x00\x01\x86\xa0"
-    assert board_cmac.verify(response_key, response, issuer_keys.response_mac(BDK, ksn, response))
-    assert not board_cmac.verify(mac_key, response, issuer_keys.response_mac(BDK, ksn, response))
+    assert board_cmac.verify(response_key, response, dukpt.response_mac(BDK, ksn, response))
+    assert not board_cmac.verify(mac_key, response, dukpt.response_mac(BDK, ksn, response))
 
 
 def test_board_cmac_equals_cryptography_cmac():
@@ -188,13 +190,13 @@ def test_board_cmac_equals_cryptography_cmac():
     message = os.urandom(200)
     for length in range(0, 200, 7):
         assert board_cmac.aes_cmac(key, message[:length]) == \
-            issuer_keys.aes_cmac(key, message[:length])
+            dukpt.aes_cmac(key, message[:length])
 
 
 def test_truncated_request_mac_below_64_bits_refused():
     ksn = ksn_of(1)
     with pytest.raises(MacError, match="8 to 16"):
-        issuer_keys.verify_request_mac(BDK, ksn, b"x", bytes(4))
+        dukpt.verify_request_mac(BDK, ksn, b"x", bytes(4))
 
 
 # -- next_counter against a brute-force search ----------------------------------------------
