@@ -116,10 +116,10 @@ def test_make_demo_scenario_runs(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Insert card" in out.stdout and "HELLO_REPLY" in out.stdout
     assert "heap free=" in out.stdout
-    # the balance inquiries of issue 3, within the 64 KiB heap
+    # the demo's balance inquiries, within the 64 KiB heap
     assert "SMS sent to" in out.stdout and "Restricted card" in out.stdout
     assert "Terminal error" not in out.stdout
-    # the purchases of issue 4: approved, declined 51, and one whose answer came too late,
+    # the demo's purchases: approved, declined 51, and one whose answer came too late,
     # reversed and acknowledged
     assert "APPROVED" in out.stdout and "Insufficient" in out.stdout
     assert "No charge" in out.stdout and "Sending reversal" in out.stdout

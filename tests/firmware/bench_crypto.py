@@ -15,6 +15,8 @@ from wipe import wipe  # noqa: E402
 gc.collect()
 free_imported = gc.mem_free()
 
+# the initial key and its ID of the X9.24-3-2017 test vector supplement, AES-128 BDK set;
+# written here, not loaded, so that parsing the vectors file does not count in the heap
 IK = bytes.fromhex("1273671EA26AC29AFA4D1084127652A1")
 IKID = bytes.fromhex("1234567890123456")
 PAN = "4111111111111111"

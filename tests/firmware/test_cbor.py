@@ -206,7 +206,8 @@ def test_refuses_too_many_items():
 
 
 def test_refuses_floats():
-    # RFC 8949 Appendix A float examples: 0.0 (half), 100000.0 (single), 1.1 (double)
+    # RFC 8949 Appendix A float examples: 0.0 (half), 100000.0 (single), 1.1 (double),
+    # Infinity (half), and its 1.0 (half) inside an array
     for hexdata in ("f90000", "fa47c35000", "fb3ff199999999999a", "f97c00", "82 01 f93c00"):
         refused(hexdata, "float")
 

@@ -7,13 +7,14 @@ import cmac
 from cmac import CMACError
 from fwtest import raises
 
+# RFC 4493 section 4: the AES-128 key and the 64-byte message of Examples 1 to 4
 KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
 MESSAGE = bytes.fromhex(
     "6bc1bee22e409f96e93d7e117393172a"
     "ae2d8a571e03ac9c9eb76fac45af8e51"
     "30c81c46a35ce411e5fbc1191a0a52ef"
     "f69f2445df4f9b17ad2b417be66c3710")
-# RFC 4493 section 4: message length -> T
+# RFC 4493 section 4, Examples 1 to 4: message length -> T
 RFC4493 = (
     (0, "bb1d6929e95937287fa37d129b756746"),
     (16, "070a16b46b4d4144f79bdd9dd04a287c"),
@@ -30,6 +31,7 @@ def test_cryptolib_is_the_builtin_under_micropython():
 
 
 def test_rfc4493_subkeys():
+    # RFC 4493 section 4, "Subkey Generation"
     k1, k2 = cmac.subkeys(KEY)
     assert k1 == bytes.fromhex("fbeed618357133667c85e08f7236a8de")
     assert k2 == bytes.fromhex("f7ddac306ae266ccf90bc11ee46d513b")

@@ -1,5 +1,7 @@
 # AES-128 DUKPT, terminal side (ANSI X9.24-3-2017): the standard's vectors, the counter
 # rules (at most 16 one-bits, exhaustion after FFFF0000) and the derivation structure.
+# The vectors are the AES-128 BDK set of the X9.24-3-2017 test vector supplement: initial
+# key, KSNs, transaction keys and working keys of counters 1 to 3 (reference_vectors.py).
 import cryptolib
 
 import dukpt

@@ -30,7 +30,7 @@ REQ_CARD = 4
 
 def ref_keys():
     """(initial key, initial key ID) of the reference vectors, as terminal_keys.load
-    gives them."""
+    gives them: X9.24-3-2017 test vector supplement, AES-128 BDK set."""
     ref = load()
     return (unhex(ref["initial_key"]), unhex(ref["initial_key_id"]))
 

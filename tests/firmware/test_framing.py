@@ -20,7 +20,9 @@ def cobs_roundtrip(data):
 
 
 def test_cobs_known_vectors():
-    # examples from the COBS paper / common reference vectors
+    # the "Encoding examples" of Wikipedia's "Consistent Overhead Byte Stuffing" page,
+    # without the 00 delimiter that encode_frame adds; b"" -> 01 (a code byte and no data)
+    # follows from the algorithm (Cheshire and Baker, IEEE/ACM Trans. Networking, 1999)
     assert cobs_encode(b"") == b"\x01"
     assert cobs_encode(b"\x00") == b"\x01\x01"
     assert cobs_encode(b"\x00\x00") == b"\x01\x01\x01"

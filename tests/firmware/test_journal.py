@@ -2,7 +2,7 @@
 # then approved, cleared, or turned into a reversal with an identity of its own; nothing
 # of the card is ever in it.
 import journal
-from terminal_rig import Term, PAN
+from fake_terminal import FakeTerminal as Term, PAN
 
 KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
 

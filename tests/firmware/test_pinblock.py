@@ -7,10 +7,12 @@ from pinblock import PinBlockError
 from fwtest import raises
 from reference_vectors import load, unhex
 
-PIN_KEY = bytes.fromhex("AF8CB133A78F8DC2D1359F18527593FB")  # reference, counter 1
+# the PIN encryption key of counter 1, X9.24-3-2017 test vector supplement, AES-128 BDK set
+PIN_KEY = bytes.fromhex("AF8CB133A78F8DC2D1359F18527593FB")
 
 
 def _example():
+    # ISO 9564-1:2017 format 4 (9.4.2) worked in the X9.24-3-2017 test vector supplement
     ref = load()
     example = ref["iso9564_format4_example"]
     # the example's KSN is the first transaction's; its PIN key is that transaction's
@@ -78,6 +80,8 @@ def test_pin_lengths_4_to_12_layout():
 
 
 def test_pan_field_lengths():
+    # laid out by hand from the PAN field rule of ISO 9564-1:2017 format 4; the last one
+    # is the supplement example's plain_pan_field
     assert bytes(pinblock.pan_field("123456789012")) == unhex("01234567890120000000000000000000")
     assert bytes(pinblock.pan_field("1234567890123456789")) == unhex(
         "71234567890123456789000000000000")

@@ -4,7 +4,7 @@
 import cbor
 import messages as m
 import settings
-from terminal_rig import Term, CARD, MERCHANT_ID, MERCHANT_NAME, answer_for, request_mac_ok
+from fake_terminal import FakeTerminal as Term, CARD, MERCHANT_ID, MERCHANT_NAME, answer_for, request_mac_ok
 from transaction import Transaction
 
 NOTE_SMS = {1: 2, 2: "sms", 3: "138****5678"}

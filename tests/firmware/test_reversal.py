@@ -5,7 +5,7 @@ import cbor
 import journal
 import messages as m
 from reversal import RETRY_MS, Sender
-from terminal_rig import Term, answer_for, request_mac_ok
+from fake_terminal import FakeTerminal as Term, answer_for, request_mac_ok
 
 KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
 

@@ -42,11 +42,8 @@ board_messages = load_board_module("board_messages", "messages.py")
 
 
 def board_link_module():
-    """firmware/link.py under CPython (MicroPython's tick functions on `time`, and
-    firmware/ on the path for its `from framing import ...`)."""
+    """firmware/link.py under CPython, with MicroPython's tick functions on `time`."""
     install_cpython_shims()
-    if str(FIRMWARE) not in sys.path:
-        sys.path.insert(0, str(FIRMWARE))
     return load_board_module("board_link", "link.py")
 
 
@@ -346,8 +343,8 @@ def test_financial_request_without_an_issuer_gets_error_5(bridge, link, mtype):
 
 TYPES = ["HELLO", "HELLO_REPLY", "STATUS_REQUEST", "STATUS", "ERROR", "BALANCE_REQUEST",
          "BALANCE_RESPONSE"]
-# issue 4: the host and docs/protocol.md define these before firmware/messages.py does;
-# each is held equal to the board's as soon as the board defines it
+# a message type may be on the host and in docs/protocol.md before firmware/messages.py
+# has it; each is held equal to the board's once the board defines it
 PURCHASE_TYPES = ["PURCHASE_REQUEST", "PURCHASE_RESPONSE", "REVERSAL_REQUEST",
                   "REVERSAL_RESPONSE"]
 BOARD_TYPES = TYPES + [n for n in PURCHASE_TYPES if hasattr(board_messages, n)]
@@ -439,7 +436,7 @@ def test_every_board_body_key_has_a_host_name():
 
 @pytest.fixture
 def purchase(monkeypatch):
-    """A message with a card number, registered the way a later issue will add one."""
+    """A made-up message type with a card number, registered the way a new type is added."""
     monkeypatch.setitem(p.TYPE_NAMES, 0x30, "PURCHASE")
     monkeypatch.setitem(p.FIELDS, 0x30, {1: "pan", 2: "amount", 3: "currency"})
     return 0x30

@@ -10,22 +10,19 @@ protocol's maps use (small unsigned integer keys). So:
 - where cbor2's canonical bytes differ from 4.2.1, the board's decoder refuses them.
 """
 import random
-import sys
 from datetime import timezone
 from pathlib import Path
 
+import cbor  # the board's codec, from firmware/
+import cbor2
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tests.micropython import run_micropython
+from posbridge.link import cbor_profile
+
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
-if str(FIRMWARE) not in sys.path:
-    sys.path.insert(0, str(FIRMWARE))
-
-import cbor  # noqa: E402  (the board's codec, from firmware/)
-import cbor2  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from tests.micropython import run_micropython  # noqa: E402
-from posbridge.link import cbor_profile  # noqa: E402
 
 U64 = 2 ** 64
 BIG_LIMITS = dict(max_depth=8, max_items=100_000)  # property tests check codec, not limits
@@ -275,8 +272,8 @@ def test_micropython_board_round_trips_cbor2_canonical(tmp_path):
 @pytest.mark.parametrize("data,why", [
     (bytes.fromhex("a2616101190100 02".replace(" ", "")), "not in deterministic"),  # {"a":1, 256:2}
     (bytes.fromhex("1817"), "not in deterministic"),          # 23 in two bytes
-    (bytes.fromhex("f93c00"), "not in the profile"),          # half float 1.0
-    (bytes.fromhex("c11a514b67b0"), "not in the profile"),    # tag 1 (epoch time)
+    (bytes.fromhex("f93c00"), "not in the profile"),          # half float 1.0, RFC 8949 App. A
+    (bytes.fromhex("c11a514b67b0"), "not in the profile"),    # tag 1 (epoch time), App. A
     (bytes.fromhex("0102"), "trailing"),
     (bytes.fromhex("5b"), "not CBOR"),
 ])

@@ -107,6 +107,7 @@ def test_size_limits_are_the_documented_ones():
 
 
 # (payload, whole frame on the wire); the CRC-32 check value of "123456789" is 0xCBF43926
+# (CRC RevEng catalogue, CRC-32/ISO-HDLC "check")
 KNOWN_FRAMES = [
     (b"123456789", bytes.fromhex("00 0e 313233343536373839 cbf43926 00")),
     (b"\x00", bytes.fromhex("00 01 05 d2 02 ef 8d 00")),

@@ -369,12 +369,9 @@ def test_receive_after_close_raises_link_closed(links):
 # ---- against the board's Link through a noisy wire --------------------------------
 
 def _board_link_class():
-    """firmware/link.py under CPython: MicroPython's tick functions on `time` (as
-    tests/firmware/conftest.py gives them) and firmware/ on the path for its
-    `from framing import ...`."""
+    """firmware/link.py under CPython, with MicroPython's tick functions on `time` (as
+    tests/firmware/conftest.py gives them)."""
     install_cpython_shims()
-    if str(FIRMWARE) not in sys.path:
-        sys.path.insert(0, str(FIRMWARE))
     spec = importlib.util.spec_from_file_location("board_link", FIRMWARE / "link.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -12,13 +12,8 @@ _SPEC = importlib.util.spec_from_file_location(
 
 @pytest.fixture(scope="module")
 def board_mask_pan():
-    import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
-    try:
-        module = importlib.util.module_from_spec(_SPEC)
-        _SPEC.loader.exec_module(module)
-    finally:
-        sys.path.pop(0)
+    module = importlib.util.module_from_spec(_SPEC)
+    _SPEC.loader.exec_module(module)
     return module.mask_pan
 
 

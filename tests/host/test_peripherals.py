@@ -6,8 +6,6 @@ docs/peripherals.md is the protocol. The card numbers and PINs are made-up test 
 import calendar
 import io
 import os
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,16 +13,12 @@ from hypothesis import strategies as st
 
 from posbridge.board import peripherals as sim
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
-if str(FIRMWARE) not in sys.path:
-    sys.path.append(str(FIRMWARE))  # last, so no board module shadows a host one
-
 # The board's modules use MicroPython's tick functions (tests/cpython_shims.py).
 from tests.cpython_shims import install as install_cpython_shims  # noqa: E402
 
 install_cpython_shims()
 
-import card_reader  # noqa: E402  (needs the path and the shims above)
+import card_reader  # noqa: E402  (needs the shims above)
 import digit_entry  # noqa: E402
 import keypad  # noqa: E402
 

@@ -5,7 +5,7 @@ import pytest
 from posbridge.issuer import Faults, Issuer, Ledger, Policy
 from posbridge.issuer.demo_data import load_demo
 
-from .terminal import NOW, Terminal
+from .request_builder import NOW, TerminalRequestBuilder
 
 ISSUER_NOW = NOW + 8 * 3600 + 125      # the issuer's clock: 2026-11-22 16:02:05 UTC+8
 
@@ -54,4 +54,4 @@ def issuer(make_issuer):
 
 @pytest.fixture
 def terminal():
-    return Terminal()
+    return TerminalRequestBuilder()

@@ -12,7 +12,8 @@ from posbridge.issuer import codes
 from posbridge.issuer.ledger import MAX_PIN_TRIES
 from tests.schema import schema_for
 
-from .terminal import BDK, NOW, Terminal, resign
+from .request_builder import BDK, NOW, resign
+from .request_builder import TerminalRequestBuilder as Terminal
 
 LI_WEI = "4761730000000011"       # subscribed, SMS, 138****5678
 ZHANG_MIN = "4761730000000029"    # not subscribed

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from posbridge.issuer.cli import issuer as issuer_group
 from posbridge.issuer.demo_data import DEMO_CARDS
 
-from .terminal import Terminal
+from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, ZHANG_MIN, ask
 
 FULL_PANS = [c.pan for c in DEMO_CARDS] + ["4111111111111111"]

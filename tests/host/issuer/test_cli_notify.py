@@ -7,7 +7,7 @@ import pytest
 from posbridge.issuer import Issuer, Ledger, codes
 
 from .conftest import ISSUER_NOW
-from .terminal import Terminal
+from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, UNKNOWN, ZHANG_MIN, ask
 from .test_cli import assert_clean_failure, assert_no_secrets, run
 

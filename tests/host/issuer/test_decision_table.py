@@ -228,7 +228,7 @@ def table_ledger(tmp_path_factory):
 
 
 def text_for(lang, kind):
-    """A real template of `kind` in `lang` (the texts themselves: test_templates.py)."""
+    """A real template of `kind` in `lang` (its wording: test_notify.py, test_policy.py)."""
     fields = dict(last4="0011", when="2026-11-22 16:02", terminal_id="T0000001")
     money = dict(currency=156, available=100000)
     if kind in (PU, LA):

@@ -1,10 +1,7 @@
 """Issuer side of DUKPT / AES-CMAC / format 4 PIN blocks: the standard's vectors, a cross-
 check of PIN blocks against the psec package, and the board-side modules (firmware/, run
 here under CPython with the tests/firmware cryptolib stand-in) accepted by the issuer."""
-import json
 import os
-import sys
-from pathlib import Path
 
 import psec.pinblock
 import pytest
@@ -12,17 +9,13 @@ import pytest
 from posbridge.issuer import dukpt
 from posbridge.issuer.dukpt import DukptError, KeyUsage, MacError, PinBlockError
 
-ROOT = Path(__file__).resolve().parents[3]
-for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+import cmac as board_cmac  # the board's modules, from firmware/
+import dukpt as board_dukpt
+import pinblock as board_pinblock
+import reference_vectors
 
-import cmac as board_cmac  # noqa: E402  (firmware modules, after the path is set)
-import dukpt as board_dukpt  # noqa: E402
-import pinblock as board_pinblock  # noqa: E402
-
-import reference_vectors  # noqa: E402
-
+# X9.24-3-2017 test vector supplement, AES-128 BDK set, and the ISO 9564-1:2017 format 4
+# example worked there (reference_vectors.py says which part is which)
 REF = reference_vectors.load()
 BDK = bytes.fromhex(REF["bdk"])
 IKID = bytes.fromhex(REF["initial_key_id"])

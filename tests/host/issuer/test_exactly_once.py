@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from posbridge.issuer import Issuer, Ledger, codes
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID
 
-from .terminal import Terminal
+from .request_builder import TerminalRequestBuilder as Terminal
 
 PAN = "4111111111111111"
 OPENING = 200000                  # CNY 2,000.00

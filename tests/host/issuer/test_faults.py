@@ -5,7 +5,7 @@ from posbridge.link import cbor_profile
 from posbridge.issuer import Faults, Issuer, IssuerUnavailable, Ledger, codes
 from posbridge.issuer.faults import corrupt_mac
 
-from .terminal import SecurityError
+from .request_builder import SecurityError
 from .test_balance_inquiry import LI_WEI, ask
 
 

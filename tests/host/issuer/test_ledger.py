@@ -14,7 +14,7 @@ from posbridge.issuer.ledger import MAX_PIN_TRIES, MIGRATIONS, SCHEMA_VERSION
 from posbridge.issuer.money import currency_code, format_amount, parse_amount
 from posbridge.issuer.pins import PinHashError, hash_pin, verify_pin
 
-from .terminal import Terminal
+from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, ask
 
 # ---- file and schema ------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_version_1_database_is_migrated_keeping_its_rows(tmp_path):
     ledger.close()
 
 
-# Purchases (issue 4) and the notification engine (issue 5) were each released as schema
+# Purchases and the notification engine were first written side by side, each as schema
 # version 2; their migrations are now 1 -> 2 and 2 -> 3, and 3 -> 4 makes their two
 # purchase thresholds one. A database of either version 2 opens as version 4.
 

@@ -14,7 +14,8 @@ from posbridge.issuer.ledger import MAX_PIN_TRIES
 from posbridge.issuer.pins import hash_pin
 from tests.schema import schema_for
 
-from .terminal import MERCHANT_ID, MERCHANT_NAME, SecurityError, Terminal, resign
+from .request_builder import MERCHANT_ID, MERCHANT_NAME, SecurityError, resign
+from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI
 
 WANG_FANG = "4761730000000037"    # app push, account limit 2,000.00, threshold 100.00

@@ -7,7 +7,8 @@ import pytest
 from posbridge.link import cbor_profile
 from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, Ledger, codes
 
-from .terminal import SecurityError, Terminal
+from .request_builder import SecurityError
+from .request_builder import TerminalRequestBuilder as Terminal
 from .test_purchase import CHEN_JIE, LI_WEI, ZHANG_MIN, available, cddl_check, entries
 
 REVERSED, NOTHING, ALREADY = codes.REVERSED, codes.NOTHING_CHARGED, codes.ALREADY_REVERSED

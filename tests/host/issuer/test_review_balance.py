@@ -1,11 +1,11 @@
 """Review of the balance inquiry: defects found, each shown by a test that fails today
-(xfail strict). The board is the real firmware under CPython (board.py), the issuer the
-simulator on the demo data (conftest.py)."""
+(xfail strict). The board is the real firmware under CPython (in_process_board.py), the
+issuer the simulator on the demo data (conftest.py)."""
 import sys
 
 import pytest
 
-from .board import Board, m
+from .in_process_board import InProcessBoard as Board, m
 
 LI_WEI = "4761730000000011"        # demo card: subscribed, SMS alerts
 
@@ -103,7 +103,8 @@ def test_hello_reply_with_a_text_utc_offset_does_not_brick_the_terminal(tmp_path
 _HUGE_TIME_SCRIPT = r"""
 import sys, tempfile
 sys.path.insert(0, sys.argv[1])
-from tests.host.issuer.board import Board, m
+import tests.conftest  # the import paths every CPython test gets
+from tests.host.issuer.in_process_board import InProcessBoard as Board, m
 with tempfile.TemporaryDirectory() as d:
     board = Board(d + "/flash")
     # a STATUS whose time is a valid CDDL uint (unix-time = uint), 2**62 seconds
@@ -146,7 +147,7 @@ def test_lost_counter_record_never_reuses_a_ksn(board):
 def test_a_terminal_given_a_new_key_is_not_declined_as_duplicate(board):
     from posbridge.issuer.dukpt import derive_initial_key
     from posbridge.board.provision import provision
-    from .terminal import BDK
+    from .request_builder import BDK
     inquiry(board)
     board.step(5)
     assert board.panel.last().startswith("BALANCE CNY")

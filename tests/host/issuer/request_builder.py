@@ -1,5 +1,5 @@
-"""A terminal for the issuer tests, provisioned with the public X9.24-3 test key set the
-demo issuer holds.
+"""Requests as a provisioned terminal makes them, for the issuer tests, under the public
+X9.24-3 test key set the demo issuer holds.
 
 Balance requests are built and their answers checked by the board's own code
 (firmware/financial.py and answer.py, run under CPython with the tests/firmware cryptolib stand-in).
@@ -10,27 +10,22 @@ builds them: the DUKPT working keys of the next KSN from the terminal's initial 
 deterministic CBOR without key 7; their answers are checked the way the board must
 (MAC under the verification key, then terminal id, trace, KSN)."""
 import hmac
-import json
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import psec.pinblock
 
-ROOT = Path(__file__).resolve().parents[3]
-for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+import cbor as board_cbor  # the board's modules, from firmware/
+import answer
+import financial
+import reference_vectors
 
-import cbor as board_cbor  # noqa: E402  (firmware modules, after the path is set)
-import answer  # noqa: E402
-import financial  # noqa: E402
+from posbridge.issuer import dukpt
+from posbridge.link import cbor_profile
 
-from posbridge.issuer import dukpt  # noqa: E402
-from posbridge.link import cbor_profile  # noqa: E402
-
-REF = json.loads((ROOT.parent / "shared" / "reference" / "aes-dukpt-x9.24-3.json").read_text())
+# ANSI X9.24-3-2017 supplement test vectors, AES-128 BDK set: BDK, initial key ID and the
+# initial key derived from them
+REF = reference_vectors.load()
 BDK = bytes.fromhex(REF["bdk"])
 INITIAL_KEY_ID = bytes.fromhex(REF["initial_key_id"])
 INITIAL_KEY = bytes.fromhex(REF["initial_key"])
@@ -119,7 +114,9 @@ def check_host_response(body, pending):
     return fields
 
 
-class Terminal:
+class TerminalRequestBuilder:
+    """Plays a provisioned terminal toward the issuer: builds requests, checks answers."""
+
     def __init__(self, terminal_id=TERMINAL_ID, initial_key=INITIAL_KEY,
                  initial_key_id=INITIAL_KEY_ID):
         self.terminal_id = terminal_id

@@ -2,15 +2,9 @@
 scripted streams for the link, the card reader and the PIN pad, with its flash in a
 temporary directory provisioned like the emulator's, and a firmware Link playing the
 bridge. For review tests that need the whole visit without pseudo-terminals."""
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-for p in (ROOT / "firmware", ROOT / "tests" / "firmware"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from tests.cpython_shims import install  # noqa: E402
+from tests.cpython_shims import install
 
 install()
 
@@ -41,11 +35,12 @@ class Panel:
         return any(text in "\n".join(s) for s in self.screens)
 
 
-class Board:
-    """Terminal + a peer Link. `answer(mtype, body)` -> (mtype, body) or None, called for
-    every message the board sends (the bridge's part)."""
+class InProcessBoard:
+    """Stands in for the board: the real firmware in this process, on scripted streams."""
 
     def __init__(self, state_dir, answer=None, provision=True, hello=True):
+        """`answer(mtype, body)` -> (mtype, body) or None is called for every message the
+        board sends (the bridge's part)."""
         self.state_dir = Path(state_dir)
         if provision:
             provision_test_terminal(self.state_dir)

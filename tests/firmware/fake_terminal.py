@@ -1,7 +1,7 @@
-# A stand-in for app.Terminal around one visit or one reversal sender, and the issuer's
-# side of a financial message, for the purchase and reversal tests (CPython and
-# MicroPython alike). The terminal is provisioned with the standard's test key set on a
-# flash of its own (a fresh directory under /tmp).
+# A fake of app.Terminal for the purchase, journal and reversal tests, and the issuer's
+# side of a financial message for them (CPython and MicroPython alike). The terminal is
+# provisioned with the standard's test key set on a flash of its own (a fresh directory
+# under /tmp).
 import binascii
 import gc
 import os
@@ -20,10 +20,11 @@ CARD = (PAN, "3012", "201", "476173******0011")
 _KEYS = []
 
 
-def rig_keys():
+def standard_keys():
     """(initial key, initial key ID) of the standard's test key set, as hex; read once:
     a 64 KiB heap has no room to parse the vectors file for every message."""
     if not _KEYS:
+        # ANSI X9.24-3-2017 supplement test vectors, AES-128 BDK set (reference_vectors.py)
         from reference_vectors import load
         ref = load()
         _KEYS.append(ref["initial_key"])
@@ -34,7 +35,7 @@ def rig_keys():
 
 
 def fresh_dir():
-    path = "/tmp/pos-rig-" + binascii.hexlify(os.urandom(4)).decode()
+    path = "/tmp/pos-fake-terminal-" + binascii.hexlify(os.urandom(4)).decode()
     os.mkdir(path)
     return path
 
@@ -77,11 +78,13 @@ class Link:
         return True
 
 
-class Term:
+class FakeTerminal:
+    """Stands in for app.Terminal: the attributes the visit and reversal code reads."""
+
     def __init__(self, directory=None):
         self.directory = directory or fresh_dir()
         self.store = Store(self.directory)
-        key, key_id = rig_keys()
+        key, key_id = standard_keys()
         self.store.save("terminal", {"terminal_id": TERMINAL_ID,
                                      "initial_key": key,
                                      "initial_key_id": key_id,
@@ -118,7 +121,7 @@ def answer_for(request, fields, mac_ok=True):
     import cmac
     import dukpt
     req = cbor.decode(request)
-    key, key_id = rig_keys()
+    key, key_id = standard_keys()
     key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
                              dukpt.split_ksn(req[6])[1],
                              (dukpt.KEY_USAGE_MAC_VERIFICATION,))[0]
@@ -139,7 +142,7 @@ def request_mac_ok(request):
     import dukpt
     req = cbor.decode(request)
     mac = req.pop(7)
-    key, key_id = rig_keys()
+    key, key_id = standard_keys()
     key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
                              dukpt.split_ksn(req[6])[1],
                              (dukpt.KEY_USAGE_MAC_GENERATION,))[0]
