@@ -232,14 +232,17 @@ def _within(field: Field, value) -> bool:
         return True
     if isinstance(limits, str):                           # a tstr's pattern
         return re.fullmatch(limits, value) is not None
-    size = {"tstr": lambda: len(value.encode()), "bstr": lambda: len(value)}
-    measured = size[field.type]() if field.type in size else value
-    return limits[0] <= measured <= limits[1]
+    if field.type == "tstr":
+        value = len(value.encode())                       # CDDL's .size counts bytes
+    elif field.type == "bstr":
+        value = len(value)
+    return limits[0] <= value <= limits[1]
 
 
-def _read(rule: str, fields: dict, message: str, parent=None, mac_present=True) -> dict:
+def _read(rule: str, fields: dict, message: str, parent=None, need_mac=True) -> dict:
     """`fields` (keys as in `rule`) checked and keyed by name; `parent` is (key, label)
-    of the map field they sit in, for the error texts."""
+    of the map field they sit in, for the error texts; need_mac False while a body is
+    built, before its MAC is known."""
     table = TABLES[rule]
     extra = [k for k in fields if k not in table]
     if extra:
@@ -252,7 +255,7 @@ def _read(rule: str, fields: dict, message: str, parent=None, mac_present=True) 
         label = field.label if parent is None else f"{parent[1]} {field.label}"
         where = f"{message}: field {key} ({label})"
         if key not in fields:
-            if field.presence == REQUIRED and (mac_present or field.mac != MAC):
+            if field.presence == REQUIRED and (need_mac or field.mac != MAC):
                 raise SchemaError(f"{where} is missing")
             continue
         value = fields[key]
@@ -297,7 +300,7 @@ def build(rule: str, **values) -> dict:
     if unknown:
         raise SchemaError(f"{rule}: no field named {unknown[0]!r}")
     fields = {keys[name]: value for name, value in values.items() if value is not None}
-    _read(rule, fields, rule, mac_present=False)
+    _read(rule, fields, rule, need_mac=False)
     return fields
 
 
