@@ -65,8 +65,11 @@ class _DamagesPurchaseAnswers:
     def __getattr__(self, name):
         return getattr(self._issuer, name)
 
-    def handle_purchase_request(self, body):
-        return corrupt_mac(self._issuer.handle_purchase_request(body))
+    def handle(self, mtype, body):
+        answer = self._issuer.handle(mtype, body)
+        if mtype == p.PURCHASE_REQUEST:
+            return corrupt_mac(p.PURCHASE_RESPONSE, answer)
+        return answer
 
 
 def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None):

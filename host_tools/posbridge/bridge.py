@@ -1,9 +1,11 @@
 """The bridge: answers the board's messages on a HostLink.
 
 Boot handshake (HELLO -> HELLO_REPLY with the time), liveness (STATUS_REQUEST ->
-STATUS both ways), and the financial requests, passed to the issuer whole: balance
-(0x10 -> 0x11), purchase (0x12 -> 0x13), reversal (0x14 -> 0x15). Errors travel as data: a message the bridge cannot handle gets an
-ERROR back, never silence."""
+STATUS both ways), and the financial requests, passed to the issuer whole
+(`issuer.handle(type, body)`), its answer sent back as the type the issuer's ROUTES
+table gives: balance (0x10 -> 0x11), purchase (0x12 -> 0x13), reversal (0x14 -> 0x15).
+Bodies are built and read by field name through the schema (link/protocol.py). Errors
+travel as data: a message the bridge cannot handle gets an ERROR back, never silence."""
 import logging
 import queue
 import threading
@@ -12,6 +14,8 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from . import __version__
+from .issuer.errors import IssuerRequestError, IssuerSecurityError, IssuerUnavailable
+from .issuer.messages import ROUTES
 from .link import protocol as p
 from .link.host_link import HostLink, LinkClosed, LinkError
 
@@ -37,10 +41,6 @@ class Bridge:
             p.STATUS: self.on_status,
             p.ERROR: self.on_error,
         }
-        # financial requests go to the issuer whole: it checks the MAC over these bytes
-        self.raw_handlers = {p.BALANCE_REQUEST: self.on_balance_request,
-                             p.PURCHASE_REQUEST: self.on_purchase_request,
-                             p.REVERSAL_REQUEST: self.on_reversal_request}
 
     def serve(self, stop: threading.Event, status_interval: Optional[float] = None):
         """Answer messages until stop is set or the port goes away (LinkClosed).
@@ -60,7 +60,7 @@ class Bridge:
                     raise closed[0]
                 msg = self.link.receive(timeout=0.1)
                 if msg is not None:
-                    if msg[0] in self.raw_handlers:
+                    if msg[0] in ROUTES:
                         requests.put(msg)
                     else:
                         self.handle(*msg)
@@ -83,8 +83,9 @@ class Bridge:
                 return
 
     def handle(self, mtype: int, body: bytes):
-        if mtype in self.raw_handlers:
-            self.raw_handlers[mtype](body)
+        if mtype in ROUTES:
+            # to the issuer whole: it checks the MAC over these very bytes
+            self._to_issuer(mtype, body)
             return
         handler = self.handlers.get(mtype)
         try:
@@ -110,59 +111,50 @@ class Bridge:
             log.error("board did not take %s: %s", p.TYPE_NAMES.get(mtype, mtype), exc)
 
     def reply_error(self, code: int, text: str, about_type: int, trace: Optional[int] = None):
-        error = {1: code, 2: text[:60], 3: about_type}
-        if trace is not None:
-            error[4] = trace
-        self.send(p.ERROR, error)
+        # the schema bounds the text in bytes: cut there, never inside a character
+        text = text.encode()[:60].decode("utf-8", "ignore")
+        self.send(p.ERROR, p.build("error", code=code, text=text, about_type=about_type,
+                                   trace=trace))
 
     # -- handlers --
 
     def on_hello(self, f: dict):
-        version = f[1]
-        if version != p.PROTOCOL_VERSION:
+        version = f.get(p.KEYS["hello"]["protocol"])
+        if version is not None and version != p.PROTOCOL_VERSION:
+            # the version alone decides: another version's HELLO may differ in any field
             self.reply_error(p.ERR_PROTOCOL_VERSION,
                              f"bridge speaks protocol {p.PROTOCOL_VERSION}, not {version}", p.HELLO)
             return
-        self.board = p.named(p.HELLO, f)
+        hello = p.parse("hello", f)
+        self.board = hello
         self.hello_count += 1
-        log.info("board %s firmware %s connected", f.get(3), f.get(2))
-        self.send(p.HELLO_REPLY, {1: p.PROTOCOL_VERSION, 2: int(self.clock()),
-                                  3: __version__, 4: self.utc_offset_min})
+        log.info("board %s firmware %s connected", hello["terminal_id"], hello["firmware"])
+        self.send(p.HELLO_REPLY, p.build("hello-reply", protocol=p.PROTOCOL_VERSION,
+                                         time=int(self.clock()), bridge=__version__,
+                                         utc_offset_min=self.utc_offset_min))
 
     def on_status_request(self, f: dict):
-        status = {1: int(time.monotonic() - self.started), 3: "ready", 6: int(self.clock())}
-        if self.issuer is not None:
-            status[5] = self.issuer.reachable()
-        self.send(p.STATUS, status)
+        p.parse("status-request", f)
+        online = self.issuer.reachable() if self.issuer is not None else None
+        self.send(p.STATUS, p.build("bridge-status", uptime_s=int(time.monotonic() - self.started),
+                                    state="ready", issuer_online=online,
+                                    time=int(self.clock())))
 
-    def on_balance_request(self, body: bytes):
-        self._to_issuer(p.BALANCE_REQUEST, p.BALANCE_RESPONSE, body,
-                        lambda issuer: issuer.handle_balance_request)
-
-    def on_purchase_request(self, body: bytes):
-        self._to_issuer(p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE, body,
-                        lambda issuer: issuer.handle_purchase_request)
-
-    def on_reversal_request(self, body: bytes):
-        self._to_issuer(p.REVERSAL_REQUEST, p.REVERSAL_RESPONSE, body,
-                        lambda issuer: issuer.handle_reversal_request)
-
-    def _to_issuer(self, request_type: int, response_type: int, body: bytes, method):
-        """The issuer's MAC'd answer, or an ERROR about `request_type` when there is
-        none (docs/issuer.md, "For the bridge")."""
-        from .issuer.errors import (IssuerRequestError, IssuerSecurityError,
-                                    IssuerUnavailable)
+    def _to_issuer(self, mtype: int, body: bytes):
+        """The issuer's MAC'd answer, of the type ROUTES gives, or an ERROR about the
+        request when there is none (docs/issuer.md, "For the bridge")."""
+        response_type, _ = ROUTES[mtype]
         # the request's trace number goes into any ERROR about it, so that the board can
         # tell an ERROR about this request from a late one about an earlier request
-        trace = _trace_of(body)
+        trace = _trace_of(mtype, body)
 
         def refuse(code, text):
-            self.reply_error(code, text, request_type, trace)
+            self.reply_error(code, text, mtype, trace)
         if self.issuer is None:
             refuse(p.ERR_ISSUER_UNAVAILABLE, "no issuer behind this bridge")
             return
         try:
-            response = method(self.issuer)(body)
+            response = self.issuer.handle(mtype, body)
         except IssuerRequestError as exc:
             refuse(p.ERR_MALFORMED, str(exc))
         except IssuerSecurityError as exc:
@@ -177,20 +169,21 @@ class Bridge:
             self.send(response_type, response)
 
     def on_status(self, f: dict):
-        self.board_status = p.named(p.STATUS, f)
+        self.board_status = p.parse("board-status", f)
 
     def on_error(self, f: dict):
-        log.warning("board reports error %s: %s (about %s)", f.get(1), f.get(2),
-                    p.TYPE_NAMES.get(f.get(3), f.get(3)))
+        error = p.parse("error", f)
+        log.warning("board reports error %s: %s (about %s)", error["code"], error["text"],
+                    p.TYPE_NAMES.get(error["about_type"], error["about_type"]))
 
     def request_status(self):
-        self.send(p.STATUS_REQUEST, {})
+        self.send(p.STATUS_REQUEST, p.build("status-request"))
 
 
-def _trace_of(body: bytes) -> Optional[int]:
-    """The trace number (key 2) of a financial request, if it can be read at all."""
+def _trace_of(mtype: int, body: bytes) -> Optional[int]:
+    """The trace number of a financial request, if it can be read at all."""
     try:
-        trace = p.decode_body(body).get(2)
-    except (ValueError, TypeError, AttributeError):
+        fields = p.decode_body(body)
+    except ValueError:
         return None
-    return trace if isinstance(trace, int) and 1 <= trace <= 999999 else None
+    return p.field_or_none(p.RULES[mtype][0], "trace", fields)

@@ -191,7 +191,7 @@ def test_a_reversal_whose_identity_is_taken_goes_under_a_new_one(bank, issuer):
     from tests.host.issuer.request_builder import TerminalRequestBuilder
     # the board's first purchase is trace 1 and its reversal trace 2: take trace 2
     body, _ = TerminalRequestBuilder().request(ZHANG_MIN, trace=2)
-    issuer.handle_balance_request(body)
+    issuer.handle(p.BALANCE_REQUEST, body)
     bank.tap.tamper = _flip_mac((p.PURCHASE_RESPONSE,))
     screen = purchase(bank, LI_WEI, "1250", result="No charge")
     bank.emulator.pin_pad_sends(b"E")

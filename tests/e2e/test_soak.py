@@ -17,6 +17,7 @@ import time
 import pytest
 
 from posbridge.issuer.faults import corrupt_mac
+from posbridge.link import protocol as p
 from posbridge.board.peripherals import card_record, pin_keys
 
 from .conftest import Session
@@ -40,6 +41,10 @@ def wait_for_any(emulator, texts, after, timeout):
                          "\n".join(emulator.stderr_lines[-20:]))
 
 
+# request type -> the type of the answer that may come back damaged
+DAMAGED = {p.PURCHASE_REQUEST: p.PURCHASE_RESPONSE, p.REVERSAL_REQUEST: p.REVERSAL_RESPONSE}
+
+
 class DamagingIssuer:
     """The issuer, but some answers leave it with their MAC damaged: the board must
     take them for no answer."""
@@ -53,17 +58,12 @@ class DamagingIssuer:
     def __getattr__(self, name):
         return getattr(self._issuer, name)
 
-    def _maybe(self, answer):
-        if self._rng.random() < self._rate:
+    def handle(self, mtype, body):
+        answer = self._issuer.handle(mtype, body)
+        if mtype in DAMAGED and self._rng.random() < self._rate:
             self.damaged += 1
-            return corrupt_mac(answer)
+            return corrupt_mac(DAMAGED[mtype], answer)
         return answer
-
-    def handle_purchase_request(self, body):
-        return self._maybe(self._issuer.handle_purchase_request(body))
-
-    def handle_reversal_request(self, body):
-        return self._maybe(self._issuer.handle_reversal_request(body))
 
 
 def run_purchases(issuer, count, seed):

@@ -224,11 +224,11 @@ def test_serve_answers_until_the_port_goes_away(bridge, link):
 def test_serve_answers_status_while_the_issuer_is_still_working(link, mocker):
     working, release = threading.Event(), threading.Event()
 
-    def slow_issuer(body):
+    def slow_issuer(mtype, body):
         working.set()
         release.wait(5)
         return b"\xa0"
-    issuer = mocker.Mock(handle_balance_request=mocker.Mock(side_effect=slow_issuer),
+    issuer = mocker.Mock(handle=mocker.Mock(side_effect=slow_issuer),
                          reachable=mocker.Mock(return_value=True))
     bridge = Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer)
     stop = threading.Event()
@@ -265,30 +265,29 @@ def test_serve_returns_when_stopped(bridge, link):
 
 # ---- financial requests: to the issuer whole, its errors as ERROR messages ---------
 
-ROUTES = [(p.BALANCE_REQUEST, "handle_balance_request", p.BALANCE_RESPONSE),
-          (p.PURCHASE_REQUEST, "handle_purchase_request", p.PURCHASE_RESPONSE),
-          (p.REVERSAL_REQUEST, "handle_reversal_request", p.REVERSAL_RESPONSE)]
+ROUTES = [(p.BALANCE_REQUEST, p.BALANCE_RESPONSE), (p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE),
+          (p.REVERSAL_REQUEST, p.REVERSAL_RESPONSE)]
 ROUTE_IDS = ["balance", "purchase", "reversal"]
 REQUEST_BODY = b"\xa1\x01\x68T0000001"       # the issuer parses it, not the bridge
 
 
 @pytest.fixture
 def issuer(mocker):
-    issuer = mocker.Mock(spec=["handle_balance_request", "handle_purchase_request",
-                               "handle_reversal_request", "reachable"])
-    for _, method, _ in ROUTES:
-        getattr(issuer, method).return_value = b"\xa1\x03\x6200"
+    issuer = mocker.Mock(spec=["handle", "reachable"])
+    issuer.handle.return_value = b"\xa1\x03\x6200"
     return issuer
 
 
-@pytest.mark.parametrize("mtype, method, reply", ROUTES, ids=ROUTE_IDS)
-def test_financial_request_goes_to_the_issuer_and_its_answer_back(link, issuer, mtype,
-                                                                 method, reply):
+def test_the_bridge_routes_what_the_issuers_table_routes():
+    from posbridge.issuer.messages import ROUTES as ISSUER_ROUTES
+    assert {request: response for request, (response, _) in ISSUER_ROUTES.items()} == \
+        dict(ROUTES)
+
+
+@pytest.mark.parametrize("mtype, reply", ROUTES, ids=ROUTE_IDS)
+def test_financial_request_goes_to_the_issuer_and_its_answer_back(link, issuer, mtype, reply):
     Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer).handle(mtype, REQUEST_BODY)
-    getattr(issuer, method).assert_called_once_with(REQUEST_BODY)
-    for _, other, _ in ROUTES:
-        if other != method:
-            getattr(issuer, other).assert_not_called()
+    issuer.handle.assert_called_once_with(mtype, REQUEST_BODY)
     link.send.assert_called_once_with(reply, b"\xa1\x03\x6200")     # the bytes, untouched
 
 
@@ -308,22 +307,22 @@ def _issuer_errors():
 
 @pytest.mark.parametrize("error_index", range(5), ids=["request", "security", "unavailable",
                                                        "internal", "bug"])
-@pytest.mark.parametrize("mtype, method, reply", ROUTES, ids=ROUTE_IDS)
-def test_issuer_errors_become_error_messages_about_the_request(link, issuer, mtype, method,
-                                                               reply, error_index):
+@pytest.mark.parametrize("mtype, reply", ROUTES, ids=ROUTE_IDS)
+def test_issuer_errors_become_error_messages_about_the_request(link, issuer, mtype, reply,
+                                                               error_index):
     exc, code, text = _issuer_errors()[error_index]
-    getattr(issuer, method).side_effect = exc
+    issuer.handle.side_effect = exc
     Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer).handle(mtype, REQUEST_BODY)
     kind, fields = only_reply(link)
     assert (kind, fields) == (p.ERROR, {1: code, 2: text, 3: mtype})
     validate(kind, link.send.call_args.args[1])
 
 
-@pytest.mark.parametrize("mtype, method, reply", ROUTES, ids=ROUTE_IDS)
-def test_an_error_about_a_request_names_its_trace_number(link, issuer, mtype, method, reply):
+@pytest.mark.parametrize("mtype, reply", ROUTES, ids=ROUTE_IDS)
+def test_an_error_about_a_request_names_its_trace_number(link, issuer, mtype, reply):
     # so the board can tell it from a late ERROR about an earlier request
     from posbridge.issuer import IssuerUnavailable
-    getattr(issuer, method).side_effect = IssuerUnavailable("down")
+    issuer.handle.side_effect = IssuerUnavailable("down")
     body = p.encode_body({1: "T0000001", 2: 17, 3: 1795305600})
     Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer).handle(mtype, body)
     kind, fields = only_reply(link)
@@ -332,7 +331,7 @@ def test_an_error_about_a_request_names_its_trace_number(link, issuer, mtype, me
     validate(kind, link.send.call_args.args[1])
 
 
-@pytest.mark.parametrize("mtype", [m for m, _, _ in ROUTES], ids=ROUTE_IDS)
+@pytest.mark.parametrize("mtype", [m for m, _ in ROUTES], ids=ROUTE_IDS)
 def test_financial_request_without_an_issuer_gets_error_5(bridge, link, mtype):
     bridge.handle(mtype, REQUEST_BODY)
     assert only_reply(link) == (p.ERROR, {1: p.ERR_ISSUER_UNAVAILABLE,
@@ -348,8 +347,6 @@ TYPES = ["HELLO", "HELLO_REPLY", "STATUS_REQUEST", "STATUS", "ERROR", "BALANCE_R
 PURCHASE_TYPES = ["PURCHASE_REQUEST", "PURCHASE_RESPONSE", "REVERSAL_REQUEST",
                   "REVERSAL_RESPONSE"]
 BOARD_TYPES = TYPES + [n for n in PURCHASE_TYPES if hasattr(board_messages, n)]
-FINANCIAL = {p.BALANCE_REQUEST, p.BALANCE_RESPONSE, p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE,
-             p.REVERSAL_REQUEST, p.REVERSAL_RESPONSE}
 ERRORS = ["ERR_UNSUPPORTED_TYPE", "ERR_MALFORMED", "ERR_PROTOCOL_VERSION", "ERR_INTERNAL",
           "ERR_ISSUER_UNAVAILABLE", "ERR_SECURITY"]
 OTHER_CONSTANTS = ["MAC_LEN"]
@@ -393,43 +390,8 @@ def test_link_header_constants_equal_the_boards(name):
     assert getattr(p, name) == getattr(board_link_module(), name)
 
 
-BODY_KEYS = [
-    # message type, board constant, host field name
-    (p.HELLO, "K_PROTOCOL", "protocol"),
-    (p.HELLO, "K_FIRMWARE", "firmware"),
-    (p.HELLO, "K_TERMINAL_ID", "terminal_id"),
-    (p.HELLO_REPLY, "K_PROTOCOL", "protocol"),
-    (p.HELLO_REPLY, "K_TIME", "time"),
-    (p.HELLO_REPLY, "K_BRIDGE", "bridge"),
-    (p.HELLO_REPLY, "K_UTC_OFFSET", "utc_offset_min"),
-    (p.STATUS, "K_UPTIME", "uptime_s"),
-    (p.STATUS, "K_HEAP_FREE", "heap_free"),
-    (p.STATUS, "K_STATE", "state"),
-    (p.STATUS, "K_LINK", "link"),
-    (p.STATUS, "K_ISSUER_ONLINE", "issuer_online"),
-    (p.STATUS, "K_STATUS_TIME", "time"),
-    (p.ERROR, "K_ERROR_CODE", "code"),
-    (p.ERROR, "K_ERROR_TEXT", "text"),
-    (p.ERROR, "K_ERROR_TRACE", "trace"),
-    (p.ERROR, "K_ERROR_TYPE", "about_type"),
-]
-# the financial messages' keys are const() in the board modules that use them (no RAM);
-# their agreement with the host is checked against docs/protocol.cddl instead
-
-
-@pytest.mark.parametrize("mtype, constant, name", BODY_KEYS,
-                         ids=[f"{t:#04x}-{c}" for t, c, _ in BODY_KEYS])
-def test_body_key_names_the_same_field_on_both_sides(mtype, constant, name):
-    assert p.FIELDS[mtype][getattr(board_messages, constant)] == name
-
-
-def test_every_board_body_key_has_a_host_name():
-    assert board_names("K_") == {c for _, c, _ in BODY_KEYS}
-    for mtype, names in p.FIELDS.items():
-        if mtype in FINANCIAL:
-            continue
-        named_here = {n for t, _, n in BODY_KEYS if t == mtype}
-        assert set(names.values()) == named_here, f"type {mtype:#04x}"
+# the body keys (firmware/messages.py and the financial modules' const() keys) are held
+# to the host's schema and to protocol.cddl in test_schema.py
 
 
 # ---- what a person reads: describe, masking ------------------------------------------

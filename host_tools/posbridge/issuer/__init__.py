@@ -5,10 +5,10 @@ The bridge needs:
 
     from posbridge.issuer import Issuer, IssuerRequestError, IssuerSecurityError, \\
         IssuerUnavailable, IssuerError
+    from posbridge.issuer.messages import ROUTES
     issuer = Issuer.open(db_path)          # policy and faults from the environment
-    body = issuer.handle_balance_request(request_body)   # or raises an IssuerError
-    body = issuer.handle_purchase_request(request_body)  # the same, for 0x12 -> 0x13
-    body = issuer.handle_reversal_request(request_body)  # and 0x14 -> 0x15
+    body = issuer.handle(mtype, request_body)    # or raises an IssuerError
+    response_type, _ = ROUTES[mtype]       # 0x10 -> 0x11, 0x12 -> 0x13, 0x14 -> 0x15
 """
 from .errors import (IssuerError, IssuerInternalError, IssuerRequestError,
                      IssuerSecurityError, IssuerUnavailable, LedgerError)

@@ -12,10 +12,9 @@ environment of the process that runs the issuer (the bridge):
 import os
 from dataclasses import dataclass
 
-from ..link import cbor_profile
+from ..link import cbor_profile, protocol
 
 ENV_VAR = "POSBRIDGE_ISSUER_FAULTS"
-RESPONSE_MAC_KEY = 15
 
 
 @dataclass(frozen=True)
@@ -58,11 +57,13 @@ def _seconds(text):
     return value if 0 <= value <= 3600 else None
 
 
-def corrupt_mac(response: bytes) -> bytes:
-    """The response with the lowest bit of its MAC's first byte flipped: still valid
-    CBOR of the same shape, but the board's MAC check must refuse it."""
+def corrupt_mac(mtype: int, response: bytes) -> bytes:
+    """The response (a message of type `mtype`) with the lowest bit of its MAC's first
+    byte flipped: still valid CBOR of the same shape, but the board's MAC check must
+    refuse it."""
+    key = protocol.mac_key(mtype)
     fields = cbor_profile.decode(response)
-    mac = bytearray(fields[RESPONSE_MAC_KEY])
+    mac = bytearray(fields[key])
     mac[0] ^= 0x01
-    fields[RESPONSE_MAC_KEY] = bytes(mac)
+    fields[key] = bytes(mac)
     return cbor_profile.encode(fields)

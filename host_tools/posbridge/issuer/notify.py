@@ -37,6 +37,7 @@ alike: the banking app is registered to that number.
 """
 from dataclasses import dataclass, replace
 
+from ..link import protocol
 from . import codes
 from .cards import mask_phone
 from .money import currency_name, format_amount
@@ -91,13 +92,10 @@ class Decision:
 
     def as_cbor_map(self) -> dict:
         """The response's `notification` map."""
-        out = {1: self.status}
-        if self.channel:
-            out[2] = self.channel
-            out[3] = self.destination
-        if self.detail:
-            out[4] = self.detail
-        return out
+        return protocol.build("notification", status=self.status,
+                              channel=self.channel or None,
+                              destination=self.destination if self.channel else None,
+                              detail=self.detail or None)
 
 
 NOTHING = Decision(codes.NOTHING_TO_ALERT)

@@ -1,11 +1,12 @@
 """The issuer: a financial request in, a MAC'd response out.
 
     issuer = Issuer(Ledger.open(path), Policy(), Faults())
-    response_body = issuer.handle_balance_request(request_body)    # 0x10 -> 0x11
-    response_body = issuer.handle_purchase_request(request_body)   # 0x12 -> 0x13
-    response_body = issuer.handle_reversal_request(request_body)   # 0x14 -> 0x15
+    response_body = issuer.handle(mtype, request_body)
+    # the body of a messages.ROUTES[mtype][0] message: 0x10 -> 0x11, 0x12 -> 0x13,
+    # 0x14 -> 0x15
 
 Before any answer exists (errors.py says what the bridge sends instead):
+  not a financial request type                      -> IssuerRequestError
   fault "unavailable"                               -> IssuerUnavailable
   body not a request of its type                    -> IssuerRequestError
   no key set for the KSN's BDK id, KSN counter bad  -> IssuerSecurityError
@@ -59,22 +60,19 @@ from . import dukpt
 from . import alerts, codes, notify
 from .cards import is_expired
 from .dispatcher import Dispatcher
-from .errors import IssuerInternalError, IssuerSecurityError, IssuerUnavailable
+from .errors import (IssuerInternalError, IssuerRequestError, IssuerSecurityError,
+                     IssuerUnavailable)
 from .faults import Faults, corrupt_mac
 from .gateways import BuiltinGateway
 from .ledger import MAX_PIN_TRIES, Ledger, request_digest
-from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, balance_response,
-                       check_request_mac, parse_balance_request, parse_purchase_request,
-                       parse_reversal_request, reversal_response)
+from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, ROUTES, balance_response,
+                       check_request_mac, reversal_response)
 from .money import format_amount
 from .pins import verify_pin
 from .policy import Policy
 
 log = logging.getLogger("posbridge.issuer")
 
-KIND_BALANCE_INQUIRY = BALANCE_INQUIRY
-KIND_PURCHASE = PURCHASE
-KIND_REVERSAL = REVERSAL
 _LABELS = {BALANCE_INQUIRY: "balance inquiry", PURCHASE: "purchase", REVERSAL: "reversal"}
 
 
@@ -128,19 +126,13 @@ class Issuer:
 
     # ---- the requests --------------------------------------------------------------
 
-    def handle_balance_request(self, body: bytes) -> bytes:
-        """The CBOR balance-response body for a balance-request body (see module doc)."""
-        return self._handle(parse_balance_request, body)
-
-    def handle_purchase_request(self, body: bytes) -> bytes:
-        """The CBOR purchase-response body for a purchase-request body."""
-        return self._handle(parse_purchase_request, body)
-
-    def handle_reversal_request(self, body: bytes) -> bytes:
-        """The CBOR reversal-response body for a reversal-request body."""
-        return self._handle(parse_reversal_request, body)
-
-    def _handle(self, parse, body) -> bytes:
+    def handle(self, mtype: int, body: bytes) -> bytes:
+        """The CBOR response body to the financial request `body` of type `mtype`; its
+        type is ROUTES[mtype][0]. An IssuerError instead when there is no answer."""
+        route = ROUTES.get(mtype)
+        if route is None:
+            raise IssuerRequestError(f"message type {mtype:#04x} is not a financial request")
+        response_type, parse = route
         if self.faults.unavailable:
             raise IssuerUnavailable("issuer unavailable")
         request = parse(body)
@@ -151,7 +143,7 @@ class Issuer:
         if self.faults.delay_s:
             self._sleep(self.faults.delay_s)
         if self.faults.bad_mac:
-            response = corrupt_mac(response)
+            response = corrupt_mac(response_type, response)
         return response
 
     def _key_for(self, request) -> bytes:

@@ -6,6 +6,7 @@ import datetime
 import pytest
 
 from posbridge.link import cbor_profile
+from posbridge.link.protocol import BALANCE_REQUEST
 from posbridge.issuer import dukpt
 from posbridge.issuer import IssuerRequestError, IssuerSecurityError, Ledger
 from posbridge.issuer import codes
@@ -28,7 +29,7 @@ def cddl_check(body):
 
 def ask(issuer, terminal, pan, **kw):
     body, pending = terminal.request(pan, **kw)
-    response = issuer.handle_balance_request(body)
+    response = issuer.handle(BALANCE_REQUEST, body)
     cddl_check(response)
     return terminal.check(response, pending)
 
@@ -126,7 +127,7 @@ def test_undecipherable_pin_block_is_96_and_costs_no_try(issuer, terminal):
     body, pending = terminal.request(LI_WEI)
     fields = cbor_profile.decode(body)
     fields[5] = bytes(16)                     # MAC'd again, so only the block is wrong
-    response = issuer.handle_balance_request(resign(fields))
+    response = issuer.handle(BALANCE_REQUEST, resign(fields))
     cddl_check(response)
     assert terminal.check(response, pending)[3] == codes.SYSTEM_MALFUNCTION
     assert tries_of(issuer, LI_WEI) == MAX_PIN_TRIES
@@ -136,7 +137,7 @@ def test_pin_block_bound_to_another_pan_is_not_a_wrong_pin(issuer, terminal):
     body, pending = terminal.request(ZHANG_MIN)   # block made for Zhang Min's PAN
     fields = cbor_profile.decode(body)
     fields[4] = {**fields[4], 1: LI_WEI}
-    response = issuer.handle_balance_request(resign(fields))
+    response = issuer.handle(BALANCE_REQUEST, resign(fields))
     assert terminal.check(response, pending)[3] == codes.SYSTEM_MALFUNCTION
     assert tries_of(issuer, LI_WEI) == MAX_PIN_TRIES
 
@@ -145,8 +146,8 @@ def test_pin_block_bound_to_another_pan_is_not_a_wrong_pin(issuer, terminal):
 
 def test_repeated_request_gets_the_original_answer(issuer, terminal):
     body, pending = terminal.request(LI_WEI)
-    first = issuer.handle_balance_request(body)
-    again = issuer.handle_balance_request(body)
+    first = issuer.handle(BALANCE_REQUEST, body)
+    again = issuer.handle(BALANCE_REQUEST, body)
     assert again == first                      # same approval code, same MAC
     assert len(issuer.ledger.transactions()) == 1
     assert len(issuer.ledger.outbox()) == 1    # alerted once
@@ -155,16 +156,16 @@ def test_repeated_request_gets_the_original_answer(issuer, terminal):
 def test_repeated_wrong_pin_costs_one_try(issuer, terminal):
     body, pending = terminal.request(LI_WEI, pin="9999")
     for _ in range(3):
-        assert terminal.check(issuer.handle_balance_request(body), pending)[10] == 2
+        assert terminal.check(issuer.handle(BALANCE_REQUEST, body), pending)[10] == 2
     assert tries_of(issuer, LI_WEI) == 2
 
 
 def test_identity_reused_by_another_request_is_94(issuer, terminal):
     terminal.request(LI_WEI, trace=42)
     body, _ = terminal.request(LI_WEI, trace=42)
-    issuer.handle_balance_request(body)
+    issuer.handle(BALANCE_REQUEST, body)
     other, pending = terminal.request(ZHANG_MIN, trace=42)     # new KSN, other card
-    response = issuer.handle_balance_request(other)
+    response = issuer.handle(BALANCE_REQUEST, other)
     cddl_check(response)
     fields = terminal.check(response, pending)                  # MAC'd under the new KSN
     assert (fields[3], fields[8]) == (codes.DUPLICATE, {1: codes.NOTHING_TO_ALERT})
@@ -180,8 +181,8 @@ def test_same_trace_on_another_terminal_is_not_a_duplicate(issuer):
 
 def test_duplicate_survives_a_restart(make_issuer, terminal):
     body, _ = terminal.request(LI_WEI)
-    first = make_issuer().handle_balance_request(body)
-    assert make_issuer().handle_balance_request(body) == first
+    first = make_issuer().handle(BALANCE_REQUEST, body)
+    assert make_issuer().handle(BALANCE_REQUEST, body) == first
 
 
 # ---- MACs -----------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def test_duplicate_survives_a_restart(make_issuer, terminal):
 def test_response_mac_recomputed_with_the_issuer_keys(issuer, terminal):
     body, _ = terminal.request(LI_WEI)
     request = cbor_profile.decode(body)
-    fields = cbor_profile.decode(issuer.handle_balance_request(body))
+    fields = cbor_profile.decode(issuer.handle(BALANCE_REQUEST, body))
     mac = fields.pop(15)
     assert fields[9] == request[6]
     assert mac == dukpt.response_mac(BDK, request[6], cbor_profile.encode(fields), 8)
@@ -222,7 +223,7 @@ def test_tampered_request_is_refused_without_an_answer(issuer, terminal, what):
     else:
         fields[7] = _flip(fields[7], 7)
     with pytest.raises(IssuerSecurityError, match="MAC does not match"):
-        issuer.handle_balance_request(cbor_profile.encode(fields))
+        issuer.handle(BALANCE_REQUEST, cbor_profile.encode(fields))
     assert issuer.ledger.transactions() == []
     assert tries_of(issuer, LI_WEI) == MAX_PIN_TRIES
 
@@ -231,14 +232,14 @@ def test_request_under_an_unknown_key_set_is_refused(issuer):
     other = Terminal(initial_key_id=bytes.fromhex("ABCDEF0190123456"))
     body, _ = other.request(LI_WEI)
     with pytest.raises(IssuerSecurityError, match="no key set for BDK id ABCDEF01"):
-        issuer.handle_balance_request(body)
+        issuer.handle(BALANCE_REQUEST, body)
 
 
 def test_request_from_a_terminal_with_a_wrong_initial_key_is_refused(issuer):
     rogue = Terminal(initial_key=bytes(16))
     body, _ = rogue.request(LI_WEI)
     with pytest.raises(IssuerSecurityError):
-        issuer.handle_balance_request(body)
+        issuer.handle(BALANCE_REQUEST, body)
 
 
 @pytest.mark.parametrize("counter", [0, 0x0001FFFF])
@@ -247,7 +248,7 @@ def test_ksn_counter_the_standard_forbids_is_refused(issuer, terminal, counter):
     fields = cbor_profile.decode(body)
     fields[6] = fields[6][:8] + counter.to_bytes(4, "big")
     with pytest.raises(IssuerSecurityError, match="transaction counter"):
-        issuer.handle_balance_request(cbor_profile.encode(fields))
+        issuer.handle(BALANCE_REQUEST, cbor_profile.encode(fields))
 
 
 # ---- malformed requests ---------------------------------------------------------------
@@ -282,7 +283,7 @@ def test_malformed_request_is_a_request_error(issuer, terminal, name, change, me
     changed = change(_request_fields(terminal))
     body = changed if isinstance(changed, bytes) else cbor_profile.encode(changed)
     with pytest.raises(IssuerRequestError, match=message) as err:
-        issuer.handle_balance_request(body)
+        issuer.handle(BALANCE_REQUEST, body)
     assert LI_WEI not in str(err.value)
     assert issuer.ledger.transactions() == []
 
@@ -293,19 +294,19 @@ def test_unexpected_failure_is_a_macd_96_and_changes_nothing(issuer, terminal, m
     ask(issuer, terminal, LI_WEI, pin="0000")                   # tries 2
     mocker.patch.object(Ledger, "add_outbox", side_effect=RuntimeError("disk on fire"))
     body, pending = terminal.request(LI_WEI, pin="0000")        # would make it 1 + alert
-    response = issuer.handle_balance_request(body)
+    response = issuer.handle(BALANCE_REQUEST, body)
     cddl_check(response)
     fields = terminal.check(response, pending)
     assert (fields[3], fields[8]) == (codes.SYSTEM_MALFUNCTION, {1: codes.NOTHING_TO_ALERT})
     assert tries_of(issuer, LI_WEI) == 2                        # rolled back
     assert [r["response_code"] for r in issuer.ledger.transactions()] == ["55", "96"]
-    assert issuer.handle_balance_request(body) == response      # the 96 is journaled
+    assert issuer.handle(BALANCE_REQUEST, body) == response      # the 96 is journaled
 
 
 def test_96_is_answered_even_when_the_journal_fails(issuer, terminal, mocker):
     mocker.patch.object(Ledger, "record_transaction", side_effect=RuntimeError("locked"))
     body, pending = terminal.request(LI_WEI)
-    fields = terminal.check(issuer.handle_balance_request(body), pending)
+    fields = terminal.check(issuer.handle(BALANCE_REQUEST, body), pending)
     assert fields[3] == codes.SYSTEM_MALFUNCTION
     assert issuer.ledger.outbox() == []
 
@@ -314,7 +315,7 @@ def test_unexpected_failure_log_holds_no_pan(issuer, terminal, mocker, caplog):
     mocker.patch.object(Ledger, "card_by_pan", side_effect=RuntimeError(f"bad {LI_WEI}"))
     body, _ = terminal.request(LI_WEI)
     with caplog.at_level("DEBUG", logger="posbridge"):
-        issuer.handle_balance_request(body)
+        issuer.handle(BALANCE_REQUEST, body)
     assert "96" in caplog.text and LI_WEI not in caplog.text
 
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from posbridge.issuer.cli import issuer as issuer_group
 from posbridge.issuer.demo_data import DEMO_CARDS
+from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, ZHANG_MIN, ask
@@ -225,7 +226,7 @@ def test_card_add_with_limit_and_threshold(db_path):
         answers = []
         for amount in (25051, 9999, 25050):
             body, pending = terminal.purchase("4111111111111111", amount, pin="8520")
-            answers.append(terminal.check(issuer.handle_purchase_request(body), pending))
+            answers.append(terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending))
     finally:
         issuer.close()
     assert [a[3] for a in answers] == ["61", "00", "00"]
@@ -239,15 +240,15 @@ def _purchases_and_reversals(issuer, terminal):
     bodies = {}
     for pan, amount in ((LI_WEI, 1250), (LI_WEI, 3000)):
         body, pending = terminal.purchase(pan, amount)
-        issuer.handle_purchase_request(body)
+        issuer.handle(PURCHASE_REQUEST, body)
         bodies[pending.trace] = pending
-    issuer.handle_reversal_request(terminal.reversal(bodies[2], reason=1)[0])
+    issuer.handle(REVERSAL_REQUEST, terminal.reversal(bodies[2], reason=1)[0])
     late_body, late = terminal.purchase(LI_WEI, 700, trace=5)   # the next trace stays 4
-    issuer.handle_reversal_request(terminal.reversal(late, reason=3)[0])     # trace 4
-    issuer.handle_purchase_request(late_body)
+    issuer.handle(REVERSAL_REQUEST, terminal.reversal(late, reason=3)[0])     # trace 4
+    issuer.handle(PURCHASE_REQUEST, late_body)
     terminal.trace = 5
     body, _ = terminal.purchase(ZHANG_MIN, 99999)
-    issuer.handle_purchase_request(body)
+    issuer.handle(PURCHASE_REQUEST, body)
 
 
 def test_journal_json_says_what_was_charged_and_what_reversed(db_path, issuer, terminal):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from posbridge.issuer import Issuer, Ledger, codes
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID
+from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
 from .request_builder import TerminalRequestBuilder as Terminal
 
@@ -82,13 +83,13 @@ def run(path, rng, count):
             if event[0] == "P":
                 i = event[1]
                 body, pending = purchases[i]
-                response = issuer.handle_purchase_request(body)
+                response = issuer.handle(PURCHASE_REQUEST, body)
             else:
                 i, j = event[1], event[2]
                 if event not in reversals:
                     reversals[event] = terminal.reversal(purchases[i][1], rng.choice([1, 2, 3]))
                 body, pending = reversals[event]
-                response = issuer.handle_reversal_request(body)
+                response = issuer.handle(REVERSAL_REQUEST, body)
             fields = terminal.check(response, pending)
             if event in answers:                         # a duplicate delivery
                 assert response == answers[event]

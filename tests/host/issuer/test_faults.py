@@ -2,6 +2,7 @@
 import pytest
 
 from posbridge.link import cbor_profile
+from posbridge.link.protocol import BALANCE_REQUEST, BALANCE_RESPONSE
 from posbridge.issuer import Faults, Issuer, IssuerUnavailable, Ledger, codes
 from posbridge.issuer.faults import corrupt_mac
 
@@ -14,9 +15,9 @@ def test_unavailable_raises_before_anything_happens(make_issuer, terminal):
     assert not issuer.reachable()
     body, _ = terminal.request(LI_WEI)
     with pytest.raises(IssuerUnavailable):
-        issuer.handle_balance_request(body)
+        issuer.handle(BALANCE_REQUEST, body)
     with pytest.raises(IssuerUnavailable):
-        issuer.handle_balance_request(b"not even CBOR")
+        issuer.handle(BALANCE_REQUEST, b"not even CBOR")
     assert issuer.ledger.transactions() == []
 
 
@@ -34,7 +35,7 @@ def test_slow_answer_is_late_but_already_journaled(db_path, terminal):
 def test_bad_mac_is_refused_by_the_board(make_issuer, terminal):
     issuer = make_issuer(faults=Faults(bad_mac=True))
     body, pending = terminal.request(LI_WEI)
-    response = issuer.handle_balance_request(body)
+    response = issuer.handle(BALANCE_REQUEST, body)
     with pytest.raises(SecurityError, match="MAC"):
         terminal.check(response, pending)
     # only the MAC differs from what was journaled
@@ -45,15 +46,15 @@ def test_bad_mac_is_refused_by_the_board(make_issuer, terminal):
 
 def test_bad_mac_also_on_a_repeated_answer(make_issuer, terminal):
     body, pending = terminal.request(LI_WEI)
-    good = make_issuer().handle_balance_request(body)
-    bad = make_issuer(faults=Faults(bad_mac=True)).handle_balance_request(body)
-    assert bad == corrupt_mac(good) != good
+    good = make_issuer().handle(BALANCE_REQUEST, body)
+    bad = make_issuer(faults=Faults(bad_mac=True)).handle(BALANCE_REQUEST, body)
+    assert bad == corrupt_mac(BALANCE_RESPONSE, good) != good
     assert terminal.check(good, pending)[3] == codes.APPROVED
 
 
 def test_corrupt_mac_flips_one_bit():
     body = cbor_profile.encode({1: "T", 15: bytes(8)})
-    assert cbor_profile.decode(corrupt_mac(body))[15] == b"\x01" + bytes(7)
+    assert cbor_profile.decode(corrupt_mac(BALANCE_RESPONSE, body))[15] == b"\x01" + bytes(7)
 
 
 @pytest.mark.parametrize("spec,faults", [

@@ -13,6 +13,7 @@ from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID, DEMO_CARDS, DEMO_P
 from posbridge.issuer.ledger import MAX_PIN_TRIES, MIGRATIONS, SCHEMA_VERSION
 from posbridge.issuer.money import currency_code, format_amount, parse_amount
 from posbridge.issuer.pins import PinHashError, hash_pin, verify_pin
+from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, ask
@@ -124,7 +125,7 @@ def test_pin_column_holds_salted_hashes(db_path):
 
 def test_journal_keeps_no_request(issuer, terminal, db_path):
     body, _ = terminal.request(LI_WEI)
-    issuer.handle_balance_request(body)
+    issuer.handle(BALANCE_REQUEST, body)
     raw = db_path.read_bytes()
     fields = cbor_profile.decode(body)
     assert fields[5] not in raw                     # the PIN block
@@ -291,7 +292,7 @@ def test_a_migrated_version_2_database_takes_purchases(tmp_path, steps):
     try:
         terminal = Terminal()
         body, pending = terminal.purchase("4111111111111111", 1250)
-        fields = terminal.check(issuer.handle_purchase_request(body), pending)
+        fields = terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending)
         assert (fields[3], fields[5], fields[8][1]) == (codes.APPROVED, 3750, codes.SENT)
         [alert] = issuer.ledger.outbox()
         assert alert["kind"] == "purchase" and "CNY 12.50" in alert["text"]

@@ -8,6 +8,7 @@ import pytest
 from posbridge.issuer import Faults, Issuer, Ledger, Policy, codes, notify, preferences
 from posbridge.issuer.ledger import Cardholder
 from posbridge.link.pan import mask_pans_in_text
+from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
 from .conftest import ISSUER_NOW
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI, ask
@@ -240,7 +241,7 @@ PURCHASE_DEMO = [
 
 def purchase(issuer, terminal, pan, amount, **kw):
     body, pending = terminal.purchase(pan, amount, **kw)
-    return terminal.check(issuer.handle_purchase_request(body), pending)
+    return terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending)
 
 
 @pytest.mark.parametrize("pan,amount,policy,notification,kinds", PURCHASE_DEMO)
@@ -342,9 +343,9 @@ def test_no_alert_when_the_debit_fails(issuer, terminal, mocker):
 
 def test_reversal_alerts_nothing(issuer, terminal):
     body, pending = terminal.purchase(LI_WEI, 1250)
-    issuer.handle_purchase_request(body)
+    issuer.handle(PURCHASE_REQUEST, body)
     [alert] = issuer.ledger.outbox()
     reversal, rpending = terminal.reversal(pending)
-    answer = terminal.check(issuer.handle_reversal_request(reversal), rpending)
+    answer = terminal.check(issuer.handle(REVERSAL_REQUEST, reversal), rpending)
     assert (answer[3], answer[16]) == (codes.APPROVED, codes.REVERSED)
     assert issuer.ledger.outbox() == [alert]          # the purchase's alert, nothing more

@@ -12,6 +12,7 @@ from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, Is
 from posbridge.issuer import Ledger, codes
 from posbridge.issuer.ledger import MAX_PIN_TRIES
 from posbridge.issuer.pins import hash_pin
+from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 from tests.schema import schema_for
 
 from .request_builder import MERCHANT_ID, MERCHANT_NAME, SecurityError, resign
@@ -33,7 +34,7 @@ def buy(issuer, terminal, pan, amount, **kw):
     """The board's view of the answer to a new purchase (CDDL-checked both ways)."""
     body, pending = terminal.purchase(pan, amount, **kw)
     cddl_check("purchase-request", body)
-    response = issuer.handle_purchase_request(body)
+    response = issuer.handle(PURCHASE_REQUEST, body)
     cddl_check("purchase-response", response)
     return terminal.check(response, pending)
 
@@ -155,7 +156,7 @@ def test_undecipherable_pin_block_is_96_and_charges_nothing(issuer, terminal):
     body, pending = terminal.purchase(LI_WEI, 1250)
     fields = cbor_profile.decode(body)
     fields[5] = bytes(16)                     # MAC'd again, so only the block is wrong
-    response = issuer.handle_purchase_request(resign(fields))
+    response = issuer.handle(PURCHASE_REQUEST, resign(fields))
     assert terminal.check(response, pending)[3] == codes.SYSTEM_MALFUNCTION
     assert available(issuer, LI_WEI) == 1234567
     assert issuer.ledger.card_by_pan(LI_WEI).pin_tries_left == MAX_PIN_TRIES
@@ -191,9 +192,9 @@ def test_frozen_card_is_declined_with_a_security_alert(issuer, terminal):
 
 def test_repeated_request_gets_the_original_answer_and_one_debit(issuer, terminal):
     body, pending = terminal.purchase(LI_WEI, 1250)
-    first = issuer.handle_purchase_request(body)
+    first = issuer.handle(PURCHASE_REQUEST, body)
     for _ in range(3):
-        assert issuer.handle_purchase_request(body) == first   # same approval code, MAC
+        assert issuer.handle(PURCHASE_REQUEST, body) == first   # same approval code, MAC
     assert terminal.check(first, pending)[3] == codes.APPROVED
     assert available(issuer, LI_WEI) == 1234567 - 1250
     assert entries(issuer) == [("purchase", terminal.trace, -1250)]
@@ -203,34 +204,34 @@ def test_repeated_request_gets_the_original_answer_and_one_debit(issuer, termina
 
 def test_repeated_decline_stays_a_decline_after_the_funds_came(issuer, terminal):
     body, pending = terminal.purchase(CHEN_JIE, 40000)
-    first = issuer.handle_purchase_request(body)
+    first = issuer.handle(PURCHASE_REQUEST, body)
     issuer.ledger._conn.execute("UPDATE accounts SET available = 90000, ledger = 90000")
-    assert issuer.handle_purchase_request(body) == first
+    assert issuer.handle(PURCHASE_REQUEST, body) == first
     assert terminal.check(first, pending)[3] == codes.INSUFFICIENT_FUNDS
     assert issuer.ledger.ledger_entries() == []
 
 
 def test_repeated_request_survives_a_restart(make_issuer, terminal):
     body, _ = terminal.purchase(LI_WEI, 1250)
-    first = make_issuer().handle_purchase_request(body)
+    first = make_issuer().handle(PURCHASE_REQUEST, body)
     issuer = make_issuer()
-    assert issuer.handle_purchase_request(body) == first
+    assert issuer.handle(PURCHASE_REQUEST, body) == first
     assert available(issuer, LI_WEI) == 1234567 - 1250
 
 
 @pytest.mark.parametrize("other", ["amount", "card", "balance inquiry"])
 def test_identity_reused_by_another_request_is_94_and_not_charged(issuer, terminal, other):
     body, _ = terminal.purchase(LI_WEI, 1250, trace=42)
-    issuer.handle_purchase_request(body)
+    issuer.handle(PURCHASE_REQUEST, body)
     if other == "balance inquiry":
         # the identity space is shared: an inquiry took trace 43, a purchase reuses it
         inquiry, _ = terminal.request(LI_WEI, trace=43)
-        issuer.handle_balance_request(inquiry)
+        issuer.handle(BALANCE_REQUEST, inquiry)
         body2, pending = terminal.purchase(LI_WEI, 1250, trace=43)
     else:
         pan, amount = (LI_WEI, 9999) if other == "amount" else (ZHANG_MIN, 1250)
         body2, pending = terminal.purchase(pan, amount, trace=42)       # new KSN too
-    response = issuer.handle_purchase_request(body2)
+    response = issuer.handle(PURCHASE_REQUEST, body2)
     cddl_check("purchase-response", response)
     fields = terminal.check(response, pending)                 # MAC'd under the new KSN
     assert (fields[3], fields[8]) == (codes.DUPLICATE, {1: codes.NOTHING_TO_ALERT})
@@ -282,7 +283,7 @@ def test_tampered_request_is_refused_by_the_mac_check(issuer, terminal, what):
         assert cbor_profile.decode(tampered)[8] == 1250 ^ 0x10
     with pytest.raises(IssuerSecurityError, match="purchase-request refused: request MAC "
                                                   "does not match"):
-        issuer.handle_purchase_request(tampered)
+        issuer.handle(PURCHASE_REQUEST, tampered)
     assert issuer.ledger.journal() == []
     assert available(issuer, LI_WEI) == 1234567
     assert issuer.ledger.card_by_pan(LI_WEI).pin_tries_left == MAX_PIN_TRIES
@@ -292,17 +293,26 @@ def test_purchase_from_a_terminal_with_a_wrong_initial_key_is_refused(issuer):
     rogue = Terminal(initial_key=bytes(16))
     body, _ = rogue.purchase(LI_WEI, 1250)
     with pytest.raises(IssuerSecurityError):
-        issuer.handle_purchase_request(body)
+        issuer.handle(PURCHASE_REQUEST, body)
     assert issuer.ledger.journal() == []
 
 
 def test_a_purchase_is_not_a_balance_request_and_back(issuer, terminal):
     purchase, _ = terminal.purchase(LI_WEI, 1250)
     with pytest.raises(IssuerRequestError, match="balance-request: unknown field 1[01]"):
-        issuer.handle_balance_request(purchase)
+        issuer.handle(BALANCE_REQUEST, purchase)
     inquiry, _ = terminal.request(LI_WEI)
     with pytest.raises(IssuerRequestError, match=r"purchase-request: field 8 \(amount\) is missing"):
-        issuer.handle_purchase_request(inquiry)
+        issuer.handle(PURCHASE_REQUEST, inquiry)
+
+
+@pytest.mark.parametrize("mtype", [0x04, 0x11, 0x13, 0x15, 0x7E])
+def test_a_type_the_routes_do_not_hold_is_a_request_error(issuer, terminal, mtype):
+    # a response type included: the issuer answers requests only
+    purchase, _ = terminal.purchase(LI_WEI, 1250)
+    with pytest.raises(IssuerRequestError, match=f"{mtype:#04x} is not a financial request"):
+        issuer.handle(mtype, purchase)
+    assert issuer.ledger.journal() == []
 
 
 # ---- malformed requests ---------------------------------------------------------------
@@ -329,7 +339,7 @@ MALFORMED = [
 def test_malformed_request_is_a_request_error(issuer, terminal, name, change, message):
     fields = cbor_profile.decode(terminal.purchase(LI_WEI, 1250)[0])
     with pytest.raises(IssuerRequestError, match="purchase-request: .*" + message) as err:
-        issuer.handle_purchase_request(cbor_profile.encode(change(fields)))
+        issuer.handle(PURCHASE_REQUEST, cbor_profile.encode(change(fields)))
     assert LI_WEI not in str(err.value)
     assert issuer.ledger.journal() == []
 
@@ -350,7 +360,7 @@ def test_board_built_requests_and_worst_case_fit_a_frame(terminal):
 def test_unexpected_failure_is_a_macd_96_and_nothing_is_charged(issuer, terminal, mocker):
     mocker.patch.object(Ledger, "add_outbox", side_effect=RuntimeError("disk on fire"))
     body, pending = terminal.purchase(LI_WEI, 1250)
-    response = issuer.handle_purchase_request(body)
+    response = issuer.handle(PURCHASE_REQUEST, body)
     cddl_check("purchase-response", response)
     fields = terminal.check(response, pending)
     assert (fields[3], fields[8]) == (codes.SYSTEM_MALFUNCTION, {1: codes.NOTHING_TO_ALERT})
@@ -358,13 +368,13 @@ def test_unexpected_failure_is_a_macd_96_and_nothing_is_charged(issuer, terminal
     assert issuer.ledger.ledger_entries() == []
     assert [r["response_code"] for r in issuer.ledger.journal()] == ["96"]
     mocker.stopall()
-    assert issuer.handle_purchase_request(body) == response  # the 96 is journaled
+    assert issuer.handle(PURCHASE_REQUEST, body) == response  # the 96 is journaled
 
 
 def test_failed_posting_rolls_back_the_journal_row(issuer, terminal, mocker):
     mocker.patch.object(Ledger, "post", side_effect=sqlite3.OperationalError("disk I/O error"))
     body, pending = terminal.purchase(LI_WEI, 1250)
-    assert terminal.check(issuer.handle_purchase_request(body), pending)[3] == \
+    assert terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending)[3] == \
         codes.SYSTEM_MALFUNCTION
     [row] = issuer.ledger.journal()
     assert (row["response_code"], row["approval_code"], row["posted"]) == ("96", None, 0)
@@ -375,7 +385,7 @@ def test_unavailable_raises_before_anything_happens(make_issuer, terminal):
     issuer = make_issuer(faults=Faults(unavailable=True))
     body, _ = terminal.purchase(LI_WEI, 1250)
     with pytest.raises(IssuerUnavailable):
-        issuer.handle_purchase_request(body)
+        issuer.handle(PURCHASE_REQUEST, body)
     assert issuer.ledger.journal() == []
 
 
@@ -388,10 +398,10 @@ def test_slow_answer_is_late_but_already_charged(make_issuer, terminal, sleeps):
 
 def test_bad_mac_answer_is_refused_by_the_board_and_charged_once(make_issuer, terminal):
     body, pending = terminal.purchase(LI_WEI, 1250)
-    bad = make_issuer(faults=Faults(bad_mac=True)).handle_purchase_request(body)
+    bad = make_issuer(faults=Faults(bad_mac=True)).handle(PURCHASE_REQUEST, body)
     with pytest.raises(SecurityError, match="MAC"):
         terminal.check(bad, pending)
-    good = make_issuer().handle_purchase_request(body)          # the board asks again
+    good = make_issuer().handle(PURCHASE_REQUEST, body)          # the board asks again
     assert terminal.check(good, pending)[3] == codes.APPROVED
     assert available(make_issuer(), LI_WEI) == 1234567 - 1250
 
@@ -409,7 +419,7 @@ def test_log_masks_the_pan_and_holds_no_pin(issuer, terminal, caplog):
 
 def test_database_holds_no_request_or_pin_block(issuer, terminal, db_path):
     body, _ = terminal.purchase(LI_WEI, 1250)
-    issuer.handle_purchase_request(body)
+    issuer.handle(PURCHASE_REQUEST, body)
     raw = db_path.read_bytes()
     assert body not in raw and cbor_profile.decode(body)[5] not in raw
     assert bytes.fromhex(issuer.ledger.journal()[0]["ksn"]) == cbor_profile.decode(body)[6]

@@ -5,6 +5,7 @@ every request and response checked against docs/protocol.cddl."""
 import pytest
 
 from posbridge.link import cbor_profile
+from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST, REVERSAL_REQUEST
 from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, Ledger, codes
 
 from .request_builder import SecurityError
@@ -17,14 +18,14 @@ REVERSED, NOTHING, ALREADY = codes.REVERSED, codes.NOTHING_CHARGED, codes.ALREAD
 def send_purchase(issuer, terminal, pan=LI_WEI, amount=1250, **kw):
     """(pending, fields of the answer) of a purchase that reached the issuer."""
     body, pending = terminal.purchase(pan, amount, **kw)
-    return pending, terminal.check(issuer.handle_purchase_request(body), pending)
+    return pending, terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending)
 
 
 def reverse(issuer, terminal, original, reason=1, **kw):
     """The board's view of the answer to a new reversal of `original`."""
     body, pending = terminal.reversal(original, reason, **kw)
     cddl_check("reversal-request", body)
-    response = issuer.handle_reversal_request(body)
+    response = issuer.handle(REVERSAL_REQUEST, body)
     cddl_check("reversal-response", response)
     return terminal.check(response, pending)
 
@@ -56,9 +57,9 @@ def test_reversal_credits_the_purchase_back(issuer, terminal):
 def test_repeated_reversal_is_acknowledged_again_without_a_second_credit(issuer, terminal):
     purchase, _ = send_purchase(issuer, terminal)
     body, pending = terminal.reversal(purchase)
-    first = issuer.handle_reversal_request(body)
+    first = issuer.handle(REVERSAL_REQUEST, body)
     for _ in range(3):
-        assert issuer.handle_reversal_request(body) == first     # byte for byte
+        assert issuer.handle(REVERSAL_REQUEST, body) == first     # byte for byte
     assert terminal.check(first, pending)[16] == REVERSED
     assert available(issuer, LI_WEI) == 1234567
     assert len(issuer.ledger.ledger_entries()) == 2
@@ -75,9 +76,9 @@ def test_a_second_reversal_of_the_same_purchase_is_already_reversed(issuer, term
 
 def test_purchase_repeated_after_its_reversal_gets_its_answer_but_no_debit(issuer, terminal):
     body, purchase = terminal.purchase(LI_WEI, 1250)
-    answer = issuer.handle_purchase_request(body)
+    answer = issuer.handle(PURCHASE_REQUEST, body)
     reverse(issuer, terminal, purchase)
-    assert issuer.handle_purchase_request(body) == answer      # the stored answer
+    assert issuer.handle(PURCHASE_REQUEST, body) == answer      # the stored answer
     assert available(issuer, LI_WEI) == 1234567
     assert len(issuer.ledger.ledger_entries()) == 2
 
@@ -104,12 +105,12 @@ def test_reversal_before_its_purchase_is_recorded_and_the_purchase_declined(issu
     fields = reverse(issuer, terminal, purchase)
     assert (fields[3], fields[16]) == (codes.APPROVED, NOTHING)
     # the purchase's frame arrives late: declined, not charged, nothing alerted
-    late = issuer.handle_purchase_request(body)
+    late = issuer.handle(PURCHASE_REQUEST, body)
     cddl_check("purchase-response", late)
     answer = terminal.check(late, purchase)
     assert (answer[3], answer[8]) == (codes.DUPLICATE, {1: codes.NOTHING_TO_ALERT})
     assert 4 not in answer and 5 not in answer
-    assert issuer.handle_purchase_request(body) == late         # and again: the same 94
+    assert issuer.handle(PURCHASE_REQUEST, body) == late         # and again: the same 94
     assert available(issuer, LI_WEI) == 1234567
     assert issuer.ledger.ledger_entries() == [] and issuer.ledger.outbox() == []
     assert issuer.ledger.card_by_pan(LI_WEI).pin_tries_left == 3   # no PIN was checked
@@ -123,7 +124,7 @@ def test_reversal_before_its_purchase_is_recorded_and_the_purchase_declined(issu
 def test_late_purchase_is_declined_even_with_a_wrong_pin(issuer, terminal):
     body, purchase = terminal.purchase(LI_WEI, 1250, pin="9999")
     reverse(issuer, terminal, purchase)
-    assert terminal.check(issuer.handle_purchase_request(body), purchase)[3] == codes.DUPLICATE
+    assert terminal.check(issuer.handle(PURCHASE_REQUEST, body), purchase)[3] == codes.DUPLICATE
     assert issuer.ledger.card_by_pan(LI_WEI).pin_tries_left == 3
 
 
@@ -153,7 +154,7 @@ def test_reversal_of_a_purchase_under_another_ksn_leaves_that_purchase_alone(iss
 
 def test_reversal_naming_a_balance_inquiry_credits_nothing(issuer, terminal):
     inquiry, pending = terminal.request(LI_WEI)
-    issuer.handle_balance_request(inquiry)
+    issuer.handle(BALANCE_REQUEST, inquiry)
     fake = type("P", (), {"trace": pending.trace, "ksn": pending.ksn, "amount": 1000,
                           "currency": 156})
     assert reverse(issuer, terminal, fake)[16] == NOTHING
@@ -164,7 +165,7 @@ def test_reversal_identity_reused_by_another_request_is_94_unacknowledged(issuer
     purchase, _ = send_purchase(issuer, terminal)
     other, _ = send_purchase(issuer, terminal, ZHANG_MIN, 100)       # trace 2
     body, pending = terminal.reversal(purchase, trace=2)
-    response = issuer.handle_reversal_request(body)
+    response = issuer.handle(REVERSAL_REQUEST, body)
     cddl_check("reversal-response", response)
     fields = terminal.check(response, pending)
     assert fields[3] == codes.DUPLICATE and 16 not in fields
@@ -189,7 +190,7 @@ def test_tampered_reversal_is_refused_by_the_mac_check(issuer, terminal, key, va
     fields = cbor_profile.decode(body)
     fields[key] = value
     with pytest.raises(IssuerSecurityError, match="reversal-request refused: request MAC"):
-        issuer.handle_reversal_request(cbor_profile.encode(fields))
+        issuer.handle(REVERSAL_REQUEST, cbor_profile.encode(fields))
     assert [r["kind"] for r in issuer.ledger.journal()] == ["purchase"]
     assert available(issuer, LI_WEI) == 1234567 - 1250
 
@@ -198,7 +199,7 @@ def test_reversal_from_a_rogue_terminal_is_refused(issuer, terminal):
     purchase, _ = send_purchase(issuer, terminal)
     body, _ = Terminal(initial_key=bytes(16)).reversal(purchase)
     with pytest.raises(IssuerSecurityError):
-        issuer.handle_reversal_request(body)
+        issuer.handle(REVERSAL_REQUEST, body)
     assert available(issuer, LI_WEI) == 1234567 - 1250
 
 
@@ -220,7 +221,7 @@ def test_malformed_reversal_is_a_request_error(issuer, terminal, name, change, m
     purchase, _ = send_purchase(issuer, terminal)
     fields = cbor_profile.decode(terminal.reversal(purchase)[0])
     with pytest.raises(IssuerRequestError, match="reversal-request: .*" + message) as err:
-        issuer.handle_reversal_request(cbor_profile.encode(change(fields)))
+        issuer.handle(REVERSAL_REQUEST, cbor_profile.encode(change(fields)))
     assert LI_WEI not in str(err.value)
 
 
@@ -229,31 +230,31 @@ def test_failed_reversal_is_96_unjournaled_and_processed_when_sent_again(issuer,
     purchase, _ = send_purchase(issuer, terminal)
     body, pending = terminal.reversal(purchase)
     mocker.patch.object(Ledger, "post", side_effect=RuntimeError("disk on fire"))
-    response = issuer.handle_reversal_request(body)
+    response = issuer.handle(REVERSAL_REQUEST, body)
     cddl_check("reversal-response", response)
     fields = terminal.check(response, pending)
     assert fields[3] == codes.SYSTEM_MALFUNCTION and 16 not in fields
     assert [r["kind"] for r in issuer.ledger.journal()] == ["purchase"]      # rolled back
     assert journal(issuer)["purchase", 1]["reversed_by"] is None
     mocker.stopall()
-    assert terminal.check(issuer.handle_reversal_request(body), pending)[16] == REVERSED
+    assert terminal.check(issuer.handle(REVERSAL_REQUEST, body), pending)[16] == REVERSED
     assert available(issuer, LI_WEI) == 1234567
 
 
 def test_bad_mac_fault_applies_to_reversals(make_issuer, terminal):
     purchase, _ = send_purchase(make_issuer(), terminal)
     body, pending = terminal.reversal(purchase)
-    bad = make_issuer(faults=Faults(bad_mac=True)).handle_reversal_request(body)
+    bad = make_issuer(faults=Faults(bad_mac=True)).handle(REVERSAL_REQUEST, body)
     with pytest.raises(SecurityError, match="MAC"):
         terminal.check(bad, pending)
-    assert terminal.check(make_issuer().handle_reversal_request(body), pending)[16] == REVERSED
+    assert terminal.check(make_issuer().handle(REVERSAL_REQUEST, body), pending)[16] == REVERSED
 
 
 def test_reversal_sizes(issuer, terminal):
     purchase, _ = send_purchase(issuer, terminal)
     body, _ = terminal.reversal(purchase)
     assert len(body) == 68                    # docs/protocol.md
-    assert len(issuer.handle_reversal_request(body)) == 45
+    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 45
     worst = Terminal("T" * 16)
     fake = type("P", (), {"trace": 999999, "ksn": bytes(12), "amount": 999_999_999_999,
                           "currency": 999})

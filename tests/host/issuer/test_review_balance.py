@@ -29,7 +29,7 @@ def board(tmp_path, issuer, fresh_firmware):
     def answer(mtype, body):
         if mtype != m.BALANCE_REQUEST:
             return None
-        response = (m.BALANCE_RESPONSE, issuer.handle_balance_request(body))
+        response = (m.BALANCE_RESPONSE, issuer.handle(m.BALANCE_REQUEST, body))
         if board.hold:
             held.append(response)
             return None
@@ -196,11 +196,11 @@ def test_a_failed_commit_does_not_leave_the_issuer_in_an_open_transaction(
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM cards").fetchone()    # e.g. a CLI report reading
     body, pending = terminal.request(LI_WEI)
-    issuer.handle_balance_request(body)                        # its COMMIT is refused
+    issuer.handle(m.BALANCE_REQUEST, body)                        # its COMMIT is refused
     reader.execute("COMMIT")
     reader.close()
     body, pending = terminal.request(LI_WEI)                   # the lock is gone now
-    assert terminal.check(issuer.handle_balance_request(body), pending)[3] == "00"
+    assert terminal.check(issuer.handle(m.BALANCE_REQUEST, body), pending)[3] == "00"
     assert not issuer.ledger._conn.in_transaction
     other = sqlite3.connect(str(db_path), timeout=0.5)
     traces = [r[0] for r in other.execute("SELECT trace_number FROM transactions")]
@@ -211,5 +211,5 @@ def test_a_failed_commit_does_not_leave_the_issuer_in_an_open_transaction(
 def test_expiry_is_checked_at_the_issuers_time_not_the_terminals(issuer, terminal):
     LIU_YANG = "6225880000000050"                      # expired 2101 on file
     body, pending = terminal.request(LIU_YANG, expiry="3012", now=0)
-    fields = terminal.check(issuer.handle_balance_request(body), pending)
+    fields = terminal.check(issuer.handle(m.BALANCE_REQUEST, body), pending)
     assert fields[3] == "54", fields[3]

@@ -63,12 +63,12 @@ def test_log_lines_name_the_fields_and_hide_the_card(terminal, issuer):
     assert line.endswith("amount=1250 currency=156 merchant_id='104110070110001' "
                          "merchant_name='DEMO SHOP'")
     assert LI_WEI not in line and "3012" not in line        # nor the expiry
-    answer = p.describe(p.PURCHASE_RESPONSE, issuer.handle_purchase_request(body))
+    answer = p.describe(p.PURCHASE_RESPONSE, issuer.handle(p.PURCHASE_REQUEST, body))
     assert "response_code='00'" in answer and "available=1233317" in answer
     body, _ = terminal.reversal(purchase, reason=2)
     line = p.describe(p.REVERSAL_REQUEST, body)
     assert "original_trace=1" in line and "reason=2" in line and "amount=1250" in line
-    answer = p.describe(p.REVERSAL_RESPONSE, issuer.handle_reversal_request(body))
+    answer = p.describe(p.REVERSAL_RESPONSE, issuer.handle(p.REVERSAL_REQUEST, body))
     assert answer.startswith("REVERSAL_RESPONSE terminal_id='T0000001' trace=2 "
                              "response_code='00' ksn=")
     assert "original_trace=1" in answer and "outcome=1" in answer
