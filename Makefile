@@ -6,12 +6,28 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# MicroPython's type stubs for the firmware check (docs/firmware-typecheck.md), one
+# directory per port. Not in the test extras: a stub package writes machine.pyi, time.pyi,
+# an empty requests/ and more at the top of where it is installed, so two ports would
+# overwrite each other in site-packages, and `import requests` on the host would find
+# the stubs' empty package.
+MPY_STUBS        := $(VENV)/mpy-stubs
+MPY_STUBS_PORTS  := esp32 unix
+MPY_PORT_STUBS   := 1.29.0.post1
+MPY_STDLIB_STUBS := 1.29.0.post2
+
 .PHONY: demo test soak firmware bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	rm -rf $(MPY_STUBS)
+	for port in $(MPY_STUBS_PORTS); do \
+	    $(PY) -m pip install --quiet --target $(MPY_STUBS)/$$port \
+	        micropython-$$port-stubs==$(MPY_PORT_STUBS) \
+	        micropython-stdlib-stubs==$(MPY_STDLIB_STUBS) || exit 1; \
+	done
 	touch $(STAMP)
 
 demo: $(STAMP)

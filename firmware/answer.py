@@ -9,7 +9,7 @@ import cbor
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 _K_RSP_TERMINAL = const(1)

@@ -17,7 +17,7 @@ from link import Link, PROTOCOL_VERSION
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 # loaded for a visit only, and unloaded with it (see transaction.py for the phases)

@@ -20,7 +20,7 @@ from wipe import wipe as _wipe
 try:
     from micropython import const
 except ImportError:         # CPython, in the host tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 # const() with a leading underscore: inlined by MicroPython's compiler, no heap at all

@@ -14,7 +14,7 @@ from wipe import wipe as _wipe
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 # body keys (docs/protocol.cddl); const() so they cost no RAM on the board

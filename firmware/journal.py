@@ -32,7 +32,7 @@ import wallclock
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 _IN_FLIGHT = const(0)

@@ -11,7 +11,7 @@ byte as keys are taken, so no PIN digit is left behind in it.
 try:
     from micropython import const
 except ImportError:         # CPython, in the host tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 KEY_CLEAR = const(0x43)        # 'C'

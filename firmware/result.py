@@ -6,7 +6,7 @@ import screens
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 # balance-response / purchase-response keys (docs/protocol.cddl)

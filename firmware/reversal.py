@@ -25,7 +25,7 @@ from wipe import wipe
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 # pauses before the next try, after the first, second... (the last one repeats)

@@ -37,7 +37,7 @@ from wipe import wipe
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
-    def const(x):
+    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
 # states; const() so the names cost no RAM on the board
