@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from posbridge.board.firmware_build import board_modules
+from tests.conftest import FIRMWARE
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
 CONFIG = FIRMWARE / "mypy.ini"
 STUBS = Path(sys.prefix) / "mpy-stubs"   # the Makefile installs each port's stubs here
 PLATFORM = {"esp32": "esp32", "unix": "linux"}   # sys.platform on each
