@@ -2,6 +2,32 @@
 
 A polled main loop: step() pumps the link, handles what arrived and runs the timers.
 Nothing here blocks, so a slow or absent bridge never freezes the screen or the keys.
+
+At idle the terminal runs at most one visit (self.txn): a cardholder's
+(transaction.Transaction) or, before the next card, the reversal sender
+(reversal.Sender). What the terminal and a visit owe each other:
+
+    step(now)              called every loop while the visit lasts; never blocks.
+                           False once it is over: the terminal drops it, unloads
+                           VISIT_MODULES and shows the idle screen.
+    on_message(mtype, body)
+                           every message that arrives; True if it was the answer the
+                           visit waits for (checked, MAC and identity, by the visit).
+                           A financial answer no visit takes is late: dropped unread.
+    on_error(fields)       every ERROR; True only if it names the type and trace of the
+                           visit's request in flight (one about an earlier request must
+                           not end this one).
+    on_link_failed(mtype)  the link gave up on a message of type mtype: the visit's
+                           request if the type is its own (it may have been received).
+    wipe()                 the visit ends by a fault (an exception in any of the above):
+                           forget every key and digit it holds. The terminal then drops
+                           it; the journal, not the visit, says what becomes of a
+                           purchase it left in flight (journal.py).
+
+A visit keeps plain values only: an object of a module it loaded would keep that
+module's code in the heap after it is unloaded (docs/firmware-memory.md). The
+reversal figures (self.reversals, reversal_due, reversal_tries, recover_reason) are
+journal.py's: read here, written there only.
 """
 import gc
 import time
@@ -46,13 +72,10 @@ class Terminal:
         if record and record.get("terminal_id"):
             terminal_id = record["terminal_id"]
         self.terminal_id = terminal_id
-        # reversals (journal.py, reversal.py): how many wait on flash, when the next try
-        # is due, the tries so far, and why to reverse purchases found in flight: at
-        # boot, the power was cut (reason 3)
-        self.reversals = 0
-        self.reversal_due = 0
-        self.reversal_tries = 0
-        self.recover_reason = 3 if store is not None else 0
+        import journal   # the reversal figures start as the journal's owner sets them
+        journal.boot(self)
+        journal = None
+        sys.modules.pop("journal", None)
         self.link = Link(link_stream, clock, settings.LINK_TIMEOUT_MS, settings.LINK_RETRIES)
         self.display = Display(panel)
         self.card_reader = None
@@ -99,8 +122,6 @@ class Terminal:
         had_visit = self.txn is not None
         if had_visit:
             self.txn.wipe()
-            if self.store is not None:
-                self.recover_reason = 1  # a purchase it left in flight is reversed
         self.txn = None
         self._unload_visit()
         self.faults += 1

@@ -1,6 +1,6 @@
 """Small deterministic CBOR codec for the board (RFC 8949).
 
-Profile (see GUIDE "The link between board and bridge"): unsigned and negative
+Profile (docs/protocol.md, "CBOR profile"): unsigned and negative
 integers up to 64 bits, byte strings, UTF-8 text, arrays, maps, false/true/null.
 No floats, no tags, no indefinite lengths, no other simple values.
 

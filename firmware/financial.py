@@ -37,10 +37,7 @@ class Pending:
         self.mtype = mtype
         self.trace = trace
         self.ksn = ksn
-        self.mac_key = mac_key  # MAC verification key of this KSN; wiped after use
-
-    def wipe(self):
-        _wipe(self.mac_key)
+        self.mac_key = mac_key  # MAC verification key of this KSN; whoever keeps it wipes it
 
 
 def build_request(terminal_id, trace, now, card, pin, keys, counter, purchase=None):

@@ -1,5 +1,9 @@
 """The purchase journal on flash: what makes a purchase happen exactly once.
 
+This module alone reads and writes the journal's entries and the terminal's figures
+about them (below). The purchase visit (transaction.py) and the reversal sender
+(reversal.py) call its functions; neither holds an entry.
+
 One record (journal.json, store.py's write-temp-then-rename, so a power cut leaves the
 old list or the new one) holding a list of entries of plain values. No card, PIN or
 track data is ever in it:
@@ -7,26 +11,47 @@ track data is ever in it:
     [state, trace, KSN (hex), amount, currency, reason or approval code,
      reversal trace, reversal DUKPT counter, reversal time]
 
-    state 0  a purchase in flight: journaled before it is sent. A verified decline
-             removes it before the answer is shown; a verified approval makes it 2.
-    state 1  a purchase to reverse, until the issuer acknowledges the reversal (00 with
-             a verified MAC); reason 1 no answer in time, 2 answer failed verification,
+    state 0  in flight: journaled before it is sent
+    state 1  to reverse, until the issuer acknowledges the reversal; reason 1 no answer
+             in time (or the visit ended without one), 2 answer failed verification,
              3 found in flight at boot (power cut)
-    state 2  approved, with its approval code: written before the approval is shown,
-             removed when the visit's result screen goes. One found at boot was charged
-             but perhaps never seen: the terminal shows it again, then removes it.
+    state 2  approved, with its approval code, until the approval has been seen
+
+A purchase meets the rules in this order:
+
+1. begin: journaled before it is sent, so that from then on a power cut reverses it.
+2. A MAC-verified answer settles it: a decline (end) removes it before it is shown; an
+   approval (approved) is on flash before it is shown, and removed (end) once its
+   screen goes. Never reversed once it may have been seen: it was charged.
+3. Anything else reverses it (reverse): no answer in time, the link giving up, an
+   ERROR that is not a clear refusal, an answer that fails its checks. Unless a
+   MAC-verified answer says otherwise, reverse.
+4. recover: a purchase still in flight when its visit ended without settling it (a
+   fault) or at boot (a power cut) is reversed; an approval not yet seen is shown
+   again, not reversed.
+5. next_reversal: the oldest reversal goes at idle, the same bytes every try (its trace
+   number and DUKPT counter were reserved with the purchase's, its time is taken when
+   it is recorded), tries backing off by RETRY_MS. It stays on flash until the issuer
+   acknowledges it (acknowledged, 00 with a verified MAC); a 94 (its identity was
+   taken by another request) gives it the next trace number and counter (renew).
 
 So whenever the power goes, a purchase ends either charged and shown approved (maybe
 after the reboot), or reversed: never charged without the approval on the screen.
 
-A reversal's own trace number and DUKPT counter are reserved with the purchase's (they
-are on flash before the purchase leaves), its time is taken when it is recorded, so that
-every try sends the same bytes (docs/protocol.md); a 94 makes it take a new trace and
-counter (renew). reversal.py sends them.
+The terminal's figures stay attributes of the terminal object, written here only: this
+module is loaded for a moment and dropped (a 64 KiB heap), and its globals would go
+with it; they live as long as the terminal, which reads them at idle without loading
+this code:
 
-Loaded for a moment by a purchase and by the reversal sender, dropped after.
+    term.reversals       reversals on flash (the idle screen, the purchase limit)
+    term.reversal_due    ticks_ms when the next try may go
+    term.reversal_tries  tries since the last acknowledgement (the back-off)
+    term.recover_reason  nonzero while a purchase may be in flight or approved unseen
+                         with no visit waiting for it: the terminal then runs the
+                         reversal sender, which calls recover() with this reason
 """
 import binascii
+import time
 
 import wallclock
 try:
@@ -35,9 +60,37 @@ except ImportError:  # CPython, in tests
     def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
+# entry slots
+_STATE = const(0)
+_TRACE = const(1)
+_KSN = const(2)
+_AMOUNT = const(3)
+_CURRENCY = const(4)
+_REASON = const(5)          # a reversal's reason, or an approval's code
+_REV_TRACE = const(6)
+_REV_COUNTER = const(7)
+_REV_TIME = const(8)
+
+# entry states
 _IN_FLIGHT = const(0)
 _TO_REVERSE = const(1)
 _APPROVED = const(2)
+
+# reversal reasons (docs/protocol.md, REVERSAL_REQUEST)
+_NO_ANSWER = const(1)
+_POWER_CUT = const(3)
+
+# pauses before the next try, after the first, second... (the last one repeats)
+RETRY_MS = (2000, 5000, 15000, 30000, 60000)
+
+
+def boot(term):
+    """The terminal's figures when it starts: the journal is read at the first idle
+    screen (recover), for whatever the power cut left in flight."""
+    term.reversals = 0
+    term.reversal_due = 0
+    term.reversal_tries = 0
+    term.recover_reason = _POWER_CUT if term.store is not None else 0
 
 
 def load(store):
@@ -45,22 +98,35 @@ def load(store):
 
 
 def save(term, entries):
-    """Replace the journal; term.reversals counts what is left to reverse."""
+    """Replace the journal, and count what it holds."""
     term.store.save("journal", {"entries": entries})
     _count(term, entries)
 
 
 def _count(term, entries):
     n = 0
+    unsettled = False
     for e in entries:
-        if e[0] == _TO_REVERSE:
+        if e[_STATE] == _TO_REVERSE:
             n += 1
+        else:
+            unsettled = True
     term.reversals = n
+    if not unsettled:
+        term.recover_reason = 0
+    elif not term.recover_reason:
+        term.recover_reason = _NO_ANSWER
 
+
+# -- a purchase --
 
 def begin(term, trace, ksn, amount, currency, reserved):
     """A purchase about to be sent; `reserved` is the (DUKPT counter, trace number) its
     reversal would take, taken with the purchase's own (terminal_keys.next_counters)."""
+    # before the write: if the visit ends by a fault from here on, the terminal
+    # recovers the journal at idle
+    if not term.recover_reason:
+        term.recover_reason = _NO_ANSWER
     entries = load(term.store)
     entries.append([_IN_FLIGHT, trace, binascii.hexlify(ksn).decode(), amount, currency,
                     0, reserved[1], reserved[0], 0])
@@ -71,42 +137,103 @@ def approved(term, trace, approval_code):
     """The purchase's verified approval is in, about to be shown."""
     entries = load(term.store)
     for e in entries:
-        if e[0] == _IN_FLIGHT and e[1] == trace:
-            e[0] = _APPROVED
-            e[5] = approval_code
+        if e[_STATE] == _IN_FLIGHT and e[_TRACE] == trace:
+            e[_STATE] = _APPROVED
+            e[_REASON] = approval_code
     save(term, entries)
 
 
 def end(term, trace):
     """Nothing more to do for the purchase `trace`: declined (verified), never sent, or
-    its approval shown. A reversal is never removed here."""
-    save(term, [e for e in load(term.store) if e[0] == _TO_REVERSE or e[1] != trace])
+    its approval seen. A reversal is never removed here."""
+    save(term, [e for e in load(term.store)
+                if e[_STATE] == _TO_REVERSE or e[_TRACE] != trace])
 
 
-def reverse(term, reason, trace=None):
-    """The purchase `trace` got no answer the board can take, or (trace None, after a
-    reboot or a fault that ended a visit) every purchase still in flight, since nothing
-    waits for their answers any more: they become reversals, to be sent at once."""
+def reverse(term, reason, trace):
+    """The purchase `trace` got no answer the board can take: a reversal, to be sent at
+    once (its identity was reserved with the purchase)."""
     entries = load(term.store)
-    found = False
     for e in entries:
-        if e[0] == _IN_FLIGHT and (trace is None or e[1] == trace):
-            e[0] = _TO_REVERSE
-            e[5] = reason
-            e[8] = wallclock.now() or 0   # its identity was reserved with the purchase
-            found = True
-    if found:
-        save(term, entries)
-        term.reversal_tries = 0
-    _count(term, entries)
+        if e[_STATE] == _IN_FLIGHT and e[_TRACE] == trace:
+            e[_STATE] = _TO_REVERSE
+            e[_REASON] = reason
+            e[_REV_TIME] = wallclock.now() or 0
+    save(term, entries)
+    term.reversal_tries = 0
     term.reversal_due = term.clock()
 
 
-def renew(term, e):
-    """A new identity for reversal `e`: trace number and DUKPT counter saved before use,
-    so a reset can skip them but never reuse them."""
+def recover(term):
+    """No visit waits for an answer any more (boot, or a visit that ended by a fault):
+    every purchase in flight becomes a reversal (term.recover_reason says why), and
+    the first approval not yet seen leaves the journal, returned as (trace, amount,
+    currency, approval code) for the terminal to show again; None if there is none."""
+    reason = term.recover_reason
+    term.recover_reason = 0   # once: a journal that cannot be read is not retried
+    entries = load(term.store)
+    found = False
+    seen = None
+    for e in entries:
+        if e[_STATE] == _IN_FLIGHT:
+            e[_STATE] = _TO_REVERSE
+            e[_REASON] = reason
+            e[_REV_TIME] = wallclock.now() or 0
+            found = True
+        elif e[_STATE] == _APPROVED and seen is None:
+            seen = e
+    if seen is not None:
+        entries.remove(seen)
+    if found or seen is not None:
+        save(term, entries)   # another approval left makes the terminal recover again
+    else:
+        _count(term, entries)   # nothing changed: nothing to write
+    if found:
+        term.reversal_tries = 0
+    term.reversal_due = term.clock()
+    if seen is None:
+        return None
+    return seen[_TRACE], seen[_AMOUNT], seen[_CURRENCY], seen[_REASON]
+
+
+# -- its reversal --
+
+def next_reversal(term, now):
+    """The oldest reversal if one is due, as (purchase trace, amount, currency, purchase
+    KSN, reason, reversal trace, reversal DUKPT counter, reversal time); None if none
+    is. The try after it is booked first: whatever happens to this one, the terminal
+    backs off rather than retrying in a tight loop."""
+    if not term.reversals or time.ticks_diff(now, term.reversal_due) < 0:
+        return None
+    term.reversal_due = time.ticks_add(
+        now, RETRY_MS[min(term.reversal_tries, len(RETRY_MS) - 1)])
+    term.reversal_tries += 1
+    for e in load(term.store):
+        if e[_STATE] == _TO_REVERSE:
+            return (e[_TRACE], e[_AMOUNT], e[_CURRENCY], binascii.unhexlify(e[_KSN]),
+                    e[_REASON], e[_REV_TRACE], e[_REV_COUNTER], e[_REV_TIME])
+    return None
+
+
+def acknowledged(term, trace):
+    """The issuer acknowledged the reversal of purchase `trace` (00, MAC verified): it
+    leaves the journal, and the next one may go at once. Nothing else removes one."""
+    save(term, [e for e in load(term.store)
+                if e[_STATE] != _TO_REVERSE or e[_TRACE] != trace])
+    term.reversal_tries = 0
+    term.reversal_due = term.clock()
+
+
+def renew(term, trace):
+    """94 to the reversal of purchase `trace`: its identity was used by another request.
+    The next trace number and DUKPT counter, saved before use so that a reset can skip
+    them but never reuse them, and a new time: sent at the next try."""
     import terminal_keys
-    counter, trace = terminal_keys.next_counters(term.store)[0]
-    e[6] = trace
-    e[7] = counter
-    e[8] = wallclock.now() or 0
+    counter, rev_trace = terminal_keys.next_counters(term.store)[0]
+    entries = load(term.store)
+    for e in entries:
+        if e[_STATE] == _TO_REVERSE and e[_TRACE] == trace:
+            e[_REV_TRACE] = rev_trace
+            e[_REV_COUNTER] = counter
+            e[_REV_TIME] = wallclock.now() or 0
+    save(term, entries)

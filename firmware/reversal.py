@@ -1,11 +1,13 @@
-"""The reversal sender: sends the oldest reversal of the journal (journal.py) and keeps
-it there until the issuer acknowledges it (docs/protocol.md, REVERSAL_REQUEST).
+"""The reversal sender: sends the oldest reversal of the journal and shows what became
+of it (docs/protocol.md, REVERSAL_REQUEST). What is sent, when, and what an answer does
+to the journal are journal.py's rules; this module builds the request and reads the
+answer.
 
-The terminal runs a Sender in a visit's place, at idle and before the next card: at
-boot, after a fault that ended a visit, and whenever a reversal is due. First, after a
-boot or a fault (term.recover_reason), it turns purchases left in flight into reversals
-and shows again an approval the power may have taken off the screen; then it sends one
-reversal. Tries back off (RETRY_MS); an acknowledged reversal lets the next go at once.
+The terminal runs a Sender in a visit's place (the contract is in app.py), at idle and
+before the next card: at boot, after a fault that ended a visit, and whenever a
+reversal is due. First, if the journal asks for it (term.recover_reason), purchases left
+in flight become reversals and an approval the power may have taken off the screen is
+shown again; then, if one is due and the host is online, one reversal goes.
 
     00, MAC verified     acknowledged: the entry leaves the journal
     94                   its identity was used by another request: a new trace number
@@ -13,7 +15,6 @@ reversal. Tries back off (RETRY_MS); an acknowledged reversal lets the next go a
     anything else        (no answer, ERROR, a MAC that fails, 96) the same bytes again
                          at the next try
 """
-import binascii
 import gc
 import sys
 import time
@@ -28,10 +29,6 @@ except ImportError:  # CPython, in tests
     def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
         return x
 
-# pauses before the next try, after the first, second... (the last one repeats)
-RETRY_MS = (2000, 5000, 15000, 30000, 60000)
-_TO_REVERSE = const(1)      # journal entry states (journal.py)
-_APPROVED = const(2)
 _SHOW_MS = const(3000)
 _LAST_SHOW_MS = const(15000)
 # reversal-request / reversal-response keys (docs/protocol.cddl)
@@ -54,73 +51,58 @@ def _unload(*names):
 
 
 class Sender:
-    """A visit's interface (step, on_message, on_error, on_link_failed, wipe) so the
-    terminal drives it like one."""
-
     def __init__(self, term):
         self.term = term
         self.mtype = None
         self.mac_key = None
         self.amount_text = ""
-        now = self.deadline = term.clock()   # done at once unless a reversal goes
+        now = self.deadline = term.clock()   # done at once unless something is shown
         if term.recover_reason:
-            reason = term.recover_reason
-            term.recover_reason = 0   # once: a journal that cannot be read is not retried
-            journal.reverse(term, reason)
-            for e in journal.load(term.store):
-                if e[0] == _APPROVED:
-                    # approved, and the power (or a fault) came before the result
-                    # screen went: charged, so the approval is shown once more
-                    journal.end(term, e[1])
-                    self._amount(e)
-                    self.deadline = time.ticks_add(now, _LAST_SHOW_MS)
-                    term.display.show("LAST PURCHASE", "", "APPROVED", self.amount_text,
-                                      "Approval " + str(e[5]), "", "Trace %d" % e[1])
-                    return
-        if not (term.reversals and term.host_online and
-                time.ticks_diff(now, term.reversal_due) >= 0):
+            seen = journal.recover(term)
+            if seen is not None:
+                # approved, and the power (or a fault) came before the result screen
+                # went: charged, so the approval is shown once more
+                trace, amount, currency, approval = seen
+                self._amount(amount, currency)
+                self.deadline = time.ticks_add(now, _LAST_SHOW_MS)
+                term.display.show("LAST PURCHASE", "", "APPROVED", self.amount_text,
+                                  "Approval " + str(approval), "", "Trace %d" % trace)
+                return
+        if not term.host_online:
             return
-        # the next try is booked first: whatever happens to this one, the terminal
-        # backs off rather than retrying in a tight loop
-        term.reversal_due = time.ticks_add(
-            now, RETRY_MS[min(term.reversal_tries, len(RETRY_MS) - 1)])
-        term.reversal_tries += 1
-        self.entry = None
-        for e in journal.load(term.store):
-            if e[0] == _TO_REVERSE:
-                self.entry = e
-                break
-        if self.entry is None:
+        due = journal.next_reversal(term, now)
+        if due is None:
             return
-        self._amount(self.entry)
+        # the purchase's trace names the reversal in the journal and in its answer
+        self.purchase, amount, currency, ksn, reason, trace, counter, at = due
+        self._amount(amount, currency)
         term.display.show("REVERSAL", "", "Sending reversal", "of a purchase",
                           self.amount_text, "", "Please wait")
-        body = self._build()
+        body = self._build(trace, at, counter, {
+            _K_AMOUNT: amount, _K_CURRENCY: currency, _K_ORIGINAL_TRACE: self.purchase,
+            _K_ORIGINAL_KSN: ksn, _K_REASON: reason})
         if term.link.send(m.REVERSAL_REQUEST, body):
             self.mtype = m.REVERSAL_REQUEST
             self.deadline = time.ticks_add(now, settings.ANSWER_TIMEOUT_MS)
         else:
             self._failed("Link busy")
 
-    def _amount(self, e):
+    def _amount(self, amount, currency):
         import screens
-        amount, cur = screens.money(e[3], e[4])
+        amount, cur = screens.money(amount, currency)
         screens = None
         _unload("screens")
         self.amount_text = cur + " " + amount
 
-    def _build(self):
+    def _build(self, trace, now, counter, fields):
         import terminal_keys
-        e = self.entry
         keys = terminal_keys.load(self.term.store)
         terminal_keys = None
         try:
             _unload("terminal_keys")
             import financial
             body, pending = financial.build_reversal_request(
-                self.term.terminal_id, e[6], e[8], keys, e[7],
-                {_K_AMOUNT: e[3], _K_CURRENCY: e[4], _K_ORIGINAL_TRACE: e[1],
-                 _K_ORIGINAL_KSN: binascii.unhexlify(e[2]), _K_REASON: e[5]})
+                self.term.terminal_id, trace, now, keys, counter, fields)
         finally:
             wipe(keys[0])
             _unload("financial", "dukpt", "cmac")
@@ -128,8 +110,7 @@ class Sender:
         return body
 
     def step(self, now):
-        """False once done and the idle screen may come back: the last screen's time
-        is up, or a key was pressed on it."""
+        # over once the last screen's time is up, or a key was pressed on it
         keys = self.term.keys   # None on a terminal without a PIN pad
         if self.mtype is None:
             return ((keys is None or keys.poll() is None) and
@@ -146,7 +127,7 @@ class Sender:
         import answer
         try:
             f = answer.check_response(body, self, self.term.terminal_id)
-            if f.get(_K_ORIGINAL_TRACE) != self.entry[1]:
+            if f.get(_K_ORIGINAL_TRACE) != self.purchase:
                 f = None
         except answer.NotOurs:
             # a late answer to an earlier sending: this one's may still come
@@ -159,25 +140,14 @@ class Sender:
         self.wipe()
         _unload("answer", "cmac")
         code = f and f.get(_K_RSP_CODE)
-        if code == "00" or code == "94":
-            term = self.term
-            entries = journal.load(term.store)
-            for e in entries:
-                if e[0] == _TO_REVERSE and e[1] == self.entry[1]:
-                    if code == "94":
-                        journal.renew(term, e)
-                    else:
-                        entries.remove(e)
-                    break
-            journal.save(term, entries)
+        if code == "00":
+            journal.acknowledged(self.term, self.purchase)
+            outcome = f.get(_K_RSP_OUTCOME)
+            self._show("Acknowledged", _OUTCOMES[outcome] if outcome in (1, 2, 3) else "")
+            return True
+        if code == "94":
+            journal.renew(self.term, self.purchase)
             _unload("terminal_keys", "dukpt")
-            if code == "00":
-                term.reversal_tries = 0
-                term.reversal_due = term.clock()  # the next one, if any, at once
-                outcome = f.get(_K_RSP_OUTCOME)
-                self._show("Acknowledged", _OUTCOMES[outcome] if outcome in (1, 2, 3)
-                           else "")
-                return True
         self._failed("Refused " + code if code else "Bad answer")
         return True
 

@@ -3,24 +3,20 @@
     menu -> [amount, for a purchase] -> PIN -> waiting for the issuer -> result
          -> (back to idle)
 
-Driven by the terminal's main loop (step, on_message, on_error, on_link_failed); never
-blocks. Cancel (X) works at every step before the request leaves; once it has left, the
-answer is awaited and shown, so the cardholder always learns what happened.
+A visit as the terminal drives it (the contract is in app.py). Cancel (X) works at
+every step before the request leaves; once it has left, the answer is awaited and
+shown, so the cardholder always learns what happened.
 
-A purchase is journaled on flash before it is sent (journal.py). A verified decline
-clears it before the result is shown; a verified approval is marked approved before it
-is shown, and cleared when the result screen goes (if the power goes first, the terminal
-shows the approval again at boot). Without a verified answer (none in time, the link
-gave up, an ERROR that is not a clear refusal, an answer that fails its MAC) it becomes
-a reversal on flash before the screen says "No charge"; the terminal sends the reversal
-once the visit is over (reversal.py).
+A purchase goes through the journal (journal.py, where its rules are): journaled before
+it is sent, settled by a MAC-verified answer, reversed otherwise. This module says which
+of those happened; it never reads or writes a journal entry.
 
 Each phase loads the code it needs and drops it after, so the peak is one phase's code
 and not the sum (a 64 KiB heap; docs/benchmarks.md has the figures):
     amount      digit_entry, screens (the amount as money)
     PIN         digit_entry
     request     terminal_keys, financial, dukpt, pinblock, cmac  (PIN entry unloaded)
-    journal     journal (terminal_keys, dukpt to record a reversal)
+    journal     journal
     answer      answer, cmac, then result (screens), then journal
 Nothing of a phase's module may outlive it (an instance of one of its classes would
 keep the whole module alive): what the visit keeps is plain values on this object.
@@ -81,10 +77,9 @@ class Transaction:
         self._show(_MENU, _MENU_TIMEOUT_MS, "CARD", self.card_pan_masked, "",
                    "1 Balance", "2 Purchase", "", "", "X Cancel")
 
-    # -- driven by the terminal --
+    # -- driven by the terminal (app.py) --
 
     def step(self, now):
-        """False once the visit is over and the idle screen may come back."""
         state = self.state
         if state == _MENU:
             key = self.term.keys.poll()
@@ -133,7 +128,6 @@ class Transaction:
         return True
 
     def on_message(self, mtype, body):
-        """True if the message was this visit's answer."""
         # a request's response is the type after it (0x10 -> 0x11, 0x12 -> 0x13)
         if self.state != _WAIT or self.mtype is None or mtype != self.mtype + 1:
             return False
@@ -306,11 +300,9 @@ class Transaction:
             getattr(journal, name)(self.term, *args)
         finally:
             journal = None
-            _unload("journal", "terminal_keys", "dukpt")
+            _unload("journal")
 
     def wipe(self):
-        """Forget the request's key and any digits keyed so far (the terminal calls it
-        when a visit ends by fault)."""
         if self.entry is not None:
             self.entry.wipe()
             self.entry = None

@@ -5,6 +5,7 @@
 import binascii
 import gc
 import os
+import sys
 
 from fwtest import FakeClock, ScriptedStream
 from keypad import KeyReader
@@ -98,10 +99,12 @@ class FakeTerminal:
         self.keys = KeyReader(ScriptedStream())
         self.link = Link(self.store)
         self.host_online = True
-        self.reversals = 0
-        self.reversal_due = 0
-        self.reversal_tries = 0
-        self.recover_reason = 0
+        # as app.Terminal starts: the journal not yet looked at. Not kept loaded: the
+        # visits under test load it when they need it, as on the board
+        import journal
+        journal.boot(self)
+        journal = None
+        sys.modules.pop("journal", None)
 
     def press(self, keys):
         self.keys.stream.feed(keys)

@@ -4,7 +4,8 @@
 import cbor
 import journal
 import messages as m
-from reversal import RETRY_MS, Sender
+from journal import RETRY_MS
+from reversal import Sender
 from fake_terminal import FakeTerminal as Term, answer_for, request_mac_ok
 
 KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
@@ -155,11 +156,24 @@ def test_nothing_goes_while_the_host_is_away():
 def test_at_boot_a_purchase_in_flight_is_reversed_for_the_power_cut():
     term = Term()
     try:
-        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
-        term.recover_reason = 3
+        journal.begin(term, 5, KSN, 1250, 156, (6, 6))   # the terminal has just booted
         sender, body = send(term)
         assert cbor.decode(body)[14] == 3 and term.recover_reason == 0
         assert term.journal()[0][0] == 1
+    finally:
+        term.close()
+
+
+def test_a_purchase_a_fault_left_in_flight_is_reversed_as_unanswered():
+    term = Term()
+    try:
+        assert Sender(term) and term.recover_reason == 0     # the boot's look: empty
+        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
+        # the visit ends by a fault here: nothing will take its answer
+        assert term.recover_reason == 1
+        sender, body = send(term)
+        assert cbor.decode(body)[14] == 1 and term.recover_reason == 0
+        assert request_mac_ok(body)
     finally:
         term.close()
 
@@ -168,8 +182,7 @@ def test_at_boot_an_approval_the_power_took_off_the_screen_is_shown_again():
     term = Term()
     try:
         journal.begin(term, 5, KSN, 1250, 156, (6, 6))
-        journal.approved(term, 5, "654321")
-        term.recover_reason = 3
+        journal.approved(term, 5, "654321")              # the terminal has just booted
         sender = Sender(term)
         assert term.link.sent == []                     # charged: nothing to reverse
         text = term.display.text()
