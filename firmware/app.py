@@ -55,6 +55,14 @@ _STATUS_REPLY_WAIT_MS = const(5000)
 
 
 class Terminal:
+    # the reversal figures: journal.py alone writes them (journal.boot first), the idle
+    # loop reads them; declared for the type check only, a bare annotation compiles to
+    # nothing on MicroPython
+    reversals: int
+    reversal_due: int
+    reversal_tries: int
+    recover_reason: int
+
     def __init__(self, link_stream, panel, clock=time.ticks_ms,
                  terminal_id=settings.TERMINAL_ID, card_stream=None, pinpad_stream=None,
                  store=None):
