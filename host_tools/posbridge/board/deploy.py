@@ -4,8 +4,9 @@ The board's flash root gets the precompiled modules, main.py, and (when given) t
 state records of `posbridge provision` (terminal.json, counters.json). One mpremote
 session copies everything and resets the board, so it boots the new firmware."""
 import subprocess
-import sys
 from pathlib import Path
+
+from .tools import beside_python
 
 STATE_RECORDS = ("terminal.json", "counters.json")
 
@@ -15,8 +16,7 @@ class DeployError(RuntimeError):
 
 
 def mpremote_command() -> str:
-    beside = Path(sys.executable).parent / "mpremote"
-    return str(beside) if beside.exists() else "mpremote"
+    return beside_python("mpremote") or "mpremote"
 
 
 def deploy_command(port: str, build_dir: Path, state_dir: "Path | None" = None) -> list:

@@ -12,7 +12,6 @@ peripherals on pseudo-terminals and pipes instead of the ESP32's UARTs and I2C.
 import os
 import pty
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Callable, Optional
 from .firmware_build import BuildError, compile_tree
 from .peripherals import pin_keys
 from .provision import provision_test_terminal
+from .tools import beside_python
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[3] / "firmware"
 SCREEN_BYTES = 128 * 64 // 8
@@ -42,8 +42,7 @@ class Screen:
 
 
 def micropython_command() -> str:
-    beside = Path(sys.executable).parent / "micropython"
-    return str(beside) if beside.exists() else "micropython"
+    return beside_python("micropython") or "micropython"
 
 
 class EmulatorError(RuntimeError):

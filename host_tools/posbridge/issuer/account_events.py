@@ -10,13 +10,15 @@ and repayment reminders (kind repayment_reminder).
                                       on `due`, once per account and due date
 
 Each change, its row in `account_events` and its alert (notify.decide, then
-alerts.post) are one SQLite transaction. `ctx` is an EventContext: ledger, policy,
-dispatcher and the time.
+alerts.post) are one SQLite transaction. This module is the only writer of the
+`account_events` table; the change itself is written by its table's owner (the card's
+status by cards.py, the account's terms by the ledger). `ctx` is an EventContext:
+ledger, policy, dispatcher and the time.
 """
 import datetime
 from dataclasses import dataclass
 
-from . import alerts, notify, templates
+from . import alerts, cards, notify, templates
 from .cards import check_pan
 from .errors import LedgerError
 from .money import format_amount
@@ -66,8 +68,7 @@ def set_limit(ctx: EventContext, pan: str, limit: int) -> EventResult:
                           f"{format_amount(old, card.currency)}")
     event = "limit_raised" if limit > old else "limit_lowered"
     with ctx.ledger.transaction():
-        ctx.ledger.execute("UPDATE accounts SET credit_limit = ? WHERE id = ?",
-                           (limit, card.account_id))
+        ctx.ledger.set_credit_limit(card.account_id, limit)
         event_id = _record(ctx, card, event, old, limit)
         decision = _alert(ctx, card, event_id, lambda lang, kind: templates.account_change_text(
             lang, change=event, last4=card.last4, when=_when(ctx), currency=card.currency,
@@ -85,10 +86,8 @@ def set_statement(ledger, pan: str, *, statement_amount: int, minimum_payment: i
         raise ValueError("statement: the minimum payment is more than the statement amount")
     card = _card(ledger, pan)
     with ledger.transaction():
-        ledger.execute("UPDATE accounts SET statement_amount = ?, minimum_payment = ?, "
-                       "due_date = ? WHERE id = ?",
-                       (statement_amount, minimum_payment, due_date.isoformat(),
-                        card.account_id))
+        ledger.set_statement(card.account_id, statement_amount=statement_amount,
+                             minimum_payment=minimum_payment, due_date=due_date.isoformat())
 
 
 def remind(ctx: EventContext, due: datetime.date) -> "list[EventResult]":
@@ -138,7 +137,7 @@ def _account(ledger, account_id: int):
 
 def _status_change(ctx, card, new_status, event) -> EventResult:
     with ctx.ledger.transaction():
-        ctx.ledger.execute("UPDATE cards SET status = ? WHERE id = ?", (new_status, card.id))
+        cards.set_status(ctx.ledger, card.id, new_status)
         event_id = _record(ctx, card, event, card.status, new_status)
         decision = _alert(ctx, card, event_id, lambda lang, kind: templates.account_change_text(
             lang, change=event, last4=card.last4, when=_when(ctx), policy=ctx.policy))

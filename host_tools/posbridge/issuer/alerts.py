@@ -16,8 +16,8 @@ purchase may be large_amount. post() does both steps for alerts without a transa
 """
 from dataclasses import dataclass
 
+from . import outbox
 from .gateways import OutgoingMessage
-from .ledger import new_message_id
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def make(decision, holder, last4: str, text_for, dispatcher) -> "Alert | None":
     `dispatcher` now when the decision is immediate (statuses 2 and 11)."""
     if not decision.alerts:
         return None
-    message_id = new_message_id()
+    message_id = outbox.new_message_id()
     text = text_for(decision.language, decision.kind)
     if not decision.immediate:
         return Alert(decision, message_id, holder.id, last4, text)
@@ -55,8 +55,8 @@ def store(ledger, alert: Alert, policy, now: int, *, transaction_id=None,
     status = d.outbox_status
     next_attempt_at = {"held": d.send_after,
                        "failed": now + policy.retry_delay(1)}.get(status)
-    return ledger.add_outbox(
-        transaction_id=transaction_id, account_event_id=account_event_id,
+    return outbox.add(
+        ledger, transaction_id=transaction_id, account_event_id=account_event_id,
         cardholder_id=alert.cardholder_id, message_id=alert.message_id, kind=d.kind,
         card_last4=alert.last4, channel=d.channel, destination=d.destination,
         language=d.language, text=alert.text, status=status, now=now,

@@ -1,12 +1,23 @@
-"""Card data checks: PAN (length and Luhn, link/pan.py), expiry YYMM, the cardholder's phone number
-and how it is masked. Errors are ValueError with a message for a person; none of them
-quotes a full PAN."""
+"""Cards: the checks of a card's data (PAN length and Luhn, link/pan.py; expiry YYMM)
+and the only writes of the `cards` table: a card issued with its account and holder,
+its PIN tries, its status.
+
+The cards table has its own owner because three flows change a card row: issuing
+(`posbridge issuer card add`, the demo set), PIN verification (service.py counts the
+tries) and account changes (account_events.py freezes and unfreezes); here the status
+and tries are checked in one place. Reading a card with its balances and holder is
+Ledger.card_by_pan and its kin.
+
+Check errors are ValueError with a message for a person, a refused write LedgerError;
+none of them quotes a full PAN.
+"""
 import datetime
-import re
 
 from ..link.pan import luhn_valid, mask_pan
+from . import codes, preferences
+from .errors import LedgerError
 
-_PHONE = re.compile(r"\+?[0-9]{7,15}")
+MAX_PIN_TRIES = 3
 
 
 def check_pan(pan: str) -> str:
@@ -40,18 +51,46 @@ def is_expired(yymm: str, unix_time: int, utc_offset_min: int = 0) -> bool:
     return (local.year, local.month) > (year, month)
 
 
-def check_phone(phone: str) -> str:
-    """A phone number: optional +, then 7 to 15 digits (E.164 length), no spaces."""
-    if not _PHONE.fullmatch(phone):
-        raise ValueError(f"phone {phone!r}: 7 to 15 digits expected, optionally after +")
-    return phone
+# ---- the cards table ------------------------------------------------------------------
+
+def add(ledger, *, pan: str, pin_hash: str, expiry: str, available: int, currency: int,
+        name: str, phone=None, subscribed=False, channel="sms", kinds=(), status="active",
+        ledger_balance=None, credit_limit=0, purchase_limit=None,
+        account_purchase_limit=None, threshold=None) -> int:
+    """A card with its own new account (Ledger.open_account) and cardholder
+    (preferences.add_cardholder), in one transaction; returns the card's id. The caller
+    checks PAN, expiry and phone and hashes the PIN. `threshold`: the cardholder's
+    purchase alert threshold, minor units (None: the bank's default); the other
+    preferences are set with preferences.update."""
+    _check_status(status)
+    with ledger.transaction():
+        if ledger.execute("SELECT 1 FROM cards WHERE pan = ?", (pan,)).fetchone():
+            raise LedgerError(f"card {mask_pan(pan)} is already on file")
+        account_id = ledger.open_account(
+            currency=currency, available=available, ledger_balance=ledger_balance,
+            credit_limit=credit_limit, purchase_limit=account_purchase_limit)
+        holder_id = preferences.add_cardholder(
+            ledger, name=name, phone=phone, subscribed=subscribed, channel=channel,
+            kinds=kinds, threshold=threshold)
+        return ledger.execute(
+            "INSERT INTO cards (pan, expiry, status, pin_hash, pin_tries_left, "
+            "account_id, cardholder_id, purchase_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (pan, expiry, status, pin_hash, MAX_PIN_TRIES, account_id, holder_id,
+             purchase_limit)).lastrowid
 
 
-def mask_phone(phone: str) -> str:
-    """First 3 and last 4 digits kept, the rest starred: 13812345678 -> 138****5678
-    (a leading + is kept and not counted)."""
-    plus = "+" if phone.startswith("+") else ""
-    digits = phone[len(plus):]
-    if len(digits) <= 7:
-        return plus + "*" * (len(digits) - 4) + digits[-4:]
-    return plus + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+def set_pin_tries(ledger, card_id: int, tries_left: int):
+    if not 0 <= tries_left <= MAX_PIN_TRIES:
+        raise LedgerError(f"PIN tries: 0 to {MAX_PIN_TRIES}, not {tries_left}")
+    ledger.execute("UPDATE cards SET pin_tries_left = ? WHERE id = ?", (tries_left, card_id))
+
+
+def set_status(ledger, card_id: int, status: str):
+    """active, frozen or blocked (stop-payment); account_events.py says when and why."""
+    _check_status(status)
+    ledger.execute("UPDATE cards SET status = ? WHERE id = ?", (status, card_id))
+
+
+def _check_status(status: str):
+    if status not in codes.CARD_STATUSES:
+        raise LedgerError(f"card status {status!r}: one of {', '.join(codes.CARD_STATUSES)}")

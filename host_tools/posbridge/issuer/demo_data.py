@@ -8,7 +8,7 @@ use them; every card's PIN is 1234. Nothing here is a real card or a real key.
 import datetime
 from dataclasses import dataclass
 
-from . import codes, preferences
+from . import cards, codes, preferences
 from .account_events import set_statement
 from .pins import hash_pin
 from .quiet_hours import QuietHours
@@ -70,8 +70,8 @@ def load_demo(ledger) -> int:
     ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
     with ledger.transaction():
         for card in DEMO_CARDS:
-            ledger.add_card(
-                pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
+            cards.add(
+                ledger, pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
                 available=card.balance, currency=CNY, name=card.name, phone=card.phone,
                 subscribed=card.subscribed, channel=card.channel, kinds=card.kinds,
                 status=card.status, credit_limit=card.credit_limit,

@@ -39,8 +39,8 @@ from dataclasses import dataclass, replace
 
 from ..link import protocol
 from . import codes
-from .cards import mask_phone
 from .money import currency_name, format_amount
+from .preferences import mask_phone
 from .quiet_hours import local_datetime
 from .templates import language_of
 # the message text of each kind, next to the kinds (templates.py writes them)

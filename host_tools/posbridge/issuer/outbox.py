@@ -1,11 +1,19 @@
-"""The outbox as a queue: which messages are due, and what became of each send.
+"""The outbox: the alerts made for cardholders, as a queue. This module is the only
+writer of the `outbox` table: add() puts an alert in, the record_* functions say what
+became of a send; due() and waiting_count() are the dispatcher's questions, and
+Ledger.outbox lists every row for a person or a test.
 
 A row waits while its status is queued (for the dispatcher), held (quiet hours) or
 failed (the gateway refused it; tried again later); it is due once `next_attempt_at`
 has come. A row is never deleted: a failed one stays with its reason until a later
-attempt sends it. Ledger.add_outbox writes rows; Ledger.outbox lists them.
+attempt sends it.
 """
+import secrets
+import time
 from dataclasses import dataclass
+
+from .codes import OUTBOX_STATUSES
+from .errors import LedgerError
 
 WAITING = ("queued", "held", "failed")
 
@@ -22,6 +30,35 @@ class Waiting:
     text: str
     status: str
     attempts: int
+
+
+def new_message_id() -> str:
+    """An alert's id: 16 hex digits, random (it says nothing about the card)."""
+    return secrets.token_hex(8)
+
+
+def add(ledger, *, transaction_id, cardholder_id, kind: str, card_last4: str, channel: str,
+        destination: str, text: str, status: str, now=None, message_id=None, language=None,
+        next_attempt_at=None, attempts=None, reason=None, sent_at=None, gateway_ref=None,
+        account_event_id=None) -> int:
+    """One alert; returns its row id. A row that waits (queued, held, failed) is due at
+    `next_attempt_at` (default: now); a "sent" row counts one attempt."""
+    if status not in OUTBOX_STATUSES:
+        raise LedgerError(f"outbox status {status!r}: one of {', '.join(OUTBOX_STATUSES)}")
+    now = int(time.time() if now is None else now)
+    if status == "sent":
+        attempts = 1 if attempts is None else attempts
+        sent_at, next_attempt_at = now if sent_at is None else sent_at, None
+    elif next_attempt_at is None:
+        next_attempt_at = now
+    return ledger.execute(
+        "INSERT INTO outbox (transaction_id, account_event_id, cardholder_id, message_id, "
+        "kind, card_last4, channel, destination, language, text, status, attempts, "
+        "next_attempt_at, reason, sent_at, gateway_ref, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (transaction_id, account_event_id, cardholder_id, message_id or new_message_id(),
+         kind, card_last4, channel, destination, language, text, status, attempts or 0,
+         next_attempt_at, reason, sent_at, gateway_ref, now)).lastrowid
 
 
 def due(ledger, now: int, limit: "int | None" = None) -> "list[Waiting]":

@@ -1,16 +1,17 @@
 """A cardholder's alert preferences: what notify.decide reads, how they are stored
-(tables `cardholders`, `alert_kinds`, `alert_channels`) and how a person's input for
-them is checked.
+(tables `cardholders`, `alert_kinds`, `alert_channels`: this module is their only
+writer) and how a person's input for them is checked, the phone number's included.
 
 Amounts (threshold, own large-amount limit) are minor units of the policy's currency;
 None means "the bank's default". Quiet hours are a quiet_hours.QuietHours or None, the
 language "en" / "zh" or None (the bank's), `channels` maps a kind to the channel chosen
 for it (the others use `channel`).
 """
+import re
 from dataclasses import dataclass, field
 
 from . import codes
-from .cards import check_phone
+from .errors import LedgerError
 from .money import parse_amount
 from .quiet_hours import QuietHours
 from .templates import LANGUAGES
@@ -19,6 +20,7 @@ from .templates import LANGUAGES
 FIELDS = ("subscribed", "phone", "channel", "kinds", "channels", "threshold",
           "large_amount_limit", "quiet_hours", "language")
 ALL_KINDS = codes.ALERT_KINDS + codes.SECURITY_KINDS
+_PHONE = re.compile(r"\+?[0-9]{7,15}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,26 @@ def load_cardholder(ledger, holder_id: int) -> "Cardholder | None":
                       row["language"])
 
 
+def add_cardholder(ledger, *, name: str, phone=None, subscribed=False, channel="sms",
+                   kinds=(), threshold=None) -> int:
+    """A new cardholder (cards.add makes one for each card); returns the id. The
+    kinds chosen are checked here, the phone by the caller (check_phone)."""
+    if channel not in codes.CHANNELS:
+        raise LedgerError(f"channel {channel!r}: one of {', '.join(codes.CHANNELS)}")
+    for kind in kinds:
+        if kind not in codes.ALERT_KINDS:
+            raise LedgerError(f"alert kind {kind!r}: one of {', '.join(codes.ALERT_KINDS)}")
+    with ledger.transaction():
+        holder_id = ledger.execute(
+            "INSERT INTO cardholders (name, phone, subscribed, channel, threshold) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, phone or None, int(bool(subscribed)), channel, threshold)).lastrowid
+        for kind in dict.fromkeys(kinds):
+            ledger.execute("INSERT INTO alert_kinds (cardholder_id, kind) VALUES (?, ?)",
+                           (holder_id, kind))
+    return holder_id
+
+
 def update(ledger, holder_id: int, **changes) -> Cardholder:
     """Change the preferences named in `changes` (FIELDS, values already parsed: see
     the parse_* functions); returns the cardholder as stored. `channels` is merged into
@@ -77,14 +99,16 @@ def update(ledger, holder_id: int, **changes) -> Cardholder:
             kinds = [_kind(k, codes.ALERT_KINDS) for k in dict.fromkeys(changes["kinds"])]
             ledger.execute("DELETE FROM alert_kinds WHERE cardholder_id = ?", (holder_id,))
             for kind in kinds:
-                ledger.execute("INSERT INTO alert_kinds VALUES (?, ?)", (holder_id, kind))
+                ledger.execute("INSERT INTO alert_kinds (cardholder_id, kind) VALUES (?, ?)",
+                               (holder_id, kind))
         for kind, channel in (changes.get("channels") or {}).items():
             _kind(kind, ALL_KINDS)
             if channel is None:
                 ledger.execute("DELETE FROM alert_channels WHERE cardholder_id = ? AND kind = ?",
                                (holder_id, kind))
             else:
-                ledger.execute("INSERT OR REPLACE INTO alert_channels VALUES (?, ?, ?)",
+                ledger.execute("INSERT OR REPLACE INTO alert_channels (cardholder_id, kind, "
+                               "channel) VALUES (?, ?, ?)",
                                (holder_id, kind, _checked("channel", channel)))
         return load_cardholder(ledger, holder_id)
 
@@ -107,6 +131,25 @@ def _kind(kind, allowed):
     if kind not in allowed:
         raise ValueError(f"alert kind {kind!r}: one of {', '.join(allowed)}")
     return kind
+
+
+# ---- the phone number ------------------------------------------------------------------
+
+def check_phone(phone: str) -> str:
+    """A phone number: optional +, then 7 to 15 digits (E.164 length), no spaces."""
+    if not _PHONE.fullmatch(phone):
+        raise ValueError(f"phone {phone!r}: 7 to 15 digits expected, optionally after +")
+    return phone
+
+
+def mask_phone(phone: str) -> str:
+    """First 3 and last 4 digits kept, the rest starred: 13812345678 -> 138****5678
+    (a leading + is kept and not counted)."""
+    plus = "+" if phone.startswith("+") else ""
+    digits = phone[len(plus):]
+    if len(digits) <= 7:
+        return plus + "*" * (len(digits) - 4) + digits[-4:]
+    return plus + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 # ---- a person's input -----------------------------------------------------------------

@@ -57,14 +57,14 @@ import threading
 import time
 
 from . import dukpt
-from . import alerts, codes, notify
-from .cards import is_expired
+from . import alerts, cards, codes, notify
+from .cards import MAX_PIN_TRIES, is_expired
 from .dispatcher import Dispatcher
 from .errors import (IssuerInternalError, IssuerRequestError, IssuerSecurityError,
                      IssuerUnavailable)
 from .faults import Faults, corrupt_mac
 from .gateways import BuiltinGateway
-from .ledger import MAX_PIN_TRIES, Ledger, request_digest
+from .ledger import Ledger, request_digest
 from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, ROUTES, balance_response,
                        check_request_mac, reversal_response)
 from .money import format_amount
@@ -232,7 +232,7 @@ class Issuer:
         del pin
         if pin_ok:
             if card.pin_tries_left != MAX_PIN_TRIES:
-                self.ledger.set_pin_tries(card.id, MAX_PIN_TRIES)
+                cards.set_pin_tries(self.ledger, card.id, MAX_PIN_TRIES)
             if request.kind == PURCHASE:
                 return self._purchase(request, card, now, when)
             return _Outcome(codes.APPROVED, self._decide_alert(notify.BALANCE_INQUIRY, card, now),
@@ -241,7 +241,7 @@ class Issuer:
                                 ledger=card.ledger, currency=card.currency, when=when,
                                 terminal_id=terminal_id, policy=self.policy))
         left = card.pin_tries_left - 1
-        self.ledger.set_pin_tries(card.id, left)
+        cards.set_pin_tries(self.ledger, card.id, left)
         if left == 0:
             return _Outcome(codes.PIN_TRIES_EXCEEDED,
                             self._decide_alert(notify.PIN_TRIES_EXCEEDED, card, now), card,

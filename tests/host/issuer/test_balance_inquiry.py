@@ -9,8 +9,8 @@ from posbridge.link import cbor_profile
 from posbridge.link.protocol import BALANCE_REQUEST
 from posbridge.issuer import dukpt
 from posbridge.issuer import IssuerRequestError, IssuerSecurityError, Ledger
-from posbridge.issuer import codes
-from posbridge.issuer.ledger import MAX_PIN_TRIES
+from posbridge.issuer import codes, outbox
+from posbridge.issuer.cards import MAX_PIN_TRIES
 from tests.schema import schema_for
 
 from .request_builder import BDK, NOW, resign
@@ -292,7 +292,7 @@ def test_malformed_request_is_a_request_error(issuer, terminal, name, change, me
 
 def test_unexpected_failure_is_a_macd_96_and_changes_nothing(issuer, terminal, mocker):
     ask(issuer, terminal, LI_WEI, pin="0000")                   # tries 2
-    mocker.patch.object(Ledger, "add_outbox", side_effect=RuntimeError("disk on fire"))
+    mocker.patch.object(outbox, "add", side_effect=RuntimeError("disk on fire"))
     body, pending = terminal.request(LI_WEI, pin="0000")        # would make it 1 + alert
     response = issuer.handle(BALANCE_REQUEST, body)
     cddl_check(response)

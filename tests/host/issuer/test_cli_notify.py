@@ -16,7 +16,7 @@ WANG_FANG = "4761730000000037"
 
 @pytest.fixture(autouse=True)
 def fixed_time(mocker):
-    mocker.patch("posbridge.issuer.cli_notify.now", return_value=ISSUER_NOW)
+    mocker.patch("posbridge.issuer.cli.common.now", return_value=ISSUER_NOW)
 
 
 def holder_of(db_path, pan):

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from posbridge.issuer import Ledger, Policy, alerts, codes, notify
+from posbridge.issuer import Ledger, Policy, alerts, cards, codes, notify
 from posbridge.issuer.dispatcher import Dispatcher
 from posbridge.issuer.gateways import BuiltinGateway
 from posbridge.issuer.preferences import Cardholder
@@ -221,8 +221,8 @@ CASES = [
 def table_ledger(tmp_path_factory):
     """One cardholder for the outbox rows of the table (the PIN hash is never checked)."""
     ledger = Ledger.create(tmp_path_factory.mktemp("table") / "issuer.sqlite")
-    ledger.add_card(pan="4761730000000011", pin_hash="not-checked-here", expiry="3012",
-                    available=100000, currency=156, name="Test", phone=PHONE)
+    cards.add(ledger, pan="4761730000000011", pin_hash="not-checked-here", expiry="3012",
+              available=100000, currency=156, name="Test", phone=PHONE)
     yield ledger
     ledger.close()
 
@@ -360,8 +360,8 @@ FACTORS = dict(bank=(True, False), bank_large=(True, False), queue=(False, True)
 @pytest.mark.parametrize("kind", [PU, BI, WP, AC, RR, SEC, FROZEN])
 def test_every_combination(tmp_path, kind):
     ledger = Ledger.create(tmp_path / "issuer.sqlite")
-    ledger.add_card(pan="4761730000000011", pin_hash="x", expiry="3012", available=0,
-                    currency=156, name="Test", phone=PHONE)
+    cards.add(ledger, pan="4761730000000011", pin_hash="x", expiry="3012", available=0,
+              currency=156, name="Test", phone=PHONE)
     names = list(FACTORS)
     seen = set()
     count = 0

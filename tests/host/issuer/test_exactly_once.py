@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbridge.issuer import Issuer, Ledger, codes
+from posbridge.issuer import Issuer, Ledger, cards, codes
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID
 from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
@@ -37,8 +37,8 @@ def cheap_pin_hash(pin):
 def new_issuer(path: Path) -> Issuer:
     ledger = Ledger.create(path)
     ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK)
-    ledger.add_card(pan=PAN, pin_hash=cheap_pin_hash("1234"), expiry="3012",
-                    available=OPENING, currency=156, name="Random", purchase_limit=LIMIT)
+    cards.add(ledger, pan=PAN, pin_hash=cheap_pin_hash("1234"), expiry="3012",
+              available=OPENING, currency=156, name="Random", purchase_limit=LIMIT)
     return Issuer(ledger)
 
 

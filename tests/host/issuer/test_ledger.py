@@ -1,4 +1,4 @@
-"""The ledger's file, schema and migrations, and what it keeps of PINs and requests;
+"""The ledger's file and schema, and what it keeps of PINs and requests;
 card data checks, money formatting and PIN hashes."""
 import datetime
 import sqlite3
@@ -6,16 +6,16 @@ import sqlite3
 import pytest
 
 from posbridge.link import cbor_profile
-from posbridge.issuer import Issuer, Ledger, LedgerError, codes
-from posbridge.issuer.cards import check_pan, check_phone, is_expired, mask_phone, parse_expiry
+from posbridge.issuer import Ledger, LedgerError, cards, codes
+from posbridge.issuer.cards import MAX_PIN_TRIES, check_pan, is_expired, parse_expiry
 from posbridge.link.pan import luhn_check_digit, luhn_valid
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID, DEMO_CARDS, DEMO_PIN
-from posbridge.issuer.ledger import MAX_PIN_TRIES, MIGRATIONS, SCHEMA_VERSION
+from posbridge.issuer.ledger import SCHEMA_VERSION
 from posbridge.issuer.money import currency_code, format_amount, parse_amount
 from posbridge.issuer.pins import PinHashError, hash_pin, verify_pin
-from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
+from posbridge.issuer.preferences import check_phone, mask_phone
+from posbridge.link.protocol import BALANCE_REQUEST
 
-from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, ask
 
 # ---- file and schema ------------------------------------------------------------------
@@ -61,7 +61,7 @@ def test_newer_schema_is_refused(db_path):
         Ledger.open(db_path)
 
 
-def test_reopening_does_not_migrate_again(db_path):
+def test_reopening_keeps_the_schema(db_path):
     for _ in range(2):
         ledger = Ledger.open(db_path)
         assert ledger.schema_version() == SCHEMA_VERSION and len(ledger.cards()) == len(DEMO_CARDS)
@@ -73,7 +73,7 @@ def test_transaction_rolls_back_on_error(db_path):
     card = ledger.card_by_pan(LI_WEI)
     with pytest.raises(RuntimeError):
         with ledger.transaction():
-            ledger.set_pin_tries(card.id, 0)
+            cards.set_pin_tries(ledger, card.id, 0)
             raise RuntimeError
     assert ledger.card_by_pan(LI_WEI).pin_tries_left == MAX_PIN_TRIES
     ledger.close()
@@ -98,10 +98,10 @@ def test_demo_data(db_path):
     assert ledger.bdk_for(DEMO_BDK_ID) == DEMO_BDK
     assert ledger.bdk_for(DEMO_BDK_ID.lower()) == DEMO_BDK
     assert ledger.bdk_for("00000000") is None
-    cards = {c.pan: c for c in ledger.cards()}
-    assert set(cards) == {d.pan for d in DEMO_CARDS}
+    on_file = {c.pan: c for c in ledger.cards()}
+    assert set(on_file) == {d.pan for d in DEMO_CARDS}
     for demo in DEMO_CARDS:
-        card = cards[demo.pan]
+        card = on_file[demo.pan]
         assert luhn_valid(card.pan)
         assert (card.expiry, card.status, card.available, card.currency) == \
             (demo.expiry, demo.status, demo.balance, 156)
@@ -139,8 +139,8 @@ def test_journal_keeps_no_request(issuer, terminal, db_path):
 def test_add_card_refuses_a_pan_on_file_without_quoting_it(db_path):
     ledger = Ledger.open(db_path)
     with pytest.raises(LedgerError) as err:
-        ledger.add_card(pan=LI_WEI, pin_hash="x", expiry="3012", available=0, currency=156,
-                        name="Dup")
+        cards.add(ledger, pan=LI_WEI, pin_hash="x", expiry="3012", available=0, currency=156,
+                  name="Dup")
     assert "476173******0011 is already on file" in str(err.value)
     assert LI_WEI not in str(err.value)
     ledger.close()
@@ -153,8 +153,8 @@ def test_add_card_refuses_a_pan_on_file_without_quoting_it(db_path):
 def test_add_card_checks_its_choices(db_path, field, value, message):
     ledger = Ledger.open(db_path)
     with pytest.raises(LedgerError, match=message):
-        ledger.add_card(**{"pan": "4111111111111111", "pin_hash": "x", "expiry": "3012",
-                           "available": 0, "currency": 156, "name": "N", field: value})
+        cards.add(ledger, **{"pan": "4111111111111111", "pin_hash": "x", "expiry": "3012",
+                             "available": 0, "currency": 156, "name": "N", field: value})
     ledger.close()
 
 
@@ -168,62 +168,6 @@ def test_key_set_checks(db_path, bdk_id, bdk, message):
     ledger.close()
 
 
-def test_version_1_database_is_migrated_keeping_its_rows(tmp_path):
-    path = tmp_path / "v1.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    conn.execute("INSERT INTO schema_version VALUES (1)")
-    for statement in MIGRATIONS[0]:
-        conn.execute(statement)
-    conn.execute("INSERT INTO accounts (number, currency, available, ledger) "
-                 "VALUES ('A1', 156, 5000, 5000)")
-    conn.execute("INSERT INTO cardholders (name) VALUES ('Old')")
-    conn.execute("INSERT INTO cards (pan, expiry, pin_hash, pin_tries_left, account_id, "
-                 "cardholder_id) VALUES ('4111111111111111', '3012', 'x', 3, 1, 1)")
-    conn.execute("INSERT INTO transactions (terminal_id, trace_number, request_digest, kind, "
-                 "response_code, response, request_time, created_at) "
-                 "VALUES ('T1', 1, 'd', 'balance_inquiry', '00', x'a0', 0, 0)")
-    conn.commit()
-    conn.close()
-    ledger = Ledger.open(path)
-    assert ledger.schema_version() == SCHEMA_VERSION == 4
-    [card] = ledger.cards()
-    assert (card.available, card.purchase_limit, card.account_purchase_limit,
-            card.credit_limit, card.holder.threshold) == (5000, None, None, 0, None)
-    [row] = ledger.journal()
-    assert (row["kind"], row["reversed_by"], row["posted"]) == ("balance_inquiry", None, 0)
-    assert ledger.ledger_entries() == []
-    ledger.close()
-
-
-# Purchases and the notification engine were first written side by side, each as schema
-# version 2; their migrations are now 1 -> 2 and 2 -> 3, and 3 -> 4 makes their two
-# purchase thresholds one. A database of either version 2 opens as version 4.
-
-def _old_database(path, steps, version):
-    """A database as an older posbridge left it: MIGRATIONS[i] for i in `steps`, one
-    cardholder with a card, and a balance inquiry in the journal."""
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
-    for step in steps:
-        for statement in MIGRATIONS[step]:
-            conn.execute(statement)
-    conn.execute("INSERT INTO accounts (number, currency, available, ledger) "
-                 "VALUES ('A1', 156, 5000, 5000)")
-    conn.execute("INSERT INTO cardholders (name, phone, subscribed) "
-                 "VALUES ('Old', '13812345678', 1)")
-    conn.execute("INSERT INTO cardholders (name) VALUES ('Other')")
-    conn.execute("INSERT INTO alert_kinds VALUES (1, 'purchase')")
-    conn.execute("INSERT INTO cards (pan, expiry, pin_hash, pin_tries_left, account_id, "
-                 "cardholder_id) VALUES (?, '3012', ?, 3, 1, 1)",
-                 ("4111111111111111", hash_pin("1234")))
-    conn.execute("INSERT INTO transactions (terminal_id, trace_number, request_digest, kind, "
-                 "response_code, response, request_time, created_at) "
-                 "VALUES ('T1', 1, 'd', 'balance_inquiry', '00', x'a0', 0, 0)")
-    return conn
-
-
 def _columns(ledger, table):
     return {r["name"] for r in ledger.execute(f"PRAGMA table_info({table})")}
 
@@ -232,72 +176,38 @@ def _tables(ledger):
     return {r[0] for r in ledger.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def _assert_current_schema(ledger):
+def test_a_new_database_has_the_whole_schema(tmp_path):
+    ledger = Ledger.create(tmp_path / "new.sqlite")
     assert ledger.schema_version() == SCHEMA_VERSION == 4
     assert {"ledger_entries", "account_events", "alert_channels", "outbox"} <= _tables(ledger)
-    holder_columns = _columns(ledger, "cardholders")
-    assert {"threshold", "large_amount_limit", "quiet_hours", "language"} <= holder_columns
-    assert "purchase_threshold" not in holder_columns               # one threshold only
+    assert {"threshold", "large_amount_limit", "quiet_hours", "language"} <= \
+        _columns(ledger, "cardholders")
     assert {"ksn", "merchant_name", "reversed_by"} <= _columns(ledger, "transactions")
     assert {"message_id", "language", "attempts"} <= _columns(ledger, "outbox")
     assert {"purchase_limit", "due_date"} <= _columns(ledger, "accounts")
-
-
-def test_purchases_version_2_database_is_migrated(tmp_path):
-    path = tmp_path / "purchases-v2.sqlite"
-    conn = _old_database(path, [0, 1], version=2)
-    # the purchases release kept the threshold in cardholders.purchase_threshold, 0 for none
-    conn.execute("UPDATE cardholders SET purchase_threshold = 10000 WHERE name = 'Old'")
-    conn.commit()
-    conn.close()
-    ledger = Ledger.open(path)
-    _assert_current_schema(ledger)
-    [card] = ledger.cards()
-    assert card.holder.threshold == 10000
-    assert [r["threshold"] for r in ledger.execute("SELECT threshold FROM cardholders "
-                                                   "ORDER BY id")] == [10000, None]
-    assert [r["kind"] for r in ledger.journal()] == ["balance_inquiry"]
-    ledger.close()
-    assert Ledger.open(path).schema_version() == 4                  # and once only
-
-
-def test_notification_engine_version_2_database_is_migrated(tmp_path):
-    path = tmp_path / "notify-v2.sqlite"
-    conn = _old_database(path, [0, 2], version=2)
-    conn.execute("UPDATE cardholders SET threshold = 5000, quiet_hours = '22:00-07:00', "
-                 "language = 'zh' WHERE name = 'Old'")
-    conn.execute("INSERT INTO outbox (transaction_id, cardholder_id, message_id, kind, "
-                 "card_last4, channel, destination, language, text, status, created_at) "
-                 "VALUES (1, 1, 'aaaabbbbccccdddd', 'balance_inquiry', '1111', 'sms', "
-                 "'138****5678', 'zh', 'old text', 'sent', 1000)")
-    conn.commit()
-    conn.close()
-    ledger = Ledger.open(path)
-    _assert_current_schema(ledger)
-    [card] = ledger.cards()
-    assert (card.holder.threshold, str(card.holder.quiet_hours), card.holder.language,
-            card.purchase_limit) == (5000, "22:00-07:00", "zh", None)
-    assert [r["message_id"] for r in ledger.outbox()] == ["aaaabbbbccccdddd"]
     ledger.close()
 
 
-@pytest.mark.parametrize("steps", [[0, 1], [0, 2]], ids=["purchases", "notification engine"])
-def test_a_migrated_version_2_database_takes_purchases(tmp_path, steps):
-    path = tmp_path / "v2.sqlite"
-    conn = _old_database(path, steps, version=2)
-    conn.execute("INSERT INTO key_sets VALUES (?, ?, '')", (DEMO_BDK_ID, DEMO_BDK.hex().upper()))
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_a_development_schema_is_refused_by_name(db_path, version):
+    """Versions before 4 never left development: no migration, a message that says so."""
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE schema_version SET version = ?", (version,))
     conn.commit()
     conn.close()
-    issuer = Issuer(Ledger.open(path))
-    try:
-        terminal = Terminal()
-        body, pending = terminal.purchase("4111111111111111", 1250)
-        fields = terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending)
-        assert (fields[3], fields[5], fields[8][1]) == (codes.APPROVED, 3750, codes.SENT)
-        [alert] = issuer.ledger.outbox()
-        assert alert["kind"] == "purchase" and "CNY 12.50" in alert["text"]
-    finally:
-        issuer.close()
+    with pytest.raises(LedgerError, match=rf"schema version {version} is from a development "
+                                          r"build .* posbridge issuer init --force"):
+        Ledger.open(db_path)
+
+
+def test_tables_without_a_schema_version_are_not_an_issuer_database(tmp_path):
+    path = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LedgerError, match="is not an issuer database: it has no schema_version"):
+        Ledger.open(path)
 
 
 def test_demo_purchase_limits_and_thresholds(db_path):

@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from posbridge.issuer import Faults, Issuer, Ledger, Policy, codes, notify, preferences
-from posbridge.issuer.ledger import Cardholder
+from posbridge.issuer.preferences import Cardholder
 from posbridge.link.pan import mask_pans_in_text
 from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 

@@ -5,8 +5,7 @@ import sqlite3
 
 import pytest
 
-from posbridge.issuer import Ledger, LedgerError, preferences
-from posbridge.issuer.ledger import MIGRATIONS, SCHEMA_VERSION
+from posbridge.issuer import LedgerError, outbox, preferences
 from posbridge.issuer.quiet_hours import QuietHours
 
 from .test_balance_inquiry import LI_WEI, ZHANG_MIN, ask
@@ -153,58 +152,19 @@ def test_card_on_file_masks_an_unknown_pan(issuer):
         issuer.ledger.card_on_file("4761730000000094")
 
 
-# ---- schema version 1 -> 4 -------------------------------------------------------------------
-
-def test_a_version_1_database_is_migrated(tmp_path):
-    """A database of the balance-inquiry issuer, with alerts in its outbox, opens with
-    the preferences, statements and the dispatcher's columns added, its rows kept."""
-    path = tmp_path / "old.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    conn.execute("INSERT INTO schema_version VALUES (1)")
-    for statement in MIGRATIONS[0]:
-        conn.execute(statement)
-    conn.execute("INSERT INTO accounts VALUES (1, 'ACC000001', 156, 500, 500, 0)")
-    conn.execute("INSERT INTO cardholders VALUES (1, 'Old', '13812345678', 1, 'sms')")
-    conn.execute("INSERT INTO alert_kinds VALUES (1, 'balance_inquiry')")
-    conn.execute("INSERT INTO cards VALUES (1, '4761730000000011', '3012', 'active', 'x', 3, 1, 1)")
-    for status in ("sent", "queued"):
-        conn.execute("INSERT INTO outbox (transaction_id, cardholder_id, kind, card_last4, "
-                     "channel, destination, text, status, created_at) VALUES "
-                     "(NULL, 1, 'balance_inquiry', '0011', 'sms', '138****5678', 'old text', ?, 1000)",
-                     (status,))
-    conn.commit()
-    conn.close()
-
-    ledger = Ledger.open(path)
-    assert ledger.schema_version() == SCHEMA_VERSION == 4
-    holder = ledger.card_on_file("4761730000000011").holder
-    assert (holder.name, holder.kinds, holder.threshold, holder.quiet_hours) == \
-        ("Old", frozenset({"balance_inquiry"}), None, None)
-    sent, queued = ledger.outbox()
-    assert sent["message_id"] != queued["message_id"]
-    assert len(sent["message_id"]) == 16 and sent["language"] == "en"
-    assert (sent["attempts"], sent["sent_at"], sent["next_attempt_at"]) == (1, 1000, None)
-    assert (queued["attempts"], queued["sent_at"], queued["next_attempt_at"]) == (0, None, 1000)
-    tables = {r[0] for r in ledger.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"alert_channels", "account_events"} <= tables
-    ledger.close()
-    assert Ledger.open(path).schema_version() == 4     # and once only
-
-
 def test_message_ids_are_unique(issuer, terminal):
     for _ in range(3):
         ask(issuer, terminal, LI_WEI)
     with pytest.raises(sqlite3.IntegrityError):
         with issuer.ledger.transaction():
             first = issuer.ledger.outbox()[0]
-            issuer.ledger.add_outbox(transaction_id=None, cardholder_id=None, kind="x",
-                                     card_last4="0011", channel="sms", destination="d",
-                                     text="t", status="queued", message_id=first["message_id"])
+            outbox.add(issuer.ledger, transaction_id=None, cardholder_id=None, kind="x",
+                       card_last4="0011", channel="sms", destination="d", text="t",
+                       status="queued", message_id=first["message_id"])
 
 
 def test_outbox_status_is_checked(issuer):
     with pytest.raises(LedgerError, match="outbox status 'delivered'"):
-        issuer.ledger.add_outbox(transaction_id=None, cardholder_id=None, kind="x",
-                                 card_last4="0011", channel="sms", destination="d", text="t",
-                                 status="delivered")
+        outbox.add(issuer.ledger, transaction_id=None, cardholder_id=None, kind="x",
+                   card_last4="0011", channel="sms", destination="d", text="t",
+                   status="delivered")

@@ -9,8 +9,8 @@ import pytest
 
 from posbridge.link import cbor_profile
 from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, IssuerUnavailable
-from posbridge.issuer import Ledger, codes
-from posbridge.issuer.ledger import MAX_PIN_TRIES
+from posbridge.issuer import Ledger, cards, codes, outbox
+from posbridge.issuer.cards import MAX_PIN_TRIES
 from posbridge.issuer.pins import hash_pin
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 from tests.schema import schema_for
@@ -115,18 +115,18 @@ def test_purchases_add_up(issuer, terminal):
 
 
 def test_credit_limit_lets_the_balance_go_below_zero(issuer, terminal):
-    issuer.ledger.add_card(pan="4111111111111111", pin_hash=hash_pin("1234"), expiry="3012",
-                           available=10000, currency=156, name="Overdraft",
-                           credit_limit=5000)
+    cards.add(issuer.ledger, pan="4111111111111111", pin_hash=hash_pin("1234"), expiry="3012",
+              available=10000, currency=156, name="Overdraft",
+              credit_limit=5000)
     assert buy(issuer, terminal, "4111111111111111", 15001)[3] == codes.INSUFFICIENT_FUNDS
     fields = buy(issuer, terminal, "4111111111111111", 15000)
     assert (fields[3], fields[5]) == (codes.APPROVED, -5000)
 
 
 def test_the_lower_of_card_and_account_limit_counts(issuer, terminal):
-    issuer.ledger.add_card(pan="4111111111111111", pin_hash=hash_pin("1234"), expiry="3012",
-                           available=900000, currency=156, name="Limits",
-                           purchase_limit=30000, account_purchase_limit=20000)
+    cards.add(issuer.ledger, pan="4111111111111111", pin_hash=hash_pin("1234"), expiry="3012",
+              available=900000, currency=156, name="Limits",
+              purchase_limit=30000, account_purchase_limit=20000)
     assert buy(issuer, terminal, "4111111111111111", 20001)[3] == codes.EXCEEDS_LIMIT
     assert buy(issuer, terminal, "4111111111111111", 20000)[3] == codes.APPROVED
 
@@ -358,7 +358,7 @@ def test_board_built_requests_and_worst_case_fit_a_frame(terminal):
 # ---- failures -------------------------------------------------------------------------
 
 def test_unexpected_failure_is_a_macd_96_and_nothing_is_charged(issuer, terminal, mocker):
-    mocker.patch.object(Ledger, "add_outbox", side_effect=RuntimeError("disk on fire"))
+    mocker.patch.object(outbox, "add", side_effect=RuntimeError("disk on fire"))
     body, pending = terminal.purchase(LI_WEI, 1250)
     response = issuer.handle(PURCHASE_REQUEST, body)
     cddl_check("purchase-response", response)

@@ -6,7 +6,7 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from posbridge.issuer import Policy, notify
+from posbridge.issuer import Policy, notify, outbox
 from posbridge.issuer.cli import issuer as issuer_group
 from posbridge.issuer.dispatcher import Dispatcher
 from posbridge.issuer.gateways import BuiltinGateway, GatewayError, OutgoingMessage
@@ -28,10 +28,10 @@ def queue(issuer, text, *, channel="sms", language="en"):
     """One queued alert for Li Wei, as the issuer would keep it."""
     holder = issuer.ledger.card_on_file(LI_WEI).holder
     with issuer.ledger.transaction():
-        issuer.ledger.add_outbox(transaction_id=None, cardholder_id=holder.id,
-                                 kind="account_change", card_last4="0011", channel=channel,
-                                 destination="138****5678", text=text, status="queued",
-                                 language=language, now=ISSUER_NOW)
+        outbox.add(issuer.ledger, transaction_id=None, cardholder_id=holder.id,
+                   kind="account_change", card_last4="0011", channel=channel,
+                   destination="138****5678", text=text, status="queued",
+                   language=language, now=ISSUER_NOW)
 
 
 def dispatch(issuer, smsc_port, password="secret"):
@@ -163,7 +163,7 @@ def test_dispatch_command_with_smpp(db_path, issuer, mocker):
     queue(issuer, SHORT)
     queue(issuer, CHINESE_LONG, language="zh")
     issuer.close()
-    mocker.patch("posbridge.issuer.cli_notify.now", return_value=ISSUER_NOW)
+    mocker.patch("posbridge.issuer.cli.common.now", return_value=ISSUER_NOW)
     with Smsc() as smsc:
         result = CliRunner().invoke(issuer_group, [
             "--db", str(db_path), "dispatch", "--gateway", "smpp", "--smpp-port",

@@ -1,0 +1,47 @@
+"""What the `posbridge issuer` commands share: the database and policy the group was
+given, the time they act at, and the --pan option."""
+import contextlib
+import time
+
+import click
+
+from ..cards import check_pan
+from ..ledger import Ledger
+from ..policy import Policy
+
+DB = "posbridge.issuer.db"
+POLICY = "posbridge.issuer.policy"
+
+
+@contextlib.contextmanager
+def open_ledger():
+    """The database of --db, closed when the block ends."""
+    ledger = Ledger.open(click.get_current_context().meta[DB])
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def policy() -> Policy:
+    """The policy of --policy, else of POSBRIDGE_ISSUER_POLICY, else the defaults."""
+    path = click.get_current_context().meta.get(POLICY)
+    return Policy.load(path) if path else Policy.from_env()
+
+
+def now() -> int:
+    """The time the commands act at (tests replace it)."""
+    return int(time.time())
+
+
+def _checked_pan(ctx, param, value):
+    # a parameter's error names the option ("Invalid value for '--pan'"), so it is
+    # raised here rather than left to the group
+    try:
+        return check_pan(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+PAN_OPTION = click.option("--pan", required=True, callback=_checked_pan,
+                          help="The card's number (12-19 digits).")
