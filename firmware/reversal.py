@@ -9,7 +9,9 @@ reversal is due. First, if the journal asks for it (term.recover_reason), purcha
 in flight become reversals and an approval the power may have taken off the screen is
 shown again; then, if one is due and the host is online, one reversal goes.
 
-    00, MAC verified     acknowledged: the entry leaves the journal
+    00, MAC verified     acknowledged: the entry leaves the journal; the screen shows
+                         what became of the purchase and of the cardholder's alert of the
+                         credit (key 8, as under a purchase's answer)
     94                   its identity was used by another request: a new trace number
                          and KSN, sent at the next try
     anything else        (no answer, ERROR, a MAC that fails, 96) the same bytes again
@@ -38,6 +40,7 @@ _K_ORIGINAL_TRACE = const(12)
 _K_ORIGINAL_KSN = const(13)
 _K_REASON = const(14)
 _K_RSP_CODE = const(3)
+_K_RSP_NOTIFY = const(8)
 _K_RSP_OUTCOME = const(16)
 
 # reversal-outcome, as the merchant reads it
@@ -143,7 +146,14 @@ class Sender:
         if code == "00":
             journal.acknowledged(self.term, self.purchase)
             outcome = f.get(_K_RSP_OUTCOME)
-            self._show("Acknowledged", _OUTCOMES[outcome] if outcome in (1, 2, 3) else "")
+            note = f.get(_K_RSP_NOTIFY)
+            if note is not None:
+                import result
+                note = result.notification_lines(note)
+                result = None
+                _unload("result", "screens")
+            self._show("Acknowledged", _OUTCOMES[outcome] if outcome in (1, 2, 3) else "",
+                       "", note)
             return True
         if code == "94":
             journal.renew(self.term, self.purchase)
@@ -173,7 +183,12 @@ class Sender:
         self.wipe()
         self._show("Not acknowledged", why, "Will retry")
 
-    def _show(self, line1, line2, line3=""):
+    def _show(self, line1, line2, line3="", note=None):
+        # note: the two lines of the alert status, below the amount
         self.mtype = None
         self.deadline = time.ticks_add(self.term.clock(), _SHOW_MS)
-        self.term.display.show("REVERSAL", "", line1, line2, self.amount_text, "", line3)
+        if note is None:
+            self.term.display.show("REVERSAL", "", line1, line2, self.amount_text, "", line3)
+        else:
+            self.term.display.show("REVERSAL", "", line1, line2, self.amount_text, "",
+                                   note[0], note[1])

@@ -66,6 +66,29 @@ def test_acknowledged_reversal_leaves_the_journal():
         term.close()
 
 
+def test_acknowledged_reversal_shows_the_alert_of_the_credit():
+    term = with_reversal()
+    try:
+        sender, body = send(term)
+        assert sender.on_message(m.REVERSAL_RESPONSE, answer_for(
+            body, {3: "00", 8: {1: 2, 2: "sms", 3: "138****5678"}, 12: 5, 16: 1}))
+        text = term.display.text()
+        assert "Credited back" in text and "SMS sent to" in text and "138****5678" in text
+        until_done(term, sender)
+    finally:
+        term.close()
+    term = with_reversal()
+    try:
+        sender, body = send(term)
+        assert sender.on_message(m.REVERSAL_RESPONSE,
+                                 answer_for(body, {3: "00", 8: {1: 10}, 12: 5, 16: 3}))
+        assert "Reversed before" in term.display.text()
+        assert "No alert" in term.display.text()
+        assert term.journal() == []
+    finally:
+        term.close()
+
+
 def test_no_answer_then_the_same_bytes_after_a_pause():
     term = with_reversal()
     try:

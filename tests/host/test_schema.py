@@ -143,7 +143,7 @@ BOARD_KEYS = {
     "_K_RSP_AVAILABLE": (CARD_RESPONSES, "available"),
     "_K_RSP_LEDGER": (CARD_RESPONSES, "ledger"),
     "_K_RSP_CURRENCY": (CARD_RESPONSES, "currency"),
-    "_K_RSP_NOTIFY": (CARD_RESPONSES, "notification"),
+    "_K_RSP_NOTIFY": (RESPONSES, "notification"),
     "_K_RSP_KSN": (RESPONSES, "ksn"),
     "_K_RSP_PIN_TRIES": (CARD_RESPONSES, "pin_tries_left"),
     "_K_RSP_MAC": (RESPONSES, "mac"),

@@ -9,8 +9,9 @@ and repayment reminders (kind repayment_reminder).
     remind(ctx, due)                  a reminder for every account whose payment is due
                                       on `due`, once per account and due date
 
-Each change, its row in `account_events` and its alert (notify.decide, then
-alerts.post) are one SQLite transaction. This module is the only writer of the
+Each change, its row in `account_events` and its alert's outbox row (notify.decide,
+alerts.make and alerts.store) are one SQLite transaction; an alert due at once is sent
+after its COMMIT (alerts.send), so a change that rolls back alerts nothing. This module is the only writer of the
 `account_events` table; the change itself is written by its table's owner (the card's
 status by cards.py, the account's terms by the ledger). `ctx` is an EventContext:
 ledger, policy, dispatcher and the time.
@@ -70,9 +71,12 @@ def set_limit(ctx: EventContext, pan: str, limit: int) -> EventResult:
     with ctx.ledger.transaction():
         ctx.ledger.set_credit_limit(card.account_id, limit)
         event_id = _record(ctx, card, event, old, limit)
-        decision = _alert(ctx, card, event_id, lambda lang, kind: templates.account_change_text(
-            lang, change=event, last4=card.last4, when=_when(ctx), currency=card.currency,
-            old_limit=old, new_limit=limit, policy=ctx.policy))
+        decision, alert = _alert(ctx, card, event_id, lambda lang, kind:
+                                 templates.account_change_text(
+                                     lang, change=event, last4=card.last4, when=_when(ctx),
+                                     currency=card.currency, old_limit=old,
+                                     new_limit=limit, policy=ctx.policy))
+    decision = _send(ctx, decision, alert)
     summary = (f"credit limit {format_amount(old, card.currency)} -> "
                f"{format_amount(limit, card.currency)}")
     return EventResult(card.masked, event, summary, decision)
@@ -110,13 +114,14 @@ def remind(ctx: EventContext, due: datetime.date) -> "list[EventResult]":
             event_id = _record(ctx, card, "repayment_reminder", None, due.isoformat())
             decision = notify.decide(notify.REPAYMENT_REMINDER, ctx.policy, card.holder,
                                      now=ctx.now)
-            decision = alerts.post(
-                ctx.ledger, decision, card.holder, card.last4,
-                lambda lang, kind: templates.repayment_reminder_text(
-                    lang, last4=card.last4, statement_amount=account["statement_amount"],
-                    minimum_payment=account["minimum_payment"] or 0,
-                    currency=card.currency, due_date=due.isoformat(), policy=ctx.policy),
-                ctx.dispatcher, ctx.policy, ctx.now, account_event_id=event_id)
+            alert = _store(ctx, decision, card, event_id,
+                           lambda lang, kind: templates.repayment_reminder_text(
+                               lang, last4=card.last4,
+                               statement_amount=account["statement_amount"],
+                               minimum_payment=account["minimum_payment"] or 0,
+                               currency=card.currency, due_date=due.isoformat(),
+                               policy=ctx.policy))
+        decision = _send(ctx, decision, alert)
         summary = (f"statement {format_amount(account['statement_amount'], card.currency)}, "
                    f"minimum {format_amount(account['minimum_payment'] or 0, card.currency)}, "
                    f"due {due.isoformat()}")
@@ -139,16 +144,34 @@ def _status_change(ctx, card, new_status, event) -> EventResult:
     with ctx.ledger.transaction():
         cards.set_status(ctx.ledger, card.id, new_status)
         event_id = _record(ctx, card, event, card.status, new_status)
-        decision = _alert(ctx, card, event_id, lambda lang, kind: templates.account_change_text(
-            lang, change=event, last4=card.last4, when=_when(ctx), policy=ctx.policy))
+        decision, alert = _alert(ctx, card, event_id, lambda lang, kind:
+                                 templates.account_change_text(
+                                     lang, change=event, last4=card.last4, when=_when(ctx),
+                                     policy=ctx.policy))
+    decision = _send(ctx, decision, alert)
     summary = f"{_status_words(card.status)} -> {_status_words(new_status)}"
     return EventResult(card.masked, event, summary, decision)
 
 
 def _alert(ctx, card, event_id, text_for):
+    """(decision, alert) of an account change, its outbox row written (in the caller's
+    transaction)."""
     decision = notify.decide(notify.ACCOUNT_CHANGE, ctx.policy, card.holder, now=ctx.now)
-    return alerts.post(ctx.ledger, decision, card.holder, card.last4, text_for,
-                       ctx.dispatcher, ctx.policy, ctx.now, account_event_id=event_id)
+    return decision, _store(ctx, decision, card, event_id, text_for)
+
+
+def _store(ctx, decision, card, event_id, text_for):
+    alert = alerts.make(decision, card.holder, card.last4, text_for)
+    if alert is not None:
+        alerts.store(ctx.ledger, alert, ctx.policy, ctx.now, account_event_id=event_id)
+    return alert
+
+
+def _send(ctx, decision, alert):
+    """After the COMMIT: the alert sent if it is due at once; the final decision."""
+    if alert is None:
+        return decision
+    return alerts.send(ctx.ledger, alert, ctx.dispatcher, ctx.policy, ctx.now).decision
 
 
 def _record(ctx, card, event, old, new) -> int:

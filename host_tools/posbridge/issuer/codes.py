@@ -81,9 +81,15 @@ REVERSAL_REASONS = {
 ALERT_KINDS = ("purchase", "balance_inquiry", "wrong_pin", "large_amount",
                "account_change", "repayment_reminder")
 SECURITY_KINDS = ("pin_tries_exceeded", "frozen_card")
-# an outbox row: waiting for the dispatcher, waiting for quiet hours to end, handed to
-# the gateway, or refused by it (retried later, with the reason kept)
-OUTBOX_STATUSES = ("queued", "held", "sent", "failed")
+# a purchase cancelled and credited back: the bank can switch it off, the cardholder
+# does not choose it; it follows the purchase's own alert (notify.py)
+REVERSAL_KIND = "reversal"
+# the kinds a bank's policy can switch on or off
+POLICY_KINDS = ALERT_KINDS + (REVERSAL_KIND,)
+# an outbox row: waiting for the dispatcher, waiting for quiet hours to end, claimed by
+# one sender (the issuer after COMMIT, or a dispatcher) while it is handed to the
+# gateway, handed to the gateway, or refused by it (retried later, with the reason kept)
+OUTBOX_STATUSES = ("queued", "held", "sending", "sent", "failed")
 DEFAULT_ALERT_KINDS = ("balance_inquiry", "purchase", "wrong_pin")
 CHANNELS = ("sms", "app")
 CARD_STATUSES = ("active", "frozen", "blocked")

@@ -4,17 +4,20 @@
     report = dispatcher.run_once()       # `posbridge issuer dispatch`
     dispatcher.close()
 
-run_once takes every due row (outbox.due) and, for each:
+run_once takes every due row (outbox.due), claims it (outbox.claim: skipped if another
+dispatcher, or the issuer, has it) and, for each it holds:
   - the cardholder has no phone any more                -> failed, retried later
   - not a security alert, and the cardholder's quiet hours have begun -> held until they end
   - otherwise one try through the channel's gateway     -> sent (with the gateway's
     reference) or failed with the reason, retried after policy.retry_delay(attempts):
     60 s, 120 s, 240 s ... at most an hour apart, never given up.
 The phone number is read from the cardholder at send time (the outbox keeps it masked).
-One dispatcher at a time: two running together could send a message twice.
+Any number of dispatchers may run on one database, in one process or many: each row is
+claimed in its own transaction before it is sent, and only one claim of a row succeeds
+(outbox.py has the rule), so no message is handed to the gateway twice.
 
-deliver() is the single try, used by the issuer as well when the policy sends alerts at
-once (alerts.py).
+deliver() is the single try, used by the issuer as well for the alerts it sends at once
+after its COMMIT (alerts.py).
 """
 import logging
 import time
@@ -77,7 +80,10 @@ class Dispatcher:
         now = int(self._clock())
         report = DispatchReport()
         for row in outbox.due(self.ledger, now, limit):
-            report.outcomes.append(self._one(row, now))
+            with self.ledger.transaction():
+                claimed = outbox.claim(self.ledger, row, now)
+            if claimed:
+                report.outcomes.append(self._one(row, now))
         log.info("dispatch: %d sent, %d failed, %d held", report.count("sent"),
                  report.count("failed"), report.count("held"))
         return report

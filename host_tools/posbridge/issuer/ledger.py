@@ -213,6 +213,7 @@ class JournalEntry:
     currency: "int | None" = None
     ksn: "str | None" = None          # hex
     reversed_by: "int | None" = None
+    merchant_name: "str | None" = None
 
 
 def request_digest(body: bytes) -> str:
@@ -398,13 +399,14 @@ class Ledger:
     def find_transaction(self, terminal_id: str, trace_number: int) -> "JournalEntry | None":
         row = self._conn.execute(
             "SELECT id, request_digest, response, response_code, kind, card_id, amount, "
-            "currency, ksn, reversed_by FROM transactions "
+            "currency, ksn, reversed_by, merchant_name FROM transactions "
             "WHERE terminal_id = ? AND trace_number = ?", (terminal_id, trace_number)).fetchone()
         if row is None:
             return None
         return JournalEntry(row["id"], row["request_digest"], bytes(row["response"]),
                             row["response_code"], row["kind"], row["card_id"], row["amount"],
-                            row["currency"], row["ksn"], row["reversed_by"])
+                            row["currency"], row["ksn"], row["reversed_by"],
+                            row["merchant_name"])
 
     # columns a caller may set beside the required ones
     _JOURNAL_EXTRA = ("amount", "currency", "ksn", "approval_code", "merchant_id",

@@ -130,11 +130,11 @@ def balance_response(request, bdk: bytes, code: str, notification: dict, *,
 
 
 def reversal_response(request: ReversalRequest, bdk: bytes, code: str,
-                      outcome=None) -> bytes:
-    """The reversal-response body for `request`, MAC'd under its KSN; `outcome` only
-    with code 00."""
+                      outcome=None, notification=None) -> bytes:
+    """The reversal-response body for `request`, MAC'd under its KSN; `outcome` and
+    `notification` only with code 00."""
     fields = protocol.build(
         request.response, terminal_id=request.terminal_id, trace=request.trace_number,
         response_code=code, ksn=request.ksn, original_trace=request.original_trace,
-        outcome=outcome)
+        outcome=outcome, notification=notification)
     return _macd(request.response, fields, bdk, request.ksn)

@@ -1,6 +1,8 @@
 """What the issuer does about a cardholder's alert: one pure decision.
 
     decision = notify.decide(kind, policy, holder, amount=12345, currency=156, now=t)
+    decision = notify.decide(REVERSAL, policy, holder, amount=880, currency=156, now=t,
+                             purchase_alert=outbox.purchase_alert(ledger, purchase_id))
 
 `policy` is the bank's (policy.Policy), `holder` the cardholder's preferences
 (preferences.Cardholder), `amount` in minor units and `currency` ISO 4217 numeric (for
@@ -8,7 +10,8 @@ purchases), `now` the unix time (quiet hours are read in the policy's local time
 result is the status the terminal shows (docs/protocol.cddl `notify-status`) and, when
 an alert is made, its kind, channel, masked destination, language and the time it may
 go out. Nothing here reads the clock or writes: the issuer stores the outbox row in the
-same SQLite transaction as the journal entry, and the dispatcher sends it.
+same SQLite transaction as the journal entry, and sends it once that is committed
+(alerts.py).
 
 Rules, first match wins (docs/issuer.md has the same table):
 
@@ -32,6 +35,23 @@ Rules, first match wins (docs/issuer.md has the same table):
     7. otherwise: 2 sent (policy delivery "send": the issuer sends at once; 9 if the
        gateway fails), or 1 queued (delivery "queue": the dispatcher sends it)
 
+  Reversal (a purchase cancelled and credited back, reversal outcome 1; a reversal that
+  credits nothing, of a purchase declined, never seen or reversed before, is no alert and
+  never reaches these rules: 10). It follows the purchase's own alert, so that a
+  cardholder told of a charge is told of its cancellation, and one who was not told of
+  it is not told of this either; `purchase_alert` is that alert (None: none was made):
+    R1. the bank does not alert reversals                          -> 6
+    R2. the purchase made no alert -> no alert either: the reason the purchase rules
+        (0-5 above, the purchase's amount) give now, else 10
+    R3. no phone on file                                           -> 7
+    R4. inside the cardholder's quiet hours                        -> 8, held until they end
+    R5. the purchase's alert has not gone out yet                  -> 1 queued, due with it,
+        so that the credit never arrives before the charge
+    R6. otherwise 2 sent or 1 queued, as rule 7
+  The channel and language are the purchase alert's: both messages come the same way,
+  in the same language. The kind is not chosen by the cardholder: choosing purchase
+  alerts (and the threshold) is choosing these.
+
 The destination is the phone number, masked (138****5678), for SMS and for app push
 alike: the banking app is registered to that number.
 """
@@ -46,7 +66,8 @@ from .templates import language_of
 # the message text of each kind, next to the kinds (templates.py writes them)
 from .templates import (account_change_text, balance_inquiry_text,  # noqa: F401
                         frozen_card_text, large_amount_text, pin_tries_exceeded_text,
-                        purchase_text, repayment_reminder_text, wrong_pin_text)
+                        purchase_text, repayment_reminder_text, reversal_text,
+                        wrong_pin_text)
 
 PURCHASE = "purchase"
 BALANCE_INQUIRY = "balance_inquiry"
@@ -56,6 +77,7 @@ LARGE_AMOUNT = "large_amount"
 ACCOUNT_CHANGE = "account_change"
 REPAYMENT_REMINDER = "repayment_reminder"
 FROZEN_CARD = "frozen_card"               # a frozen or stopped card used at a terminal
+REVERSAL = codes.REVERSAL_KIND            # a purchase cancelled and credited back
 
 CHOOSABLE_KINDS = codes.ALERT_KINDS       # the six above that are not security alerts
 SECURITY_KINDS = codes.SECURITY_KINDS     # PIN_TRIES_EXCEEDED, FROZEN_CARD
@@ -69,7 +91,8 @@ class Decision:
     detail: "str | None" = None          # threshold ("100.00") or end of quiet hours ("07:00")
     kind: "str | None" = None            # the kind of the alert (a purchase may be large_amount)
     language: "str | None" = None        # of the message, when there is one
-    send_after: "int | None" = None      # unix time quiet hours end (status 8)
+    send_after: "int | None" = None      # unix time it may go out (status 8; 1 behind
+                                         # a purchase alert not sent yet)
 
     @property
     def alerts(self) -> bool:
@@ -85,6 +108,11 @@ class Decision:
     def outbox_status(self) -> str:
         return {codes.QUEUED: "queued", codes.QUIET_HOURS: "held",
                 codes.GATEWAY_FAILED: "failed"}.get(self.status, "sent")
+
+    def before_send(self) -> "Decision":
+        """What is true of an alert sent at once between its COMMIT and its send: it is
+        queued (the dispatcher sends it if the issuer cannot)."""
+        return replace(self, status=codes.QUEUED) if self.immediate else self
 
     def failed(self) -> "Decision":
         """This decision once the gateway has refused the message."""
@@ -102,9 +130,14 @@ NOTHING = Decision(codes.NOTHING_TO_ALERT)
 
 
 def decide(kind: str, policy, holder, *, amount: "int | None" = None,
-           currency: "int | None" = None, now: "int | None" = None) -> Decision:
+           currency: "int | None" = None, now: "int | None" = None,
+           purchase_alert=None) -> Decision:
     """The decision for an alert of `kind` to `holder` under `policy` (module doc).
-    `amount` is required for purchases; without `now` quiet hours are not checked."""
+    `amount` is required for purchases and reversals (the purchase's); without `now`
+    quiet hours are not checked. `purchase_alert` (outbox.PurchaseAlert, for a reversal
+    only): the alert the reversed purchase made, None if it made none."""
+    if kind == REVERSAL:
+        return _decide_reversal(policy, holder, amount, currency, now, purchase_alert)
     if kind in SECURITY_KINDS:
         if not holder.phone:
             return Decision(codes.NO_PHONE, kind=kind)
@@ -132,6 +165,33 @@ def decide(kind: str, policy, holder, *, amount: "int | None" = None,
             return Decision(codes.BELOW_THRESHOLD, kind=kind,
                             detail=threshold_text(threshold, policy.currency))
     return _deliver(kind, policy, holder, now)
+
+
+def _decide_reversal(policy, holder, amount, currency, now, purchase_alert) -> Decision:
+    if amount is None:
+        raise ValueError("a reversal alert needs the purchase's amount")
+    if not policy.alerts(REVERSAL):
+        return Decision(codes.BANK_DOES_NOT_ALERT, kind=REVERSAL)
+    if purchase_alert is None:
+        why = decide(PURCHASE, policy, holder, amount=amount, currency=currency)
+        if why.alerts:
+            return Decision(codes.NOTHING_TO_ALERT, kind=REVERSAL)
+        return replace(why, kind=REVERSAL)
+    if not holder.phone:
+        return Decision(codes.NO_PHONE, kind=REVERSAL)
+    alert = Decision(codes.SENT, purchase_alert.channel, mask_phone(holder.phone),
+                     kind=REVERSAL, language=language_of(policy, purchase_alert.language))
+    quiet = holder.quiet_hours
+    if quiet is not None and now is not None:
+        local = local_datetime(now, policy.utc_offset_min)
+        if quiet.contains(local):
+            end = quiet.end_after(local)
+            return replace(alert, status=codes.QUIET_HOURS, detail=end.strftime("%H:%M"),
+                           send_after=int(end.timestamp()))
+    if purchase_alert.waiting_until is not None:
+        return replace(alert, status=codes.QUEUED,
+                       send_after=max(purchase_alert.waiting_until, now or 0))
+    return alert if policy.send_immediately else replace(alert, status=codes.QUEUED)
 
 
 def _deliver(kind, policy, holder, now) -> Decision:

@@ -1,12 +1,32 @@
 """The outbox: the alerts made for cardholders, as a queue. This module is the only
-writer of the `outbox` table: add() puts an alert in, the record_* functions say what
-became of a send; due() and waiting_count() are the dispatcher's questions, and
+writer of the `outbox` table: add() puts an alert in, claim() takes it for one send,
+the record_* functions say what became of that send; due() and waiting_count() are the
+dispatcher's questions, purchase_alert() the issuer's when a purchase is reversed, and
 Ledger.outbox lists every row for a person or a test.
 
 A row waits while its status is queued (for the dispatcher), held (quiet hours) or
 failed (the gateway refused it; tried again later); it is due once `next_attempt_at`
 has come. A row is never deleted: a failed one stays with its reason until a later
 attempt sends it.
+
+Sending is claimed, so that two senders (the issuer after its COMMIT, dispatchers in
+other processes) never hand one message to the gateway twice:
+
+    with ledger.transaction():
+        if outbox.claim(ledger, row, now):     # UPDATE ... WHERE id = ? AND status = ?
+            ...                                #   AND next_attempt_at IS ?: rowcount 1
+    # send, then record_sent / record_failed / record_held
+
+claim() is a compare-and-set: it moves the row to `sending` only if its status and due
+time are still the ones the caller read, and says whether it did (the UPDATE's row
+count). SQLite runs one writer at a time (BEGIN IMMEDIATE), so of two dispatchers that
+read the same row, the second's UPDATE finds it changed and matches nothing. The claim
+is a lease: a `sending` row's next_attempt_at is when the claim lapses (CLAIM_S later);
+a sender that died between the claim and the record leaves it due again then, so a
+message is never lost, and is sent twice only if a send outlived its lease or the
+sender died after the gateway took it and before it was recorded. The issuer writes
+the row of an alert it sends at once already claimed (add(status="sending")), in the
+transaction that made it: no dispatcher can take it before the issuer's own send.
 """
 import secrets
 import time
@@ -15,7 +35,9 @@ from dataclasses import dataclass
 from .codes import OUTBOX_STATUSES
 from .errors import LedgerError
 
-WAITING = ("queued", "held", "failed")
+WAITING = ("queued", "held", "failed", "sending")
+# how long a claim holds: far longer than any gateway's send timeout
+CLAIM_S = 300
 
 
 @dataclass(frozen=True)
@@ -30,6 +52,16 @@ class Waiting:
     text: str
     status: str
     attempts: int
+    next_attempt_at: "int | None" = None
+
+
+@dataclass(frozen=True)
+class PurchaseAlert:
+    """The alert of the purchase a reversal cancels, as notify.decide needs it."""
+    kind: str                    # purchase or large_amount
+    channel: str
+    language: "str | None"
+    waiting_until: "int | None"  # not sent yet: when it is due (None once sent)
 
 
 def new_message_id() -> str:
@@ -42,13 +74,16 @@ def add(ledger, *, transaction_id, cardholder_id, kind: str, card_last4: str, ch
         next_attempt_at=None, attempts=None, reason=None, sent_at=None, gateway_ref=None,
         account_event_id=None) -> int:
     """One alert; returns its row id. A row that waits (queued, held, failed) is due at
-    `next_attempt_at` (default: now); a "sent" row counts one attempt."""
+    `next_attempt_at` (default: now); a "sending" row is claimed by the caller until
+    CLAIM_S from now; a "sent" row counts one attempt."""
     if status not in OUTBOX_STATUSES:
         raise LedgerError(f"outbox status {status!r}: one of {', '.join(OUTBOX_STATUSES)}")
     now = int(time.time() if now is None else now)
     if status == "sent":
         attempts = 1 if attempts is None else attempts
         sent_at, next_attempt_at = now if sent_at is None else sent_at, None
+    elif status == "sending":
+        next_attempt_at = now + CLAIM_S
     elif next_attempt_at is None:
         next_attempt_at = now
     return ledger.execute(
@@ -62,18 +97,42 @@ def add(ledger, *, transaction_id, cardholder_id, kind: str, card_last4: str, ch
 
 
 def due(ledger, now: int, limit: "int | None" = None) -> "list[Waiting]":
-    """Waiting rows whose time has come, oldest due first."""
+    """Waiting rows whose time has come (a `sending` row once its claim has lapsed),
+    oldest due first; claim() each before sending it."""
     rows = ledger.execute(
         "SELECT id, message_id, cardholder_id, kind, channel, destination, language, text, "
-        "status, attempts FROM outbox WHERE status IN ('queued', 'held', 'failed') "
+        "status, attempts, next_attempt_at FROM outbox "
+        "WHERE status IN ('queued', 'held', 'failed', 'sending') "
         "AND COALESCE(next_attempt_at, 0) <= ? ORDER BY COALESCE(next_attempt_at, 0), id "
         "LIMIT ?", (now, -1 if limit is None else limit))
     return [Waiting(**dict(r)) for r in rows]
 
 
+def claim(ledger, row: Waiting, now: int) -> bool:
+    """Take `row` (as due() read it) for one send until CLAIM_S from now: True if this
+    caller has it, False if another sender changed it since it was read."""
+    return ledger.execute(
+        "UPDATE outbox SET status = 'sending', next_attempt_at = ? "
+        "WHERE id = ? AND status = ? AND next_attempt_at IS ?",
+        (now + CLAIM_S, row.id, row.status, row.next_attempt_at)).rowcount == 1
+
+
 def waiting_count(ledger) -> int:
     return ledger.execute("SELECT count(*) FROM outbox WHERE status IN "
-                          "('queued', 'held', 'failed')").fetchone()[0]
+                          "('queued', 'held', 'failed', 'sending')").fetchone()[0]
+
+
+def purchase_alert(ledger, transaction_id: int) -> "PurchaseAlert | None":
+    """The alert made for the purchase journaled as `transaction_id`, None if it made
+    none."""
+    row = ledger.execute(
+        "SELECT kind, channel, language, status, next_attempt_at FROM outbox "
+        "WHERE transaction_id = ? AND kind IN ('purchase', 'large_amount') "
+        "ORDER BY id LIMIT 1", (transaction_id,)).fetchone()
+    if row is None:
+        return None
+    return PurchaseAlert(row["kind"], row["channel"], row["language"],
+                         None if row["status"] == "sent" else row["next_attempt_at"])
 
 
 def record_sent(ledger, message_id: str, ref: str, now: int):

@@ -31,7 +31,7 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Policy:
-    kinds: frozenset = frozenset(codes.ALERT_KINDS)   # the kinds the bank alerts at all
+    kinds: frozenset = frozenset(codes.POLICY_KINDS)  # the kinds the bank alerts at all
     default_threshold: int = 0             # minor units of `currency`
     large_amount_limit: int = 5_000_000    # CNY 50,000.00
     currency: int = 156

@@ -13,7 +13,7 @@ Before any answer exists (errors.py says what the bridge sends instead):
   request MAC wrong                                 -> IssuerSecurityError
   the database fails while looking up the key       -> IssuerInternalError
 Then, in one SQLite transaction (the journal row, PIN tries, balances with their ledger
-entry, and outbox rows together):
+entry, and outbox rows together; an alert goes out only after its COMMIT, below):
   identity (terminal id, trace number) seen with the same request bytes -> the stored
       response, byte for byte (nothing changes); with other bytes -> 94, not journaled
 Balance inquiry and purchase:
@@ -34,9 +34,11 @@ Balance inquiry and purchase:
                                  the balances after it and the purchase alert (kind
                                  purchase, or large_amount above the large-amount limit)
   anything unexpected       -> the transaction rolled back; 96, journaled if possible
-Reversal (response code 00 = acknowledged, the outcome in key 16; never an alert):
+Reversal (response code 00 = acknowledged, the outcome in key 16, the alert in key 8):
   the original purchase (terminal id, original trace, original KSN) approved and not
-      reversed              -> credited back, ledger entry, the purchase marked: 1
+      reversed              -> credited back, ledger entry, the purchase marked: 1, and
+                               the reversal alert (kind reversal) if the purchase was
+                               alerted (notify.py, rules R1-R6); 10 for the others
   reversed already          -> nothing more: 3
   declined, or not found    -> nothing to credit: 2. Journaled either way, so that an
       original that arrives after its reversal is declined (94) and never charged.
@@ -44,11 +46,16 @@ Reversal (response code 00 = acknowledged, the outcome in key 16; never an alert
                                processed afresh
 Faults "delay" and "bad-mac" act on the way out, after all of this.
 
-Alerts: notify.decide says what to do; alerts.make writes the message in the
-cardholder's language and, when the policy sends at once, hands it to the dispatcher's
-gateway, so that the response says 2 sent or 9 gateway failed; alerts.store keeps it in
-the outbox with the journal entry. _write journals the transaction and posts its debit
-before the alert is made: an alert never goes out for a purchase whose debit failed.
+Alerts, a transactional outbox (alerts.py): notify.decide says what to do; alerts.make
+writes the message in the cardholder's language; alerts.store puts it in the outbox in
+the transaction that journals the request and moves the money, and the response
+journaled with it says 1 queued for an alert due at once. Only after that transaction's
+COMMIT is the alert handed to the gateway (_send_after_commit), and the response, then
+saying 2 sent (11 for a security alert) or 9 gateway failed, is journaled again with the
+outbox row's result in a second transaction. A transaction that rolls back (a failed
+debit, a failed COMMIT) takes its outbox row with it: nothing was sent. If the issuer
+stops between the two, the row's claim lapses and the dispatcher sends it; the stored
+answer ("queued") stays true.
 """
 import logging
 import secrets
@@ -57,7 +64,7 @@ import threading
 import time
 
 from . import dukpt
-from . import alerts, cards, codes, notify
+from . import alerts, cards, codes, notify, outbox
 from .cards import MAX_PIN_TRIES, is_expired
 from .dispatcher import Dispatcher
 from .errors import (IssuerInternalError, IssuerRequestError, IssuerSecurityError,
@@ -90,6 +97,16 @@ class _Outcome:
         self.available = available      # balances after the debit, when there is one
         self.ledger = ledger
         self.reversed_by = reversed_by  # the reversal that came before this purchase
+
+
+class _Reply:
+    """An answer journaled in the transaction, and the alert to send after its COMMIT."""
+
+    def __init__(self, response, alert=None, transaction_id=None, respond=None):
+        self.response = response              # as journaled: the alert not sent yet
+        self.alert = alert
+        self.transaction_id = transaction_id
+        self.respond = respond                # Decision -> the response saying it
 
 
 def _label(request, number=None):
@@ -177,9 +194,10 @@ class Issuer:
                     return self._declined(request, bdk, codes.DUPLICATE)
                 now = int(self._clock())
                 if request.kind == REVERSAL:
-                    return self._reverse(request, bdk, digest, now)
-                outcome = self._decide(request, bdk, now)
-                return self._write(request, bdk, digest, outcome, now)
+                    reply = self._reverse(request, bdk, digest, now)
+                else:
+                    outcome = self._decide(request, bdk, now)
+                    reply = self._write(request, bdk, digest, outcome, now)
         except Exception as exc:           # noqa: BLE001 - any failure is a 96, MAC'd
             # the exception's text is not logged: it could hold request data
             log.error("%s failed (%s): 96", _label(request), type(exc).__name__)
@@ -190,9 +208,37 @@ class Issuer:
             outcome = _Outcome(codes.SYSTEM_MALFUNCTION)
             try:
                 with self.ledger.transaction():
-                    return self._write(request, bdk, digest, outcome, int(self._clock()))
+                    return self._write(request, bdk, digest, outcome,
+                                       int(self._clock())).response
             except Exception:              # noqa: BLE001 - answer even if not journaled
                 return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
+        # committed: outside the try, so that nothing after this can turn a charged
+        # purchase into a 96
+        return self._send_after_commit(reply)
+
+    def _send_after_commit(self, reply: _Reply) -> bytes:
+        """The answer to a committed request, once its alert (if due at once) has had
+        its one try through the gateway."""
+        alert = reply.alert
+        if alert is None or not alert.decision.immediate:
+            return reply.response
+        try:
+            alert = alerts.deliver(alert, self.dispatcher)
+        except Exception as exc:           # noqa: BLE001 - the money is committed: answer
+            # the row stays claimed until its lease lapses; then the dispatcher sends it
+            log.error("alert %s: gateway error (%s); left to the dispatcher",
+                      alert.message_id, type(exc).__name__)
+            return reply.response
+        response = reply.respond(alert.decision)
+        try:
+            with self.ledger.transaction():
+                alerts.record(self.ledger, alert, self.policy, int(self._clock()))
+                self.ledger.set_response(reply.transaction_id, response)
+        except Exception as exc:           # noqa: BLE001 - answer even if not recorded
+            log.error("alert %s: result not recorded (%s)", alert.message_id,
+                      type(exc).__name__)
+        log.info("alert %s: notification %d", alert.message_id, alert.decision.status)
+        return response
 
     # ---- the rules: balance inquiry and purchase ----------------------------------
 
@@ -282,10 +328,10 @@ class Issuer:
         return notify.decide(kind, self.policy, card.holder, amount=amount,
                              currency=card.currency, now=now)
 
-    def _write(self, request, bdk, digest, outcome, now) -> bytes:
+    def _write(self, request, bdk, digest, outcome, now) -> _Reply:
         """The response for `outcome`, journaled with its ledger entry and outbox row
-        (the caller holds the transaction). The journal row and the debit come first;
-        then an alert due at once is sent, and the response says how that went."""
+        (the caller holds the transaction), and the alert to send after the COMMIT. The
+        journal row and the debit come first, then the alert is made and stored."""
         card = outcome.card
         approved = outcome.code == codes.APPROVED
         approval_code = f"{secrets.randbelow(10 ** 6):06d}" if approved else None
@@ -311,14 +357,17 @@ class Issuer:
             if after != (outcome.available, outcome.ledger):
                 # the balances the answer states are not the ones written: roll back
                 raise RuntimeError("balances changed under the purchase")
-        alert = alerts.make(outcome.decision, card.holder, card.last4, outcome.text,
-                            self.dispatcher) if outcome.decision.alerts else None
-        decision = alert.decision if alert else outcome.decision
-        response = balance_response(
-            request, bdk, outcome.code, decision.as_cbor_map(),
-            approval_code=approval_code, available=outcome.available,
-            ledger=outcome.ledger, currency=card.currency if approved else None,
-            tries_left=outcome.tries_left)
+        alert = alerts.make(outcome.decision, card.holder, card.last4, outcome.text) \
+            if outcome.decision.alerts else None
+        decision = outcome.decision.before_send()
+
+        def respond(decision):
+            return balance_response(
+                request, bdk, outcome.code, decision.as_cbor_map(),
+                approval_code=approval_code, available=outcome.available,
+                ledger=outcome.ledger, currency=card.currency if approved else None,
+                tries_left=outcome.tries_left)
+        response = respond(decision)
         self.ledger.set_response(transaction_id, response)
         if alert:
             alerts.store(self.ledger, alert, self.policy, now, transaction_id=transaction_id)
@@ -327,14 +376,15 @@ class Issuer:
         log.info("%s card %s%s: %s (%s), notification %d", _label(request),
                  card.masked if card else "not on file", amount, outcome.code,
                  codes.RESPONSE_CODES[outcome.code], decision.status)
-        return response
+        return _Reply(response, alert, transaction_id, respond)
 
     # ---- the rules: reversal -------------------------------------------------------
 
-    def _reverse(self, request, bdk, digest, now) -> bytes:
-        """Acknowledge the reversal (00) with what it did; journal it, and credit the
-        purchase back at most once (the caller holds the transaction). Nothing is
-        alerted: not the reversal, and the purchase's own alert stays as it is."""
+    def _reverse(self, request, bdk, digest, now) -> _Reply:
+        """Acknowledge the reversal (00) with what it did; journal it, credit the
+        purchase back at most once, and alert the credit as notify.py's reversal rules
+        say (the caller holds the transaction). The purchase's own alert stays as it
+        is: it went out, or goes out before this one."""
         original = self.ledger.find_transaction(request.terminal_id, request.original_trace)
         found = (original is not None and original.kind == PURCHASE
                  and original.ksn == request.original_ksn.hex().upper())
@@ -357,22 +407,44 @@ class Issuer:
                             request.trace_number, original_label,
                             format_amount(request.amount, request.currency),
                             format_amount(original.amount, original.currency))
-        response = reversal_response(request, bdk, codes.APPROVED, outcome)
         reversal_id = self.ledger.record_transaction(
             terminal_id=request.terminal_id, trace_number=request.trace_number,
             digest=digest, kind=REVERSAL, card_id=original.card_id if found else None,
-            response_code=codes.APPROVED, response=response, request_time=request.time,
+            response_code=codes.APPROVED, response=b"", request_time=request.time,
             now=now, amount=request.amount, currency=request.currency, ksn=request.ksn,
             original_trace=request.original_trace, original_ksn=request.original_ksn,
             reversal_reason=request.reason, reversal_outcome=outcome,
             original_id=original.id if found else None)
         if found and original.reversed_by is None:
             self.ledger.mark_reversed(original.id, reversal_id)
+        decision, alert = notify.NOTHING, None
         if credit:
             card = self.ledger.card_by_id(original.card_id)
-            self.ledger.post(account_id=card.account_id, transaction_id=reversal_id,
-                             amount=credit, now=now)
-        log.info("reversal %s/%d of %s (%s): %s", request.terminal_id,
+            available, _ = self.ledger.post(account_id=card.account_id,
+                                            transaction_id=reversal_id, amount=credit,
+                                            now=now)
+            decision = notify.decide(
+                notify.REVERSAL, self.policy, card.holder, amount=credit,
+                currency=original.currency, now=now,
+                purchase_alert=outbox.purchase_alert(self.ledger, original.id))
+            when = notify.local_time(now, self.policy.utc_offset_min)
+            alert = alerts.make(decision, card.holder, card.last4, lambda lang, kind:
+                                notify.reversal_text(
+                                    lang, last4=card.last4, amount=credit,
+                                    currency=original.currency,
+                                    merchant=original.merchant_name or "", when=when,
+                                    available=available, terminal_id=request.terminal_id,
+                                    policy=self.policy))
+
+        def respond(decision):
+            return reversal_response(request, bdk, codes.APPROVED, outcome,
+                                     decision.as_cbor_map())
+        response = respond(decision.before_send())
+        self.ledger.set_response(reversal_id, response)
+        if alert:
+            alerts.store(self.ledger, alert, self.policy, now, transaction_id=reversal_id)
+        log.info("reversal %s/%d of %s (%s): %s, notification %d", request.terminal_id,
                  request.trace_number, original_label,
-                 codes.REVERSAL_REASONS[request.reason], codes.REVERSAL_OUTCOMES[outcome])
-        return response
+                 codes.REVERSAL_REASONS[request.reason], codes.REVERSAL_OUTCOMES[outcome],
+                 decision.before_send().status)
+        return _Reply(response, alert, reversal_id, respond)

@@ -24,6 +24,9 @@ LANGUAGES = ("en", "zh")
 TEMPLATE_FIELDS = {
     "purchase": {"last4", "amount", "merchant", "time", "available", "terminal"},
     "large_amount": {"last4", "amount", "merchant", "time", "available", "terminal", "limit"},
+    # a purchase cancelled and credited back: its amount, merchant and terminal, the time
+    # of the reversal and the balance after the credit
+    "reversal": {"last4", "amount", "merchant", "time", "available", "terminal"},
     "balance_inquiry": {"last4", "time", "terminal", "available", "ledger"},
     "wrong_pin": {"last4", "time", "terminal", "tries_left"},
     "pin_tries_exceeded": {"last4", "time", "terminal"},
@@ -115,6 +118,13 @@ def large_amount_text(lang, *, last4, amount, currency, merchant, when, availabl
                   amount=format_amount(amount, currency), merchant=merchant, time=when,
                   available=format_amount(available, currency), terminal=terminal_id,
                   limit=format_amount(limit, currency))
+
+
+def reversal_text(lang, *, last4, amount, currency, merchant, when, available,
+                  terminal_id, policy=None) -> str:
+    return render(policy, "reversal", lang, last4=last4, amount=format_amount(amount, currency),
+                  merchant=merchant, time=when, available=format_amount(available, currency),
+                  terminal=terminal_id)
 
 
 def balance_inquiry_text(lang, *, last4, available, ledger, currency, when, terminal_id,

@@ -171,6 +171,7 @@ SCHEMA = {
         1: ("terminal_id", "terminal id", "tstr", (1, 16), REQUIRED, SIGNED),
         2: ("trace", "trace number", "uint", _TRACE, REQUIRED, SIGNED),
         3: ("response_code", "response code", "tstr", "[0-9]{2}", REQUIRED, SIGNED),
+        8: ("notification", "notification", "map", "notification", OPTIONAL, SIGNED),
         9: ("ksn", "KSN", "bstr", _KSN, REQUIRED, SIGNED),
         12: ("original_trace", "original trace number", "uint", _TRACE, REQUIRED, SIGNED),
         15: ("mac", "MAC", "bstr", _MAC, REQUIRED, MAC),

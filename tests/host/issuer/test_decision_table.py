@@ -256,15 +256,18 @@ def language_of_text(text: str) -> str:
 
 
 def outbox_row_for(ledger, decision, holder, policy, now, gateway_ok):
-    """What the issuer does with `decision`: make the alert (sending it at once through a
-    built-in gateway that works or not), store it, read the row back."""
+    """What the issuer does with `decision`: make the alert, store it, then send it at
+    once through a built-in gateway that works or not (nothing is sent before the
+    store's transaction ends), read the row back."""
     gateway = BuiltinGateway(None if gateway_ok else "SMSC down")
     dispatcher = Dispatcher(ledger, policy, gateway)
-    alert = alerts.make(decision, holder, "0011", text_for, dispatcher)
+    alert = alerts.make(decision, holder, "0011", text_for)
     if alert is None:
         return decision, None
     with ledger.transaction():
         row_id = alerts.store(ledger, alert, policy, now)
+        assert gateway.sent == []
+    alert = alerts.send(ledger, alert, dispatcher, policy, now)
     row = dict(ledger.execute("SELECT * FROM outbox WHERE id = ?", (row_id,)).fetchone())
     assert gateway.sent == ([alert.message_id] if decision.immediate and gateway_ok else [])
     return alert.decision, row

@@ -341,11 +341,13 @@ def test_no_alert_when_the_debit_fails(issuer, terminal, mocker):
     assert sent == [] and issuer.ledger.outbox() == []
 
 
-def test_reversal_alerts_nothing(issuer, terminal):
+def test_reversal_alerts_the_credit_after_the_charge(issuer, terminal):
+    # test_reversal_alerts.py has the reversal rules; here the purchase's row stays
     body, pending = terminal.purchase(LI_WEI, 1250)
     issuer.handle(PURCHASE_REQUEST, body)
     [alert] = issuer.ledger.outbox()
     reversal, rpending = terminal.reversal(pending)
     answer = terminal.check(issuer.handle(REVERSAL_REQUEST, reversal), rpending)
-    assert (answer[3], answer[16]) == (codes.APPROVED, codes.REVERSED)
-    assert issuer.ledger.outbox() == [alert]          # the purchase's alert, nothing more
+    assert (answer[3], answer[16], answer[8][1]) == (codes.APPROVED, codes.REVERSED, codes.SENT)
+    first, credit = issuer.ledger.outbox()
+    assert first == alert and credit["kind"] == "reversal"

@@ -23,7 +23,8 @@ def write(tmp_path, text, name="bank.toml"):
 def test_shipped_file_is_the_default_policy():
     policy = Policy.load(DEFAULT_FILE)
     assert policy == Policy()
-    assert policy.kinds == frozenset(codes.ALERT_KINDS)
+    assert policy.kinds == frozenset(codes.POLICY_KINDS)
+    assert "reversal" in policy.kinds and "reversal" not in codes.ALERT_KINDS
     assert (policy.default_threshold, policy.large_amount_limit, policy.currency) == \
         (0, 5_000_000, 156)
     assert policy.send_immediately and policy.language == "en" and policy.utc_offset_min == 480
@@ -49,7 +50,7 @@ def test_a_bank_file_changes_only_what_it_names(tmp_path):
     """)
     policy = Policy.load(path)
     assert not policy.alert_balance_inquiries and policy.alert_wrong_pin
-    assert policy.kinds == frozenset(codes.ALERT_KINDS) - {"balance_inquiry"}
+    assert policy.kinds == frozenset(codes.POLICY_KINDS) - {"balance_inquiry"}
     assert (policy.default_threshold, policy.large_amount_limit) == (10000, 2000000)
     assert not policy.send_immediately and policy.language == "zh"
     assert (policy.retry_first_s, policy.retry_max_s) == (30, 3600)

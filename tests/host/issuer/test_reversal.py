@@ -42,7 +42,8 @@ def test_reversal_credits_the_purchase_back(issuer, terminal):
     fields = reverse(issuer, terminal, purchase, reason=2)
     assert (fields[1], fields[2], fields[3], fields[12], fields[16]) == \
         (terminal.terminal_id, terminal.trace, codes.APPROVED, purchase.trace, REVERSED)
-    assert set(fields) == {1, 2, 3, 9, 12, 16}
+    assert set(fields) == {1, 2, 3, 8, 9, 12, 16}
+    assert fields[8] == {1: codes.SENT, 2: "sms", 3: "138****5678"}   # the credit alerted
     assert available(issuer, LI_WEI) == 1234567
     assert issuer.ledger.card_by_pan(LI_WEI).ledger == 1234567
     assert entries(issuer) == [("purchase", 1, -1250), ("reversal", 2, 1250)]
@@ -254,7 +255,9 @@ def test_reversal_sizes(issuer, terminal):
     purchase, _ = send_purchase(issuer, terminal)
     body, _ = terminal.reversal(purchase)
     assert len(body) == 68                    # docs/protocol.md
-    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 45
+    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 67   # credited back, SMS sent
+    body, _ = terminal.reversal(purchase)
+    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 49   # reversed before: no alert
     worst = Terminal("T" * 16)
     fake = type("P", (), {"trace": 999999, "ksn": bytes(12), "amount": 999_999_999_999,
                           "currency": 999})

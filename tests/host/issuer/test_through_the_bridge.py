@@ -70,5 +70,6 @@ def test_log_lines_name_the_fields_and_hide_the_card(terminal, issuer):
     assert "original_trace=1" in line and "reason=2" in line and "amount=1250" in line
     answer = p.describe(p.REVERSAL_RESPONSE, issuer.handle(p.REVERSAL_REQUEST, body))
     assert answer.startswith("REVERSAL_RESPONSE terminal_id='T0000001' trace=2 "
-                             "response_code='00' ksn=")
+                             "response_code='00' notification={'status': 2, 'channel': "
+                             "'sms', 'destination': '138****5678'} ksn=")
     assert "original_trace=1" in answer and "outcome=1" in answer

@@ -14,8 +14,8 @@ def policy_group():
 def _describe(policy: Policy):
     click.echo(f"policy: {policy.source}")
     rows = [
-        ("alerts", ", ".join(k for k in codes.ALERT_KINDS if policy.alerts(k)) or "none"),
-        ("not alerted", ", ".join(k for k in codes.ALERT_KINDS if not policy.alerts(k))
+        ("alerts", ", ".join(k for k in codes.POLICY_KINDS if policy.alerts(k)) or "none"),
+        ("not alerted", ", ".join(k for k in codes.POLICY_KINDS if not policy.alerts(k))
          or "none"),
         ("security", ", ".join(codes.SECURITY_KINDS) + " (always)"),
         ("threshold", policy.amount_text(policy.default_threshold)),
