@@ -125,9 +125,13 @@ def test_make_demo_scenario_runs(tmp_path):
     assert "No charge" in out.stdout and "Sending reversal" in out.stdout
     assert "Acknowledged" in out.stdout and "Credited back" in out.stdout
     assert "CNY 12.50 charged" in out.stdout and "CNY 8.80 reversed by" in out.stdout
-    # alerts: Li Wei's balance SMS and wrong PIN, the frozen card's security alert, and
-    # the two approved purchases (a reversal sends nothing)
-    assert "issuer outbox: 5 message(s)" in out.stdout
+    # alerts: Li Wei's balance SMS and wrong PIN, the frozen card's security alert, the
+    # two approved purchases, and the reversed one's credit, after its charge
+    assert "issuer outbox: 6 message(s)" in out.stdout
+    outbox = out.stdout[out.stdout.index("issuer outbox"):]
+    charge = outbox.index("purchase of CNY 8.80 at DEMO SHOP (T0000001), ")
+    assert outbox.index("purchase of CNY 8.80 at DEMO SHOP (T0000001) cancelled, "
+                        "credited back") > charge
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
 

@@ -135,6 +135,7 @@ def test_lost_answer_is_reversed_and_the_balance_restored(bank, issuer):
     dismiss(bank, then="Sending reversal")
     done = bank.emulator.wait_for_screen("Acknowledged", timeout=20)
     assert "Credited back" in done.text
+    assert "SMS sent to" in done.text and "138****5678" in done.text     # the credit's alert
     bank.emulator.wait_for_screen("Insert card", after=bank.emulator.screens.index(done))
     assert available(issuer, LI_WEI) == LI_WEI_BALANCE
     purchase_row, reversal_row = issuer.ledger.journal()
@@ -144,6 +145,15 @@ def test_lost_answer_is_reversed_and_the_balance_restored(bank, issuer):
         "reversal", purchase_row["trace_number"], 1, 1)
     assert purchase_row["reversed_by"] == reversal_row["id"]
     assert board_journal(bank) == []
+    # the cardholder heard of the charge, then of its cancellation
+    charge, credit = issuer.ledger.outbox()
+    assert (charge["kind"], charge["status"], charge["transaction_id"]) == \
+        ("purchase", "sent", purchase_row["id"])
+    assert (credit["kind"], credit["status"], credit["transaction_id"]) == \
+        ("reversal", "sent", reversal_row["id"])
+    assert "purchase of CNY 12.50 at" in credit["text"]
+    assert "cancelled, credited back" in credit["text"] and "Available CNY 12,345.67" in \
+        credit["text"]
 
 
 def test_answer_failing_its_mac_is_reversed_though_it_said_approved(bank, issuer):
