@@ -134,6 +134,9 @@ def outbox_command(as_json):
                        f"{_clock(r['next_attempt_at'])}")
         elif r["status"] == "held":
             click.echo(f"      held for quiet hours until {_clock(r['next_attempt_at'])}")
+        elif r["status"] == "sending":
+            click.echo(f"      claimed by a sender; due again if not sent by "
+                       f"{_clock(r['next_attempt_at'])}")
 
 
 def _clock(unix_time) -> str:
