@@ -2,7 +2,7 @@
 board's state records (firmware/store.py's format, a JSON file per record).
 
 The board gets the initial key and the initial key ID and nothing else: the BDK stays
-with the issuer (GUIDE, Security). For the emulator and the demo, the key set is the
+with the issuer (docs/protocol.md, MACs). For the emulator and the demo, the key set is the
 public ANSI X9.24-3 test key set, which the issuer's demo data uses too."""
 import json
 import os

@@ -352,7 +352,7 @@ def _hidden(value) -> str:
     return f"<{len(value)} bytes>" if isinstance(value, (bytes, bytearray)) else "<hidden>"
 
 
-# how a field a person may read is shown: never a full PAN (GUIDE, Security)
+# how a field a person may read is shown: never a full PAN (PCI DSS 3.4: first six and last four digits at most)
 REDACT = {"pan": mask_pan, "card": _card, "pin_block": _hidden}
 
 
