@@ -239,8 +239,12 @@ def firmware_deploy(port, build_dir, state_dir):
               help="Key set (8 hex digits) in the issuer database.")
 @click.option("--derivation-id", required=True,
               help="8 hex digits, unique per terminal of the key set.")
+@click.option("--utc-offset", "utc_offset_min", type=int, default=480, show_default=True,
+              help="The merchant's local time on the screen, minutes east of UTC "
+                   "(480: UTC+8, the demo merchant's; -300: UTC-5).")
 @click.option("--force", is_flag=True, help="Replace an existing terminal's key.")
-def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
+def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, utc_offset_min,
+              force):
     """A terminal's records: its id and its DUKPT initial key, derived from the issuer's
     BDK for initial key ID = BDK ID | derivation ID (X9.24-3-2017). The BDK never
     leaves the issuer's side; the board gets the initial key only."""
@@ -267,7 +271,7 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
         raise click.ClickException(f"no key set {bdk_id.upper()} in {issuer_db}")
     try:
         path = write_records(Path(state_dir), terminal_id, derive_initial_key(bdk, key_id),
-                             key_id, force=force)
+                             key_id, utc_offset_min=utc_offset_min, force=force)
     except ProvisionError as exc:
         raise click.ClickException(str(exc))
     console.print(f"terminal {terminal_id}: initial key ID {key_id.hex().upper()}, "

@@ -37,7 +37,7 @@ TYPE_NAMES = {TYPE_ACK: "ACK", HELLO: "HELLO", HELLO_REPLY: "HELLO_REPLY",
 # field names per message type, for logs and the monitor
 FIELDS = {
     HELLO: {1: "protocol", 2: "firmware", 3: "terminal_id"},
-    HELLO_REPLY: {1: "protocol", 2: "time", 3: "bridge", 4: "utc_offset_min"},
+    HELLO_REPLY: {1: "protocol", 2: "time", 3: "bridge"},     # 4 retired, not reused
     STATUS_REQUEST: {},
     STATUS: {1: "uptime_s", 2: "heap_free", 3: "state", 4: "link", 5: "issuer_online",
              6: "time"},
