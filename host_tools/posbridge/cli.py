@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .bridge import Bridge
@@ -86,9 +87,12 @@ def serve(port, baud, status_interval, issuer_db):
 @main.command()
 @click.option("--link", "link_alias", type=click.Path(dir_okay=False),
               help="Put the board's host link on this path (a symlink to its tty) and "
-                   "start no bridge: attach any bridge to it.")
+                   "start no bridge: attach any bridge to it (posbridge serve --port PATH).")
 @click.option("--scenario", type=click.Path(exists=True, dir_okay=False),
-              help="JSON steps to run; without it the emulator runs until Ctrl-C.")
+              help="JSON steps to run; without it the emulator runs until Ctrl-C. With "
+                   "--link the steps drive the board's card reader and PIN pad and read its "
+                   "screen; steps on the bridge or issuer (status, outbox, journal, "
+                   "issuer_fault) are refused.")
 @click.option("--heap", default="64k", show_default=True, help="MicroPython heap size.")
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
 @click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
@@ -101,8 +105,14 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
+    if link_alias and issuer_db and click.get_current_context().get_parameter_source(
+            "issuer_db") is ParameterSource.COMMANDLINE:
+        raise click.ClickException("--issuer-db has no use with --link: the bridge attached "
+                                   "to the link has the issuer (posbridge serve --issuer-db)")
     try:
         steps = Scenario.load(scenario) if scenario else None
+        if steps is not None and link_alias:
+            steps.check_without_bridge()    # before the board starts, not half-way through
     except ScenarioError as exc:
         raise click.ClickException(str(exc))
     emulator = Emulator(Path(firmware_dir), heap=heap, terminal_id=terminal_id,
@@ -119,7 +129,10 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
             attach_link_path(link_path, link_alias)
             log.info("board's host link is on %s (-> %s); attach a bridge: "
                      "posbridge serve --port %s", link_alias, link_path, link_alias)
-            stop.wait()
+            if steps is None:
+                stop.wait()
+            else:
+                steps.run(emulator, None, stop)
             return
         issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack)
         port = open_port(link_path)
