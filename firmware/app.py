@@ -45,9 +45,11 @@ class Terminal:
             self.out_of_service = "record damaged"
         if record and record.get("terminal_id"):
             terminal_id = record["terminal_id"]
-        # the screen shows the merchant's local time, whatever the bridge PC's zone is
-        if not (record and wallclock.set_utc_offset(record.get("utc_offset_min"))):
-            wallclock.set_utc_offset(settings.UTC_OFFSET_MIN)
+        # the screen shows the merchant's local time, whatever the bridge PC's zone is; an
+        # offset outside UTC-12..UTC+14 (or not a number) would break every idle screen
+        utc_offset_min = record.get("utc_offset_min") if record else None
+        if type(utc_offset_min) is int and -720 <= utc_offset_min <= 840:
+            wallclock.utc_offset_min = utc_offset_min
         self.terminal_id = terminal_id
         # reversals (journal.py, reversal.py): how many wait on flash, when the next try
         # is due, the tries so far, and why to reverse purchases found in flight: at

@@ -19,9 +19,6 @@ CURRENCY = 156             # ISO 4217 numeric of the amounts keyed: CNY, the dem
 MAX_AMOUNT = 9999999       # minor units per purchase: 99,999.99
 MERCHANT_ID = "000000000000001"
 MERCHANT_NAME = "POS TERMINAL"
-# The merchant's local time on the screen, minutes east of UTC: terminal.json's
-# utc_offset_min, or this for a record without one (the demo merchant's, China)
-UTC_OFFSET_MIN = 480
 
 # From sending a request until the board stops waiting for its answer: a purchase is
 # then reversed. The bridge answers ERROR at once when the issuer is down, and the
