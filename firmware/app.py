@@ -45,11 +45,8 @@ class Terminal:
             self.out_of_service = "record damaged"
         if record and record.get("terminal_id"):
             terminal_id = record["terminal_id"]
-        # the screen shows the merchant's local time, whatever the bridge PC's zone is; an
-        # offset outside UTC-12..UTC+14 (or not a number) would break every idle screen
-        utc_offset_min = record.get("utc_offset_min") if record else None
-        if type(utc_offset_min) is int and -720 <= utc_offset_min <= 840:
-            wallclock.utc_offset_min = utc_offset_min
+        # the screen shows the merchant's local time, whatever the bridge PC's zone is
+        self.utc_offset_min = record.get("utc_offset_min") if record else None
         self.terminal_id = terminal_id
         # reversals (journal.py, reversal.py): how many wait on flash, when the next try
         # is due, the tries so far, and why to reverse purchases found in flight: at
@@ -332,7 +329,10 @@ class Terminal:
 
     def _set_time(self, unix_seconds):
         if isinstance(unix_seconds, int) and unix_seconds > 0:
-            wallclock.set_time(unix_seconds)
+            # a record's offset the board cannot show is refused: the time alone then,
+            # at the default offset
+            (wallclock.set_time(unix_seconds, self.utc_offset_min)
+             or wallclock.set_time(unix_seconds))
 
     def _offline(self, line1, line2):
         self.host_online = False

@@ -23,6 +23,6 @@ def utc_offset_as_at_power_on():
     module: each starts with the offset a board has at power-on, as it does under
     MicroPython (a process per test)."""
     import wallclock
-    wallclock.utc_offset_min = 480
+    wallclock._utc_offset_min = 480
     yield
-    wallclock.utc_offset_min = 480
+    wallclock._utc_offset_min = 480

@@ -128,7 +128,7 @@ def test_the_idle_time_is_the_records_offset_not_the_bridges():
 def test_a_record_with_an_offset_the_board_cannot_show_keeps_the_default():
     import wallclock
     for bad in ("+08:00", 841, -721, 8.5, True, None):
-        wallclock.utc_offset_min = 480          # as at power-on (a process per board)
+        wallclock._utc_offset_min = 480         # as at power-on (a process per board)
         rig = booted(_terminal_record(utc_offset_min=bad))
         try:
             screen = rig.panel.last()
