@@ -1,7 +1,8 @@
 """The terminal's DUKPT key material and counters on flash (store.py records):
 
     terminal.json   terminal_id, initial_key, initial_key_id (hex), merchant_id,
-                    merchant_name, from provisioning
+                    merchant_name, utc_offset_min (app.py reads it at boot: the
+                    merchant's local time on the screen), from provisioning
     counters.json   ksn_counter (last DUKPT transaction counter used), trace (last trace
                     number used)
 

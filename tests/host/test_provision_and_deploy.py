@@ -64,12 +64,24 @@ def test_reprovisioning_needs_force_and_keeps_the_trace_number(tmp_path, issuer_
     (["--derivation-id", "1234"], "8 hex digits"),
     (["--derivation-id", "90123457", "--bdk-id", "AAAAAAAA"], "no key set AAAAAAAA"),
     (["--derivation-id", "90123457", "--terminal-id", "T-1"], "terminal id"),
+    (["--derivation-id", "90123457", "--utc-offset", "900"], "UTC offset"),
+    (["--derivation-id", "90123457", "--utc-offset", "+08:00"], "--utc-offset"),
 ])
 def test_provision_refuses_bad_values_clearly(tmp_path, issuer_db, extra, fragment):
     args = ["provision", "--out", tmp_path / "b", "--terminal-id", "T0000002",
             "--issuer-db", issuer_db] + extra
     clean_failure(run(*args), fragment)
     assert not (tmp_path / "b" / "terminal.json").exists()
+
+
+@pytest.mark.parametrize("extra, offset", [([], 480), (["--utc-offset", "-300"], -300)])
+def test_provision_writes_the_merchants_utc_offset(tmp_path, issuer_db, extra, offset):
+    # the board's screen shows the merchant's local time from this, not the bridge PC's
+    out = tmp_path / "board"
+    result = run("provision", "--out", out, "--terminal-id", "T0000002",
+                 "--issuer-db", issuer_db, "--derivation-id", "90123457", *extra)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "terminal.json").read_text())["utc_offset_min"] == offset
 
 
 def test_provision_without_an_issuer_database(tmp_path):

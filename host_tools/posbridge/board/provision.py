@@ -19,6 +19,10 @@ TERMINAL_ID_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
 # the name part of field 43 (22), as the cardholder's alert shows it
 TEST_MERCHANT_ID = "104110070110001"
 TEST_MERCHANT_NAME = "DEMO SHOP"
+# the merchant's local time on the board's screen, minutes east of UTC: the demo
+# merchant is in China (CNY), as are the demo issuer's alerts (UTC+8)
+TEST_UTC_OFFSET_MIN = 480
+UTC_OFFSET_RANGE = (-720, 840)   # UTC-12 .. UTC+14, what firmware/wallclock.py takes
 MERCHANT_ID_RE = re.compile(r"^[ -~]{1,15}$")
 MERCHANT_NAME_RE = re.compile(r"^[ -~]{1,22}$")
 
@@ -35,13 +39,17 @@ def _write_atomic(path: Path, record: dict):
 
 def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key_id: bytes,
               merchant_id: str = TEST_MERCHANT_ID, merchant_name: str = TEST_MERCHANT_NAME,
-              force: bool = False) -> Path:
+              utc_offset_min: int = TEST_UTC_OFFSET_MIN, force: bool = False) -> Path:
     if not TERMINAL_ID_RE.match(terminal_id):
         raise ProvisionError("terminal id: 1 to 16 letters or digits")
     if not MERCHANT_ID_RE.match(merchant_id):
         raise ProvisionError("merchant id: 1 to 15 printable ASCII characters")
     if not MERCHANT_NAME_RE.match(merchant_name):
         raise ProvisionError("merchant name: 1 to 22 printable ASCII characters")
+    low, high = UTC_OFFSET_RANGE
+    if type(utc_offset_min) is not int or not low <= utc_offset_min <= high:
+        raise ProvisionError(f"UTC offset: minutes east of UTC, {low}..{high} "
+                             "(480 for UTC+8)")
     if len(initial_key) != 16:
         raise ProvisionError("initial key: 16 bytes (32 hex digits) expected")
     if len(initial_key_id) != 8:
@@ -56,7 +64,8 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
                              "initial_key": initial_key.hex().upper(),
                              "initial_key_id": initial_key_id.hex().upper(),
                              "merchant_id": merchant_id,
-                             "merchant_name": merchant_name})
+                             "merchant_name": merchant_name,
+                             "utc_offset_min": utc_offset_min})
     # A new initial key starts its transaction counter again. The trace number goes on:
     # the issuer knows a transaction by (terminal id, trace number), so starting it
     # again would make every new transaction look like a reused identity (94).
