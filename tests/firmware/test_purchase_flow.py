@@ -210,3 +210,22 @@ def test_an_exhausted_terminal_sends_nothing():
         assert "exhausted" in term.display.text() and term.link.sent == []
     finally:
         term.close()
+
+
+def test_a_reset_after_the_registers_are_saved_never_reuses_the_ksn():
+    term = Term()
+    try:
+        import terminal_keys
+        # the key of counter 1 taken (keys.bin moved on), then the power goes before
+        # anything is sent
+        taken = terminal_keys.take(term.store, True)
+        terminal_keys = taken = None
+        sys.modules.pop("terminal_keys", None)
+        sys.modules.pop("dukpt", None)
+        again = Term(term.directory)        # the board starts again on the same flash
+        txn, body = sent_purchase(again)
+        req = cbor.decode(body)
+        assert req[6][-4:] == b"\x00\x00\x00\x02" and req[2] == 2
+        assert again.next_identity() == (3, 2)
+    finally:
+        term.close()
