@@ -37,8 +37,8 @@ except ImportError:  # CPython, in tests
 _SHOW_MS = const(3000)
 _LAST_SHOW_MS = const(15000)
 # reversal-request / reversal-response keys (docs/protocol.cddl)
-_K_TRACE = const(2)
-_K_KSN = const(6)
+_K_REQ_TRACE = const(2)
+_K_REQ_KSN = const(6)
 _K_AMOUNT = const(8)
 _K_CURRENCY = const(9)
 _K_ORIGINAL_TRACE = const(12)
@@ -92,7 +92,7 @@ class Sender:
             if body is None:
                 return
         f = cbor.decode(body)   # its identity, to know its answer by
-        self.trace, self.ksn = f[_K_TRACE], f[_K_KSN]
+        self.trace, self.ksn = f[_K_REQ_TRACE], f[_K_REQ_KSN]
         if term.link.send(m.REVERSAL_REQUEST, body):
             self.mtype = m.REVERSAL_REQUEST
             self.deadline = time.ticks_add(now, settings.ANSWER_TIMEOUT_MS)

@@ -51,11 +51,8 @@ def register_record(initial_key: bytes, initial_key_id: bytes, counter: int = 1,
     the transaction key of the counter made of `counter`'s bits above i and bit i, for
     every i where that counter is not yet reached: i the lowest set bit of `counter`, or
     a clear bit above it. The other registers are zeros."""
-    record = bytearray(RECORD_SIZE)
-    record[0] = 1
-    record[1:9] = initial_key_id
-    record[9:13] = counter.to_bytes(4, "big")
-    record[13:17] = trace.to_bytes(4, "big")
+    record = bytearray(b"\x01" + initial_key_id + counter.to_bytes(4, "big")
+                       + trace.to_bytes(4, "big") + bytes(32 * 16))
     if counter:
         low = (counter & -counter).bit_length() - 1
         for i in range(low, 32):
@@ -110,7 +107,7 @@ def _recorded(state_dir: Path):
     0) when there is nothing readable."""
     try:
         record = (state_dir / "keys.bin").read_bytes()
-        if len(record) == RECORD_SIZE and record[0] == 1:
+        if len(record) == RECORD_SIZE and record.startswith(b"\x01"):
             return (record[1:9], int.from_bytes(record[9:13], "big"),
                     int.from_bytes(record[13:17], "big"))
     except OSError:
