@@ -29,9 +29,9 @@ initial key is never written to the board's flash. Per transaction (take):
 4. after FFFF0000 (the last counter the standard allows) n would pass 32 bits: it is 0,
    the terminal is exhausted and needs a new initial key.
 
-Each register is then the key of a counter above n, and the keys of lower counters
-derive only from keys of their own prefixes: nothing the terminal keeps derives a key of
-a transaction already made. The caller saves the record before it uses the key, so a
+Each register then holds the key of n or of a counter above it, and a key derives only
+the keys of counters that extend its own with lower bits, all above it: nothing the
+terminal keeps derives a key of a transaction already made. The caller saves the record before it uses the key, so a
 reset skips the counter, never reuses it.
 
 The record (terminal_keys.py keeps it on flash as keys.bin), 529 bytes:
