@@ -4,7 +4,7 @@
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
     posbridge firmware build          precompile the firmware to .mpy
     posbridge firmware deploy         copy it (and a terminal's records) to a board
-    posbridge provision               a terminal's identity and DUKPT initial key
+    posbridge provision               a terminal's identity and DUKPT key registers
 """
 import contextlib
 import logging
@@ -243,7 +243,7 @@ def firmware_deploy(port, build_dir, state_dir):
 
 @main.command()
 @click.option("--out", "state_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for terminal.json and counters.json (the board's flash root).")
+              help="Directory for terminal.json and keys.bin (the board's flash root).")
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
@@ -258,9 +258,10 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--force", is_flag=True, help="Replace an existing terminal's key.")
 def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, utc_offset_min,
               force):
-    """A terminal's records: its id and its DUKPT initial key, derived from the issuer's
-    BDK for initial key ID = BDK ID | derivation ID (X9.24-3-2017). The BDK never
-    leaves the issuer's side; the board gets the initial key only."""
+    """A terminal's records: its id and its DUKPT key registers, filled from its initial
+    key, derived from the issuer's BDK for initial key ID = BDK ID | derivation ID
+    (X9.24-3-2017). The BDK never leaves the issuer's side, and the initial key never
+    reaches the board: it gets the registers only."""
     from .issuer.errors import LedgerError
     from .issuer.ledger import Ledger
     from .issuer.dukpt import derive_initial_key

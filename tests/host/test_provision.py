@@ -12,9 +12,9 @@ def test_the_test_terminal_names_its_merchant(tmp_path):
     record = json.loads((tmp_path / "terminal.json").read_text())
     assert (record["terminal_id"], record["merchant_id"], record["merchant_name"]) == (
         "T0000009", TEST_MERCHANT_ID, TEST_MERCHANT_NAME)
-    assert record["initial_key_id"] == TEST_INITIAL_KEY_ID.hex().upper()
-    assert json.loads((tmp_path / "counters.json").read_text()) == {"ksn_counter": 0,
-                                                                    "trace": 0}
+    assert "initial_key" not in record and "initial_key_id" not in record
+    keys = (tmp_path / "keys.bin").read_bytes()
+    assert len(keys) == 529 and keys[1:9] == TEST_INITIAL_KEY_ID
 
 
 def test_the_test_terminal_is_in_the_demo_merchants_time_zone(tmp_path):

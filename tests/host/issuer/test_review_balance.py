@@ -139,7 +139,7 @@ def test_lost_counter_record_never_reuses_a_ksn(board):
     board.step(5)
     board.keys("E")
     first = _ksn(board.requests()[0])
-    (board.state_dir / "counters.json").unlink()       # the flash lost the record
+    (board.state_dir / "keys.bin").unlink()            # the flash lost the record
     inquiry(board)
     board.step(5)
     ksns = [_ksn(b) for b in board.requests()]
