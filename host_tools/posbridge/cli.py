@@ -4,7 +4,7 @@
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
     posbridge firmware build          precompile the firmware to .mpy
     posbridge firmware deploy         copy it (and a terminal's records) to a board
-    posbridge provision               a terminal's identity and DUKPT initial key
+    posbridge provision               a terminal's identity and DUKPT key registers
 """
 import contextlib
 import logging
@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .bridge import Bridge
@@ -86,9 +87,12 @@ def serve(port, baud, status_interval, issuer_db):
 @main.command()
 @click.option("--link", "link_alias", type=click.Path(dir_okay=False),
               help="Put the board's host link on this path (a symlink to its tty) and "
-                   "start no bridge: attach any bridge to it.")
+                   "start no bridge: attach any bridge to it (posbridge serve --port PATH).")
 @click.option("--scenario", type=click.Path(exists=True, dir_okay=False),
-              help="JSON steps to run; without it the emulator runs until Ctrl-C.")
+              help="JSON steps to run; without it the emulator runs until Ctrl-C. With "
+                   "--link the steps drive the board's card reader and PIN pad and read its "
+                   "screen; steps on the bridge or issuer (status, outbox, journal, "
+                   "issuer_fault) are refused.")
 @click.option("--heap", default="64k", show_default=True, help="MicroPython heap size.")
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
 @click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
@@ -101,8 +105,14 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
+    if link_alias and issuer_db and click.get_current_context().get_parameter_source(
+            "issuer_db") is ParameterSource.COMMANDLINE:
+        raise click.ClickException("--issuer-db has no use with --link: the bridge attached "
+                                   "to the link has the issuer (posbridge serve --issuer-db)")
     try:
         steps = Scenario.load(scenario) if scenario else None
+        if steps is not None and link_alias:
+            steps.check_without_bridge()    # before the board starts, not half-way through
     except ScenarioError as exc:
         raise click.ClickException(str(exc))
     emulator = Emulator(Path(firmware_dir), heap=heap, terminal_id=terminal_id,
@@ -119,7 +129,10 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
             attach_link_path(link_path, link_alias)
             log.info("board's host link is on %s (-> %s); attach a bridge: "
                      "posbridge serve --port %s", link_alias, link_path, link_alias)
-            stop.wait()
+            if steps is None:
+                stop.wait()
+            else:
+                steps.run(emulator, None, stop)
             return
         issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack)
         port = open_port(link_path)
@@ -230,7 +243,7 @@ def firmware_deploy(port, build_dir, state_dir):
 
 @main.command()
 @click.option("--out", "state_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for terminal.json and counters.json (the board's flash root).")
+              help="Directory for terminal.json and keys.bin (the board's flash root).")
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
@@ -239,11 +252,16 @@ def firmware_deploy(port, build_dir, state_dir):
               help="Key set (8 hex digits) in the issuer database.")
 @click.option("--derivation-id", required=True,
               help="8 hex digits, unique per terminal of the key set.")
+@click.option("--utc-offset", "utc_offset_min", type=int, default=480, show_default=True,
+              help="The merchant's local time on the screen, minutes east of UTC "
+                   "(480: UTC+8, the demo merchant's; -300: UTC-5).")
 @click.option("--force", is_flag=True, help="Replace an existing terminal's key.")
-def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
-    """A terminal's records: its id and its DUKPT initial key, derived from the issuer's
-    BDK for initial key ID = BDK ID | derivation ID (X9.24-3-2017). The BDK never
-    leaves the issuer's side; the board gets the initial key only."""
+def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, utc_offset_min,
+              force):
+    """A terminal's records: its id and its DUKPT key registers, filled from its initial
+    key, derived from the issuer's BDK for initial key ID = BDK ID | derivation ID
+    (X9.24-3-2017). The BDK never leaves the issuer's side, and the initial key never
+    reaches the board: it gets the registers only."""
     from .issuer.errors import LedgerError
     from .issuer.ledger import Ledger
     from .issuer.dukpt import derive_initial_key
@@ -267,7 +285,7 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
         raise click.ClickException(f"no key set {bdk_id.upper()} in {issuer_db}")
     try:
         path = write_records(Path(state_dir), terminal_id, derive_initial_key(bdk, key_id),
-                             key_id, force=force)
+                             key_id, utc_offset_min=utc_offset_min, force=force)
     except ProvisionError as exc:
         raise click.ClickException(str(exc))
     console.print(f"terminal {terminal_id}: initial key ID {key_id.hex().upper()}, "
