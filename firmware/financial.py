@@ -4,8 +4,10 @@ DUKPT keys, a reversal with its MAC. answer.py checks what comes back.
 MAC = AES-CMAC (NIST SP 800-38B) truncated to 8 bytes, over the deterministic CBOR of
 the message's map without its MAC key (docs/protocol.cddl). Request: MAC generation key
 (usage 2000); response: MAC verification key (usage 2001) of the same KSN, which the
-request's Pending keeps."""
+request's Pending keeps, with the SHA-256 of the request's bytes that the response must
+name."""
 import gc
+import hashlib
 import sys
 
 import cbor
@@ -33,11 +35,13 @@ _K_CARD_SERVICE_CODE = const(3)
 class Pending:
     """What the board remembers of a request in flight: enough to check the answer."""
 
-    def __init__(self, mtype, trace, ksn, mac_key):
+    def __init__(self, mtype, trace, ksn, mac_key, body):
         self.mtype = mtype
         self.trace = trace
         self.ksn = ksn
         self.mac_key = mac_key  # MAC verification key of this KSN; whoever keeps it wipes it
+        # the answer names these very bytes: one to an altered copy of them is no answer
+        self.digest = hashlib.sha256(body).digest()
 
 
 def build_request(terminal_id, trace, now, card, pin, keys, counter, purchase=None):
@@ -72,7 +76,7 @@ def build_request(terminal_id, trace, now, card, pin, keys, counter, purchase=No
         _wipe(pin_key)
         _wipe(mac_gen)
     return body, Pending(m.PURCHASE_REQUEST if purchase else m.BALANCE_REQUEST, trace,
-                         ksn, mac_ver)
+                         ksn, mac_ver, body)
 
 
 def build_reversal_request(terminal_id, trace, now, keys, counter, original):
@@ -94,7 +98,7 @@ def build_reversal_request(terminal_id, trace, now, keys, counter, original):
         body = _signed(original, mac_gen)
     finally:
         _wipe(mac_gen)
-    return body, Pending(m.REVERSAL_REQUEST, trace, ksn, mac_ver)
+    return body, Pending(m.REVERSAL_REQUEST, trace, ksn, mac_ver, body)
 
 
 def _signed(fields, mac_gen):

@@ -106,7 +106,8 @@ class Sender:
         finally:
             wipe(keys[0])
             _unload("financial", "dukpt", "cmac")
-        self.trace, self.ksn, self.mac_key = pending.trace, pending.ksn, pending.mac_key
+        self.trace, self.ksn, self.mac_key, self.digest = (
+            pending.trace, pending.ksn, pending.mac_key, pending.digest)
         return body
 
     def step(self, now):

@@ -15,6 +15,7 @@ from posbridge.issuer.money import currency_code, format_amount, parse_amount
 from posbridge.issuer.pins import PinHashError, hash_pin, verify_pin
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 
+from .conftest import ISSUER_NOW
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, ask
 
@@ -288,7 +289,7 @@ def test_a_migrated_version_2_database_takes_purchases(tmp_path, steps):
     conn.execute("INSERT INTO key_sets VALUES (?, ?, '')", (DEMO_BDK_ID, DEMO_BDK.hex().upper()))
     conn.commit()
     conn.close()
-    issuer = Issuer(Ledger.open(path))
+    issuer = Issuer(Ledger.open(path), clock=lambda: ISSUER_NOW)
     try:
         terminal = Terminal()
         body, pending = terminal.purchase("4111111111111111", 1250)
