@@ -428,3 +428,19 @@ def test_database_holds_no_request_or_pin_block(issuer, terminal, db_path):
     raw = db_path.read_bytes()
     assert body not in raw and cbor_profile.decode(body)[5] not in raw
     assert bytes.fromhex(issuer.ledger.journal()[0]["ksn"]) == cbor_profile.decode(body)[6]
+
+
+def test_an_altered_copy_of_a_charged_purchase_is_refused_and_logged_as_one(
+        issuer, terminal, caplog):
+    # a man in the middle lets the purchase through, then sends a copy with another
+    # amount (MAC unchanged) for a MAC'd refusal under the same trace and KSN
+    body, pending = terminal.purchase(LI_WEI, 1250)
+    first = issuer.handle(PURCHASE_REQUEST, body)
+    copy = cbor_profile.decode(body)
+    copy[8] = 1
+    copy = cbor_profile.encode(copy)
+    refused_unauthenticated(issuer.handle(PURCHASE_REQUEST, copy), copy, terminal, pending)
+    assert "an identity already journaled: an altered copy" in caplog.text
+    assert issuer.handle(PURCHASE_REQUEST, body) == first       # the real one, unchanged
+    assert terminal.check(first, pending)[3] == codes.APPROVED
+    assert available(issuer, LI_WEI) == 1234567 - 1250
