@@ -83,7 +83,7 @@ def test_a_forged_error_after_the_charge_is_reversed(bank, issuer, code, caplog)
     assert purchase_row["reversed_by"] == reversal_row["id"]
     _ends_with_nothing_charged(bank, issuer)
     # the issuer knows its approval never reached the terminal as it was sent
-    assert any("was approved but the terminal got an ERROR instead of an answer"
+    assert any("was approved, yet its terminal reverses it (an ERROR instead of an answer)"
                in r.getMessage() for r in caplog.records)
 
 
@@ -125,7 +125,7 @@ def test_the_issuers_refusal_of_an_altered_copy_is_not_taken_for_the_answer(
     assert "Credited back" in done.text
     _ends_with_nothing_charged(bank, issuer)
     assert any("request MAC does not match" in r.getMessage() for r in caplog.records)
-    assert any("was approved but the terminal got answer failed verification"
+    assert any("was approved, yet its terminal reverses it (answer failed verification)"
                in r.getMessage() for r in caplog.records)
 
 

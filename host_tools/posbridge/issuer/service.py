@@ -397,10 +397,11 @@ class Issuer:
         else:
             outcome, credit = codes.REVERSED, original.amount
             if request.reason in _ANSWER_ALTERED:
-                log.warning("security: %s was approved but the terminal got %s: the "
-                            "answer was altered or replaced on the way; reversed by %s/%d",
-                            original_label, codes.REVERSAL_REASONS[request.reason],
-                            request.terminal_id, request.trace_number)
+                log.warning("security: %s was approved, yet its terminal reverses it "
+                            "(%s): the answer was altered or replaced on the way; "
+                            "reversal %s/%d", original_label,
+                            codes.REVERSAL_REASONS[request.reason], request.terminal_id,
+                            request.trace_number)
             if (request.amount, request.currency) != (original.amount, original.currency):
                 log.warning("reversal %s/%d of %s: amount %s differs from the purchase's "
                             "%s: the purchase's is credited", request.terminal_id,
