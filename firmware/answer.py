@@ -4,7 +4,9 @@ from the request building code (financial.py), so that the answer's phase holds 
 
 The response's MAC (key 15) is AES-CMAC, 8 bytes, under the DUKPT MAC verification key
 (usage 2001) of the request's own KSN, over the deterministic CBOR of the map without
-key 15."""
+key 15. Under it, key 17 is the SHA-256 of the request bytes it answers: the issuer also
+answers a copy altered on the way (a MAC'd refusal), and that answer must never pass for
+the answer to what this board sent."""
 import cbor
 try:
     from micropython import const
@@ -17,6 +19,7 @@ _K_RSP_TRACE = const(2)
 _K_RSP_CODE = const(3)
 _K_RSP_KSN = const(9)
 _K_RSP_MAC = const(15)
+_K_RSP_REQUEST = const(17)
 
 
 class SecurityError(Exception):
@@ -32,7 +35,8 @@ class NotOurs(SecurityError):
 def check_response(body, pending, terminal_id):
     """The response's fields once its MAC and identity check out; NotOurs for an answer
     that names another request, SecurityError for one that fails its checks.
-    `pending` is anything with the request's trace, ksn and mac_key (a Pending)."""
+    `pending` is anything with the request's trace, ksn, mac_key and digest (a
+    Pending's)."""
     try:
         fields = cbor.decode(body)
         if not isinstance(fields, dict):
@@ -50,6 +54,8 @@ def check_response(body, pending, terminal_id):
         raise SecurityError("unreadable")
     if not ok:
         raise SecurityError("MAC")
+    if fields.get(_K_RSP_REQUEST) != pending.digest:
+        raise SecurityError("another request")
     code = fields.get(_K_RSP_CODE)
     if not isinstance(code, str) or len(code) != 2:
         raise SecurityError("no code")

@@ -5,8 +5,10 @@ what comes back.
 MAC = AES-CMAC (NIST SP 800-38B) truncated to 8 bytes, over the deterministic CBOR of
 the message's map without its MAC key (docs/protocol.cddl). Request: MAC generation key
 (usage 2000); response: MAC verification key (usage 2001) of the same KSN, which the
-request's Pending keeps."""
+request's Pending keeps, with the SHA-256 of the request's bytes that the response must
+name."""
 import gc
+import hashlib
 import sys
 
 import cbor
@@ -34,11 +36,13 @@ _K_CARD_SERVICE_CODE = const(3)
 class Pending:
     """What the board remembers of a request in flight: enough to check the answer."""
 
-    def __init__(self, mtype, trace, ksn, mac_key):
+    def __init__(self, mtype, trace, ksn, mac_key, body):
         self.mtype = mtype
         self.trace = trace
         self.ksn = ksn
         self.mac_key = mac_key  # MAC verification key of this KSN; whoever keeps it wipes it
+        # the answer names these very bytes: one to an altered copy of them is no answer
+        self.digest = hashlib.sha256(body).digest()
 
 
 def build_request(terminal_id, now, card, pin, keys, purchase=None):
@@ -68,7 +72,7 @@ def build_request(terminal_id, now, card, pin, keys, purchase=None):
         _wipe(pin_key)
         _wipe(mac_gen)
     return body, Pending(m.PURCHASE_REQUEST if purchase else m.BALANCE_REQUEST, trace,
-                         ksn, mac_ver)
+                         ksn, mac_ver, body)
 
 
 def build_reversal_request(terminal_id, now, keys, original):
@@ -85,7 +89,7 @@ def build_reversal_request(terminal_id, now, keys, original):
         body = _signed(original, mac_gen)
     finally:
         _wipe(mac_gen)
-    return body, Pending(m.REVERSAL_REQUEST, trace, ksn, mac_ver)
+    return body, Pending(m.REVERSAL_REQUEST, trace, ksn, mac_ver, body)
 
 
 def _signed(fields, mac_gen):

@@ -14,7 +14,7 @@ track data is ever in it:
     state 0  in flight: journaled before it is sent
     state 1  to reverse, until the issuer acknowledges the reversal; reason 1 no answer
              in time (or the visit ended without one), 2 answer failed verification,
-             3 found in flight at boot (power cut)
+             3 found in flight at boot (power cut), 4 an ERROR instead of an answer
     state 2  approved, with its approval code, until the approval has been seen
 
 A reversal's request and MAC key are "" until the reversal sender first builds it: its
@@ -26,12 +26,13 @@ registers hold no key of a counter already used, dukpt.py).
 A purchase meets the rules in this order:
 
 1. begin: journaled before it is sent, so that from then on a power cut reverses it.
-2. A MAC-verified answer settles it: a decline (end) removes it before it is shown; an
-   approval (approved) is on flash before it is shown, and removed (end) once its
-   screen goes. Never reversed once it may have been seen: it was charged.
-3. Anything else reverses it (reverse): no answer in time, the link giving up, an
-   ERROR that is not a clear refusal, an answer that fails its checks. Unless a
-   MAC-verified answer says otherwise, reverse.
+2. A MAC-verified answer to its very bytes settles it: a decline (end) removes it
+   before it is shown; an approval (approved) is on flash before it is shown, and
+   removed (end) once its screen goes. Never reversed once it may have been seen: it
+   was charged.
+3. Anything else reverses it (reverse): no answer in time, the link giving up, any
+   ERROR (it carries no MAC), an answer that fails its checks. Unless a MAC-verified
+   answer says otherwise, reverse.
 4. recover: a purchase still in flight when its visit ended without settling it (a
    fault) or at boot (a power cut) is reversed; an approval not yet seen is shown
    again, not reversed.

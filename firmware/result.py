@@ -26,6 +26,8 @@ DECLINES = {
     "55": ("Incorrect PIN", ""),
     "61": ("Exceeds amount", "limit"),
     "62": ("Restricted card", "call your bank"),
+    "63": ("Request failed", "security check"),
+    "68": ("Request too old", "or clock wrong"),
     "13": ("Currency not", "accepted"),
     "75": ("PIN tries", "exceeded"),
     "91": ("Issuer", "unavailable"),

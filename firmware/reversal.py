@@ -96,6 +96,8 @@ class Sender:
                 return
         f = cbor.decode(body)   # its identity, to know its answer by
         self.trace, self.ksn = f[_K_REQ_TRACE], f[_K_REQ_KSN]
+        import hashlib
+        self.digest = hashlib.sha256(body).digest()   # the bytes its answer must name
         if term.link.send(m.REVERSAL_REQUEST, body):
             self.mtype = m.REVERSAL_REQUEST
             self.deadline = time.ticks_add(now, settings.ANSWER_TIMEOUT_MS)

@@ -8,8 +8,10 @@ every step before the request leaves; once it has left, the answer is awaited an
 shown, so the cardholder always learns what happened.
 
 A purchase goes through the journal (journal.py, where its rules are): journaled before
-it is sent, settled by a MAC-verified answer, reversed otherwise. This module says which
-of those happened; it never reads or writes a journal entry.
+it is sent, settled by a MAC-verified answer to its very bytes, reversed otherwise: no
+answer in time, the link giving up, any ERROR (unauthenticated: it may stand where an
+approval was), an answer that fails its checks. This module says which of those
+happened; it never reads or writes a journal entry.
 
 Each phase loads the code it needs and drops it after, so the peak is one phase's code
 and not the sum (a 64 KiB heap; docs/benchmarks.md has the figures):
@@ -52,6 +54,10 @@ _K_RSP_CODE = const(3)      # purchase-response keys (docs/protocol.cddl)
 _K_RSP_APPROVAL = const(4)
 _KEY_1 = const(0x31)        # the menu's "1 Balance" and "2 Purchase"
 _KEY_2 = const(0x32)
+# why a purchase is reversed (docs/protocol.md, REVERSAL_REQUEST reason)
+_NO_ANSWER = const(1)
+_BAD_ANSWER = const(2)
+_ERROR = const(4)
 
 
 def _unload(*names):
@@ -75,6 +81,7 @@ class Transaction:
         self.trace = None
         self.ksn = None
         self.mac_key = None
+        self.digest = None       # SHA-256 of the request's bytes, which its answer names
         self._show(_MENU, _MENU_TIMEOUT_MS, "CARD", self.card_pan_masked, "",
                    "1 Balance", "2 Purchase", "", "", "X Cancel")
 
@@ -104,7 +111,7 @@ class Transaction:
             if time.ticks_diff(now, self.deadline) >= 0:
                 self._finish_wait()
                 if self.amount is not None:
-                    self._reverse(1)
+                    self._reverse(_NO_ANSWER, "No answer", "")
                 else:
                     self._message("NO ANSWER", "The issuer did", "not answer.",
                                   "Try again later")
@@ -143,23 +150,19 @@ class Transaction:
             return False
         self._finish_wait()
         code = fields.get(m.K_ERROR_CODE)
-        if self.amount is not None:
-            # refused unread, MAC refused, issuer down, no route: never processed,
-            # nothing to undo. Anything else leaves the purchase in doubt.
-            if code not in (m.ERR_UNSUPPORTED_TYPE, m.ERR_MALFORMED,
-                            m.ERR_ISSUER_UNAVAILABLE, m.ERR_SECURITY):
-                self._reverse(1)
-                return True
-            self._journal("end", self.trace)
         if code == m.ERR_ISSUER_UNAVAILABLE:
-            self._message("NOT AVAILABLE", "Issuer", "unavailable", "Try again later")
+            why = ("NOT AVAILABLE", "Issuer", "unavailable", "Try again later")
         elif code == m.ERR_SECURITY:
-            # the issuer could not verify our request (its MAC): altered on the way
-            self._message("NOT COMPLETED", "Request failed", "security check",
-                          "Try again later")
+            why = ("NOT COMPLETED", "Request failed", "security check", "Try again later")
         else:
-            self._message("NOT COMPLETED", "Request refused", "by the bridge",
-                          str(fields.get(m.K_ERROR_TEXT, ""))[:16])
+            why = ("NOT COMPLETED", "Request refused", "by the bridge",
+                   str(fields.get(m.K_ERROR_TEXT, ""))[:16])
+        if self.amount is not None:
+            # No MAC: anyone on the wire can send one in place of the issuer's approval.
+            # Whatever its code, only a MAC-verified answer may say nothing was charged.
+            self._reverse(_ERROR, why[1], why[2])
+        else:
+            self._message(*why)
         return True
 
     def on_link_failed(self, mtype):
@@ -167,7 +170,7 @@ class Transaction:
             self._finish_wait()
             if self.amount is not None:
                 # the bridge may have had it and lost only its ACK: in doubt, reverse
-                self._reverse(1)
+                self._reverse(_NO_ANSWER, "Host offline", "")
             else:
                 self._message("NOT SENT", "Host offline", "Request not sent",
                               "Try again later")
@@ -239,8 +242,8 @@ class Transaction:
         finally:
             # the PIN block code wiped the PIN; an error path may not have
             wipe(pin)
-        self.mtype, self.trace, self.ksn, self.mac_key = (
-            pending.mtype, pending.trace, pending.ksn, pending.mac_key)
+        self.mtype, self.trace, self.ksn, self.mac_key, self.digest = (
+            pending.mtype, pending.trace, pending.ksn, pending.mac_key, pending.digest)
         return body
 
     def _on_response(self, body):
@@ -259,7 +262,8 @@ class Transaction:
         _unload("answer", "cmac")
         if f is None:
             if self.amount is not None:
-                self._reverse(2)   # an approval that cannot be trusted is none
+                # an approval that cannot be trusted is none
+                self._reverse(_BAD_ANSWER, "Answer failed", "verification.")
             else:
                 self._message("SECURITY ERROR", "Answer failed", "verification.",
                               "Nothing shown.")
@@ -279,11 +283,12 @@ class Transaction:
         f = None
         self._show(_SHOWN, _RESULT_SHOW_MS, *lines)
 
-    def _reverse(self, reason):
-        """The purchase's fate is unknown: a reversal, on flash before the screen."""
+    def _reverse(self, reason, line1, line2):
+        """The purchase's fate is unknown: a reversal, on flash before the screen, which
+        says why (line1, line2) and that nothing stays charged."""
         self._journal("reverse", reason, self.trace)
-        self._show(_SHOWN, _RESULT_SHOW_MS, "NOT COMPLETED", "", _right(self.amount_text),
-                   "", "No charge", "", "Reversal will", "be sent")
+        self._show(_SHOWN, _RESULT_SHOW_MS, "NOT COMPLETED", _right(self.amount_text),
+                   line1, line2, "No charge", "", "Reversal will", "be sent")
 
     def _journal(self, name, *args):
         import journal

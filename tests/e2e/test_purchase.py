@@ -169,13 +169,26 @@ def test_answer_failing_its_mac_is_reversed_though_it_said_approved(bank, issuer
     assert board_journal(bank) == []
 
 
-def test_a_clear_refusal_is_not_reversed(bank, issuer):
+def test_issuer_unavailable_is_reversed_and_the_reversal_waits_for_it(bank, issuer):
+    # an ERROR carries no MAC: it may stand where an approval was, so even "issuer
+    # unavailable" leaves the purchase reversed, and the reversal waits for the issuer
     from posbridge.issuer import Faults
     issuer.faults = Faults(unavailable=True)
-    screen = purchase(bank, LI_WEI, "1250", result="Try again")
-    assert screen.lines[0] == "NOT AVAILABLE"
-    assert board_journal(bank) == [] and sent(bank, p.REVERSAL_REQUEST) == []
+    screen = purchase(bank, LI_WEI, "1250", result="No charge")
+    assert screen.lines[0] == "NOT COMPLETED" and "unavailable" in screen.text
+    [entry] = board_journal(bank)
+    assert (entry[0], entry[5]) == (1, 4)            # to reverse: an ERROR came instead
     assert issuer.ledger.journal() == []
+    dismiss(bank, then="Sending reversal")
+    bank.emulator.wait_for_screen("Not acknowledged", timeout=25,
+                                  after=bank.emulator.screens.index(screen))
+    issuer.faults = Faults()
+    done = bank.emulator.wait_for_screen("Acknowledged\n", timeout=40,
+                                         after=bank.emulator.screens.index(screen))
+    assert "Nothing charged" in done.text
+    assert available(issuer, LI_WEI) == LI_WEI_BALANCE and board_journal(bank) == []
+    [row] = issuer.ledger.journal()                 # recorded: a late copy gets 94
+    assert (row["kind"], row["reversal_outcome"]) == ("reversal", 2)
 
 
 def test_a_reversal_goes_again_as_the_same_bytes_until_acknowledged(bank, issuer):

@@ -30,7 +30,9 @@ def standard_keys():
         ref = load()
         _KEYS.append(ref["initial_key"])
         _KEYS.append(ref["initial_key_id"])
-        ref = None
+        ref = load = None
+        # its code is some 3 KB of a 64 KiB heap the visit under test needs
+        sys.modules.pop("reference_vectors", None)
         gc.collect()
     return _KEYS
 
@@ -129,13 +131,15 @@ class FakeTerminal:
 
 def answer_for(request, fields, mac_ok=True):
     """The issuer's response to the request body `request`: its terminal id, trace and
-    KSN echoed, `fields` added, MAC'd under the MAC verification key of its KSN (one
-    bit off when not mac_ok)."""
+    KSN echoed, the SHA-256 of its bytes named (key 17), `fields` added (or put in
+    their place), MAC'd under the MAC verification key of its KSN (one bit off when not
+    mac_ok)."""
     import cbor
     import cmac
+    import hashlib
     req = cbor.decode(request)
     key = ksn_key(req[6], 0x2001)   # MAC verification
-    rsp = {1: req[1], 2: req[2], 9: req[6]}
+    rsp = {1: req[1], 2: req[2], 9: req[6], 17: hashlib.sha256(request).digest()}
     for k in fields:
         rsp[k] = fields[k]
     mac = bytearray(cmac.aes_cmac(key, cbor.encode(rsp), 8))

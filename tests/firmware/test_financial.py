@@ -1,4 +1,6 @@
 # Balance request building and response checking on the board side.
+import hashlib
+
 import cbor
 import cmac
 import messages as m
@@ -19,6 +21,7 @@ RSP_CURRENCY = 7
 RSP_NOTIFY = 8
 RSP_KSN = 9
 RSP_MAC = 15
+RSP_REQUEST = 17
 NOTE_STATUS = 1
 NOTE_CHANNEL = 2
 NOTE_DEST = 3
@@ -51,15 +54,21 @@ def request(counter=1, trace=17):
     return body, pending
 
 
-def response_for(pending, fields, tamper=None):
+def response_for(pending, fields, tamper=None, request_body=None, drop=()):
+    """A response to the request `pending` is for, naming `request_body` (the request's
+    own bytes by default), without the keys in `drop`, MAC'd under its KSN's key."""
     mac_key = ref_keys(int.from_bytes(pending.ksn[8:12], "big"), 0)[2][2]
     base = {RSP_TERMINAL: TERMINAL, RSP_TRACE: pending.trace, RSP_CODE: "00",
             RSP_AVAILABLE: 123456, RSP_LEDGER: 123456, RSP_CURRENCY: 156,
             RSP_NOTIFY: {NOTE_STATUS: 2, NOTE_CHANNEL: "sms",
                              NOTE_DEST: "138****5678"},
-            RSP_KSN: pending.ksn}
+            RSP_KSN: pending.ksn, RSP_REQUEST: pending.digest}
+    if request_body is not None:
+        base[RSP_REQUEST] = hashlib.sha256(request_body).digest()
     for k in fields:
         base[k] = fields[k]
+    for k in drop:
+        del base[k]
     base[RSP_MAC] = cmac.aes_cmac(mac_key, cbor.encode(base), m.MAC_LEN)
     body = cbor.encode(base)
     if tamper:
@@ -81,8 +90,23 @@ def test_request_fields_and_mac():
 
 def test_good_response_passes():
     body, pending = request()
-    fields = check_response(response_for(pending, {}), pending, TERMINAL)
+    assert pending.digest == hashlib.sha256(body).digest()
+    fields = check_response(response_for(pending, {}, request_body=body), pending, TERMINAL)
     assert fields[RSP_AVAILABLE] == 123456 and fields[RSP_CODE] == "00"
+
+
+def test_a_macd_answer_to_other_bytes_under_our_identity_is_refused():
+    # the issuer answers (MAC'd) an altered copy of our request too: same terminal id,
+    # trace and KSN, other bytes. That answer must never pass for ours.
+    body, pending = request()
+    fields = cbor.decode(body)
+    fields[REQ_CARD][2] = "3101"
+    altered = cbor.encode(fields)
+    raises(SecurityError, check_response,
+           response_for(pending, {RSP_CODE: "63"}, request_body=altered), pending, TERMINAL)
+    # nor does an answer that names no request at all
+    raises(SecurityError, check_response,
+           response_for(pending, {RSP_CODE: "63"}, drop=(RSP_REQUEST,)), pending, TERMINAL)
 
 
 def flip(offset):

@@ -126,25 +126,6 @@ def test_an_answer_that_fails_its_mac_is_reversed_even_an_approval():
         term.close()
 
 
-def test_errors_in_doubt_are_reversed_clear_refusals_are_not():
-    for code, reversed_ in ((m.ERR_INTERNAL, True), (m.ERR_ISSUER_UNAVAILABLE, False),
-                            (m.ERR_SECURITY, False), (m.ERR_MALFORMED, False)):
-        term = Term()
-        try:
-            txn, _ = sent_purchase(term)
-            # an ERROR naming another trace is about an earlier request: not this one's
-            assert not txn.on_error({1: code, 2: "x", 3: m.PURCHASE_REQUEST,
-                                     4: txn.trace % 999999 + 1})
-            assert not txn.on_error({1: code, 2: "x", 3: m.PURCHASE_REQUEST})
-            assert txn.on_error({1: code, 2: "x", 3: m.PURCHASE_REQUEST, 4: txn.trace})
-            if reversed_:
-                reversed_with(term, 1)
-            else:
-                assert term.journal() == [] and term.reversals == 0
-        finally:
-            term.close()
-
-
 def test_a_link_that_gave_up_on_the_request_reverses_it():
     term = Term()
     try:

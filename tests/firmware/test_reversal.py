@@ -111,7 +111,10 @@ def test_no_answer_then_the_same_bytes_after_a_pause():
 
 
 def test_answers_that_are_not_an_acknowledgement_keep_the_reversal():
-    for answer in ({3: "96", 12: 5}, {3: "00", 12: 4, 16: 1}, None):
+    # 96; an acknowledgement naming another purchase; one answering other bytes (an
+    # altered copy of the reversal); and one whose MAC fails
+    for answer in ({3: "96", 12: 5}, {3: "00", 12: 4, 16: 1},
+                   {3: "00", 12: 5, 16: 1, 17: bytes(32)}, None):
         term = with_reversal()
         try:
             sender, body = send(term)

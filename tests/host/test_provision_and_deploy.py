@@ -43,7 +43,7 @@ def test_provision_derives_the_key_from_the_issuers_bdk(tmp_path, issuer_db):
     key_id = bytes.fromhex("1234567890123457")
     key = derive_initial_key(TEST_BDK, key_id)
     assert record == {"terminal_id": "T0000002", "merchant_id": "104110070110001",
-                      "merchant_name": "DEMO SHOP"}                  # no key in it
+                      "merchant_name": "DEMO SHOP", "utc_offset_min": 480}   # no key in it
     keys = (out / "keys.bin").read_bytes()
     assert keys == register_record(key, key_id) and key not in keys
     assert keys[1:17] == key_id + bytes.fromhex("00000001 00000000")

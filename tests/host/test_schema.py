@@ -148,6 +148,7 @@ BOARD_KEYS = {
     "_K_RSP_PIN_TRIES": (CARD_RESPONSES, "pin_tries_left"),
     "_K_RSP_MAC": (RESPONSES, "mac"),
     "_K_RSP_OUTCOME": (("reversal-response",), "outcome"),
+    "_K_RSP_REQUEST": (RESPONSES, "request_digest"),
 }
 
 _BOARD_KEY = re.compile(r"^(_?K_[A-Z0-9_]+)\s*=\s*(?:const\(\s*)?(\d+)\s*\)?", re.M)
@@ -380,8 +381,9 @@ def test_a_body_that_is_no_profile_map_is_a_schema_error(body, error):
 
 def test_build_leaves_out_optional_fields_given_as_none_and_the_mac():
     fields = p.build("reversal-response", terminal_id="T1", trace=5, response_code="00",
-                     ksn=bytes(12), original_trace=4, outcome=None)
-    assert fields == {1: "T1", 2: 5, 3: "00", 9: bytes(12), 12: 4}
+                     ksn=bytes(12), original_trace=4, outcome=None,
+                     request_digest=bytes(32))
+    assert fields == {1: "T1", 2: 5, 3: "00", 9: bytes(12), 12: 4, 17: bytes(32)}
     body = p.with_mac("reversal-response", fields, bytes(range(8)))
     assert p.decode_body(body)[p.mac_key(p.REVERSAL_RESPONSE)] == bytes(range(8))
     assert p.mac_input("reversal-response", p.decode_body(body)) == p.encode_body(fields)

@@ -9,7 +9,6 @@ import os
 import select
 import time
 
-from ..link.pan import luhn_check_digit
 
 STX = 0x02
 ETX = 0x03

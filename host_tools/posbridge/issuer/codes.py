@@ -9,6 +9,9 @@ EXPIRED_CARD = "54"
 INCORRECT_PIN = "55"
 EXCEEDS_LIMIT = "61"           # purchases: over the card's or account's single-purchase limit
 RESTRICTED_CARD = "62"
+SECURITY_VIOLATION = "63"      # the request's MAC is wrong (its key set is known)
+TIME_OUT_OF_WINDOW = "68"      # balance inquiries and purchases: the request's time is
+                               # too old, or too far ahead, by the issuer's clock
 PIN_TRIES_EXCEEDED = "75"
 ISSUER_UNAVAILABLE = "91"      # never MAC'd by the issuer: see errors.py
 DUPLICATE = "94"
@@ -23,6 +26,8 @@ RESPONSE_CODES = {
     INCORRECT_PIN: "incorrect PIN",
     EXCEEDS_LIMIT: "exceeds amount limit",
     RESTRICTED_CARD: "restricted card",
+    SECURITY_VIOLATION: "security violation (request MAC)",
+    TIME_OUT_OF_WINDOW: "request time out of window",
     PIN_TRIES_EXCEEDED: "PIN tries exceeded",
     ISSUER_UNAVAILABLE: "issuer unavailable",
     DUPLICATE: "duplicate transmission",
@@ -74,6 +79,7 @@ REVERSAL_REASONS = {
     1: "no answer in time",
     2: "answer failed verification",
     3: "power cut recovery",
+    4: "an ERROR instead of an answer",
 }
 
 # alert kinds a cardholder can choose and a bank can switch off (notify.py has them as

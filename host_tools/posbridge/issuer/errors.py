@@ -7,11 +7,12 @@ with an ERROR message (docs/protocol.md), which the board never takes for an ans
 | exception            | cause                                         | bridge sends the board  |
 |----------------------|-----------------------------------------------|-------------------------|
 | IssuerRequestError   | body not profile CBOR, a field missing/wrong  | ERROR 2 (malformed)     |
-| IssuerSecurityError  | request MAC wrong, unknown BDK id, bad KSN    | ERROR 6 (refused)       |
+| IssuerSecurityError  | unknown BDK id, bad KSN (no key to MAC with)  | ERROR 6 (refused)       |
 | IssuerUnavailable    | the issuer is down (or the fault is injected) | ERROR 5 (issuer unavailable) |
 | IssuerInternalError  | the issuer's own store failed before a key    | ERROR 4 (internal)      |
 
-Every other failure after the request's key is known becomes a MAC'd response "96".
+Every refusal decided once the request's key is known is a MAC'd response instead: a
+wrong request MAC "63", a request out of its time window "68", any other failure "96".
 """
 
 
@@ -24,7 +25,8 @@ class IssuerRequestError(IssuerError):
 
 
 class IssuerSecurityError(IssuerError):
-    """The request cannot be authenticated (MAC, key set, KSN): no answer is given."""
+    """No key to answer under (unknown key set, a KSN the standard forbids): no answer
+    is given."""
 
 
 class IssuerUnavailable(IssuerError):

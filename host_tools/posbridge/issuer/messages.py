@@ -9,7 +9,10 @@ response answers which request and which class reads it.
 MACs: 8 bytes of AES-CMAC over the deterministic CBOR of the same map without the MAC
 field; the request's under the DUKPT MAC generation key of its KSN, the response's under
 the MAC verification key of the same KSN (dukpt.verify_request_mac / response_mac).
+Every response carries the SHA-256 of the request bytes it answers under its MAC, so
+that an answer to an altered copy of a request is never taken for the request's own.
 """
+import hashlib
 from dataclasses import dataclass
 
 from ..link import protocol
@@ -29,6 +32,7 @@ class _Request:
     ksn: bytes
     mac: bytes
     signed: bytes          # what the MAC covers: the CBOR of the map without it
+    digest: bytes          # SHA-256 of the request's bytes: every response names it
 
     kind = ""              # the journal's kind
     name = ""              # the request's rule in the schema, and its name in errors
@@ -45,7 +49,8 @@ class _Request:
             raise IssuerRequestError(str(exc)) from None
         values.update(values.pop("card", {}))
         values["trace_number"] = values.pop("trace")
-        return cls(signed=protocol.mac_input(cls.name, fields), **values)
+        return cls(signed=protocol.mac_input(cls.name, fields),
+                   digest=hashlib.sha256(bytes(body)).digest(), **values)
 
     @property
     def bdk_id(self) -> str:
@@ -103,12 +108,16 @@ ROUTES = {
 }
 
 
-def check_request_mac(bdk: bytes, request: _Request) -> None:
-    """IssuerSecurityError unless the request's MAC is right under its KSN."""
+def request_mac_ok(bdk: bytes, request: _Request) -> bool:
+    """Whether the request's MAC is right under its KSN; IssuerSecurityError if the KSN
+    has no keys (a counter the standard forbids), so that no answer can be MAC'd."""
     try:
         dukpt.verify_request_mac(bdk, request.ksn, request.signed, request.mac)
-    except (dukpt.DukptError, dukpt.MacError) as exc:
+    except dukpt.MacError:
+        return False
+    except dukpt.DukptError as exc:
         raise IssuerSecurityError(f"{request.name} refused: {exc}") from None
+    return True
 
 
 def _macd(rule: str, fields: dict, bdk: bytes, ksn: bytes) -> bytes:
@@ -125,7 +134,7 @@ def balance_response(request, bdk: bytes, code: str, notification: dict, *,
         request.response, terminal_id=request.terminal_id, trace=request.trace_number,
         response_code=code, notification=notification, ksn=request.ksn,
         approval_code=approval_code, available=available, ledger=ledger,
-        currency=currency, pin_tries_left=tries_left)
+        currency=currency, pin_tries_left=tries_left, request_digest=request.digest)
     return _macd(request.response, fields, bdk, request.ksn)
 
 
@@ -136,5 +145,5 @@ def reversal_response(request: ReversalRequest, bdk: bytes, code: str,
     fields = protocol.build(
         request.response, terminal_id=request.terminal_id, trace=request.trace_number,
         response_code=code, ksn=request.ksn, original_trace=request.original_trace,
-        outcome=outcome, notification=notification)
+        outcome=outcome, notification=notification, request_digest=request.digest)
     return _macd(request.response, fields, bdk, request.ksn)

@@ -5,18 +5,24 @@
     # the body of a messages.ROUTES[mtype][0] message: 0x10 -> 0x11, 0x12 -> 0x13,
     # 0x14 -> 0x15
 
-Before any answer exists (errors.py says what the bridge sends instead):
+Before any answer can be MAC'd (errors.py says what the bridge sends instead):
   not a financial request type                      -> IssuerRequestError
   fault "unavailable"                               -> IssuerUnavailable
   body not a request of its type                    -> IssuerRequestError
   no key set for the KSN's BDK id, KSN counter bad  -> IssuerSecurityError
-  request MAC wrong                                 -> IssuerSecurityError
   the database fails while looking up the key       -> IssuerInternalError
+Every answer from here on is MAC'd under the request's KSN and names the SHA-256 of the
+request bytes it answers (the board takes only an answer to the bytes it sent):
+  request MAC wrong         -> 63, nothing journaled, nothing changed; logged as a
+                               security event (an altered copy, or the terminal's keys)
 Then, in one SQLite transaction (the journal row, PIN tries, balances with their ledger
 entry, and outbox rows together; an alert goes out only after its COMMIT, below):
   identity (terminal id, trace number) seen with the same request bytes -> the stored
       response, byte for byte (nothing changes); with other bytes -> 94, not journaled
 Balance inquiry and purchase:
+  time (key 3) more than max_age_s before the issuer's clock, or more than
+      max_ahead_s after it -> 68, not charged (journaled): a request held on the way,
+      or a terminal clock set wrong, never charges
   purchase whose identity a reversal already closed -> 94, not charged (journaled)
   card not on file          -> 14
   card frozen or blocked    -> 62, with a security alert (kind frozen_card)
@@ -42,6 +48,10 @@ Reversal (response code 00 = acknowledged, the outcome in key 16, the alert in k
   reversed already          -> nothing more: 3
   declined, or not found    -> nothing to credit: 2. Journaled either way, so that an
       original that arrives after its reversal is declined (94) and never charged.
+  never refused for its age: a reversal waits on the terminal's flash as long as it must
+  an approved purchase reversed because its answer failed the board's checks or an ERROR
+      came in its place (reasons 2 and 4) is logged as a security event: the approval
+      was altered or replaced on the way
   anything unexpected       -> 96, not journaled: the same reversal sent again is
                                processed afresh
 Faults "delay" and "bad-mac" act on the way out, after all of this.
@@ -73,7 +83,7 @@ from .faults import Faults, corrupt_mac
 from .gateways import BuiltinGateway
 from .ledger import Ledger, request_digest
 from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, ROUTES, balance_response,
-                       check_request_mac, reversal_response)
+                       request_mac_ok, reversal_response)
 from .money import format_amount
 from .pins import verify_pin
 from .policy import Policy
@@ -81,6 +91,18 @@ from .policy import Policy
 log = logging.getLogger("posbridge.issuer")
 
 _LABELS = {BALANCE_INQUIRY: "balance inquiry", PURCHASE: "purchase", REVERSAL: "reversal"}
+
+# How far a balance inquiry's or purchase's time (key 3, the terminal's clock) may be
+# from the issuer's clock (docs/issuer.md, "Request time"): the terminal's 15 s answer
+# timeout and a merchant's PC clock some minutes slow fit in the age; a PC clock a
+# minute fast in the skew. A request held on the way is answerable for at most their
+# sum after it was made.
+MAX_REQUEST_AGE_S = 300
+MAX_REQUEST_AHEAD_S = 60
+# reversal reasons (docs/protocol.md, REVERSAL_REQUEST) that say an approval did not
+# reach the terminal as the issuer sent it: it failed the board's checks, or an ERROR
+# came in its place
+_ANSWER_ALTERED = (2, 4)
 
 
 class _Outcome:
@@ -116,10 +138,13 @@ def _label(request, number=None):
 
 class Issuer:
     def __init__(self, ledger: Ledger, policy: Policy = None, faults: Faults = None, *,
-                 clock=time.time, sleep=time.sleep, gateways=None):
+                 clock=time.time, sleep=time.sleep, gateways=None,
+                 max_age_s: int = MAX_REQUEST_AGE_S, max_ahead_s: int = MAX_REQUEST_AHEAD_S):
         self.ledger = ledger
         self.policy = policy or Policy()
         self.faults = faults or Faults()
+        self.max_age_s = max_age_s
+        self.max_ahead_s = max_ahead_s
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -155,8 +180,10 @@ class Issuer:
         request = parse(body)
         with self._lock:                   # one connection, shared by the bridge's threads
             bdk = self._key_for(request)
-            check_request_mac(bdk, request)
-            response = self._answer(request, bdk, request_digest(body))
+            if request_mac_ok(bdk, request):
+                response = self._answer(request, bdk, request_digest(body))
+            else:
+                response = self._refuse_unauthenticated(request, bdk)
         if self.faults.delay_s:
             self._sleep(self.faults.delay_s)
         if self.faults.bad_mac:
@@ -172,6 +199,17 @@ class Issuer:
             raise IssuerSecurityError(f"{request.name} refused: no key set for BDK id "
                                       f"{request.bdk_id}")
         return bdk
+
+    def _refuse_unauthenticated(self, request, bdk) -> bytes:
+        """63 to a request whose MAC is wrong: MAC'd, so that the terminal whose request
+        it is may take it, and bound to these very bytes, so that an altered copy's
+        refusal is never taken for the original's answer. Nothing is journaled: an
+        unauthenticated request takes no identity and spends no PIN try."""
+        known = self.ledger.find_transaction(request.terminal_id, request.trace_number)
+        log.warning("security: %s refused: request MAC does not match (KSN %s)%s: 63",
+                    _label(request), request.ksn.hex().upper(),
+                    ", an identity already journaled: an altered copy" if known else "")
+        return self._declined(request, bdk, codes.SECURITY_VIOLATION)
 
     def _declined(self, request, bdk, code) -> bytes:
         """An answer that changes nothing: no balances, nothing alerted."""
@@ -244,6 +282,13 @@ class Issuer:
 
     def _decide(self, request, bdk, now) -> _Outcome:
         card = self.ledger.card_by_pan(request.pan)
+        # the time is under the request's MAC, but the terminal's clock is set by the
+        # bridge unauthenticated: a wrong one refuses, never charges
+        behind = now - request.time
+        if not -self.max_ahead_s <= behind <= self.max_age_s:
+            log.warning("%s: its time is %d s %s the issuer's clock: 68, not charged",
+                        _label(request), abs(behind), "behind" if behind > 0 else "ahead of")
+            return _Outcome(codes.TIME_OUT_OF_WINDOW, card=card)
         if request.kind == PURCHASE:
             reversal_id = self.ledger.find_reversal_of(request.terminal_id,
                                                        request.trace_number)
@@ -401,6 +446,12 @@ class Issuer:
             outcome, credit = codes.ALREADY_REVERSED, 0
         else:
             outcome, credit = codes.REVERSED, original.amount
+            if request.reason in _ANSWER_ALTERED:
+                log.warning("security: %s was approved, yet its terminal reverses it "
+                            "(%s): the answer was altered or replaced on the way; "
+                            "reversal %s/%d", original_label,
+                            codes.REVERSAL_REASONS[request.reason], request.terminal_id,
+                            request.trace_number)
             if (request.amount, request.currency) != (original.amount, original.currency):
                 log.warning("reversal %s/%d of %s: amount %s differs from the purchase's "
                             "%s: the purchase's is credited", request.terminal_id,

@@ -35,6 +35,9 @@ ERR_INTERNAL = 4
 ERR_ISSUER_UNAVAILABLE = 5
 ERR_SECURITY = 6
 MAC_LEN = 8  # AES-CMAC truncated to 8 bytes (NIST SP 800-38B allows 64 bits)
+# SHA-256 of the request's bytes, in every financial response (docs/protocol.md, MACs):
+# whole, since a second preimage is searched offline, not guessed online as a MAC is
+DIGEST_LEN = 32
 
 TYPE_NAMES = {TYPE_ACK: "ACK", HELLO: "HELLO", HELLO_REPLY: "HELLO_REPLY",
               STATUS_REQUEST: "STATUS_REQUEST", STATUS: "STATUS", ERROR: "ERROR",
@@ -64,6 +67,7 @@ _TIME = (0, 2 ** 63 - 1)     # the issuer keeps times in signed 64-bit SQLite in
 _TRACE = (1, 999_999)
 _KSN = (12, 12)              # initial key ID (8) and transaction counter (4), X9.24-3
 _MAC = (MAC_LEN, MAC_LEN)
+_DIGEST = (DIGEST_LEN, DIGEST_LEN)
 _AMOUNT = (1, 999_999_999_999)      # minor units; ISO 8583 field 4 is n12
 _CURRENCY = (1, 999)                # ISO 4217 numeric
 
@@ -88,6 +92,7 @@ _CARD_RESPONSE = {  # balance-response and purchase-response
     9: ("ksn", "KSN", "bstr", _KSN, REQUIRED, SIGNED),
     10: ("pin_tries_left", "PIN tries left", "uint", None, OPTIONAL, SIGNED),
     15: ("mac", "MAC", "bstr", _MAC, REQUIRED, MAC),
+    17: ("request_digest", "request digest", "bstr", _DIGEST, REQUIRED, SIGNED),
 }
 
 SCHEMA = {
@@ -166,7 +171,7 @@ SCHEMA = {
         9: ("currency", "currency", "uint", _CURRENCY, REQUIRED, SIGNED),
         12: ("original_trace", "original trace number", "uint", _TRACE, REQUIRED, SIGNED),
         13: ("original_ksn", "original KSN", "bstr", _KSN, REQUIRED, SIGNED),
-        14: ("reason", "reason", "uint", (1, 3), REQUIRED, SIGNED),
+        14: ("reason", "reason", "uint", (1, 4), REQUIRED, SIGNED),
     }},
     "reversal-response": {"type": REVERSAL_RESPONSE, "fields": {
         1: ("terminal_id", "terminal id", "tstr", (1, 16), REQUIRED, SIGNED),
@@ -177,6 +182,7 @@ SCHEMA = {
         12: ("original_trace", "original trace number", "uint", _TRACE, REQUIRED, SIGNED),
         15: ("mac", "MAC", "bstr", _MAC, REQUIRED, MAC),
         16: ("outcome", "outcome", "uint", (1, 3), OPTIONAL, SIGNED),
+        17: ("request_digest", "request digest", "bstr", _DIGEST, REQUIRED, SIGNED),
     }},
 }
 

@@ -7,7 +7,7 @@ from posbridge.issuer.demo_data import load_demo
 
 from .request_builder import NOW, TerminalRequestBuilder
 
-ISSUER_NOW = NOW + 8 * 3600 + 125      # the issuer's clock: 2026-11-22 16:02:05 UTC+8
+ISSUER_NOW = NOW + 125    # the issuer's clock, 125 s after the board's: 2026-11-22 16:02:05 UTC+8
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ builds them: the DUKPT working keys of the next KSN from the terminal's initial 
 (psec, an implementation independent of the issuer's), an 8-byte AES-CMAC over the
 deterministic CBOR without key 7; their answers are checked the way the board must
 (MAC under the verification key, then terminal id, trace, KSN)."""
+import hashlib
 import hmac
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -30,7 +31,7 @@ BDK = bytes.fromhex(REF["bdk"])
 INITIAL_KEY_ID = bytes.fromhex(REF["initial_key_id"])
 INITIAL_KEY = bytes.fromhex(REF["initial_key"])
 
-NOW = 1795305600               # 2026-11-22 00:00 UTC, the board's time in requests
+NOW = 1795334400               # 2026-11-22 08:00 UTC, the board's time in requests
 TERMINAL_ID = "T0000001"
 MERCHANT_ID = "104110070110001"
 MERCHANT_NAME = "DEMO SHOP"
@@ -52,6 +53,7 @@ class HostPending:
     currency: int
     original_trace: "int | None" = None     # a reversal's purchase
     original_ksn: "bytes | None" = None
+    digest: bytes = b""        # SHA-256 of the request's bytes, which its answer names
 
 
 def _keys(initial_key, ksn):
@@ -75,8 +77,9 @@ def build_purchase_request(terminal_id, trace, now, card, pin, amount, currency,
         5: psec.pinblock.encipher_pinblock_iso_4(pin_key, pin, card.pan),
         6: ksn, 8: amount, 9: currency, 10: merchant_id, 11: merchant_name,
     }
-    return _signed(fields, mac_gen), HostPending("purchase", terminal_id, trace, ksn,
-                                                 mac_ver, amount, currency)
+    body = _signed(fields, mac_gen)
+    return body, HostPending("purchase", terminal_id, trace, ksn, mac_ver, amount, currency,
+                             digest=hashlib.sha256(body).digest())
 
 
 def build_reversal_request(terminal_id, trace, now, original, reason, initial_key, ksn,
@@ -88,9 +91,9 @@ def build_reversal_request(terminal_id, trace, now, original, reason, initial_ke
     currency = original.currency if currency is None else currency
     fields = {1: terminal_id, 2: trace, 3: now, 6: ksn, 8: amount, 9: currency,
               12: original.trace, 13: original.ksn, 14: reason}
-    return _signed(fields, mac_gen), HostPending("reversal", terminal_id, trace, ksn,
-                                                 mac_ver, amount, currency,
-                                                 original.trace, original.ksn)
+    body = _signed(fields, mac_gen)
+    return body, HostPending("reversal", terminal_id, trace, ksn, mac_ver, amount, currency,
+                             original.trace, original.ksn, hashlib.sha256(body).digest())
 
 
 def check_host_response(body, pending):
@@ -108,6 +111,8 @@ def check_host_response(body, pending):
             or fields.get(9) != pending.ksn
             or (pending.kind == "reversal" and fields.get(12) != pending.original_trace)):
         raise SecurityError("response is not for this transaction")
+    if fields.get(17) != pending.digest:
+        raise SecurityError("response answers other request bytes")
     code = fields.get(3)
     if not isinstance(code, str) or len(code) != 2:
         raise SecurityError("response has no response code")
@@ -118,20 +123,22 @@ class TerminalRequestBuilder:
     """Plays a provisioned terminal toward the issuer: builds requests, checks answers."""
 
     def __init__(self, terminal_id=TERMINAL_ID, initial_key=INITIAL_KEY,
-                 initial_key_id=INITIAL_KEY_ID):
+                 initial_key_id=INITIAL_KEY_ID, now=NOW):
         self.terminal_id = terminal_id
+        self.now = now          # the terminal's clock: the time its requests carry
         self.keys = SimpleNamespace(initial_key=initial_key, initial_key_id=initial_key_id)
         self.counter = 0
         self.trace = 0
 
     def request(self, pan, pin="1234", expiry="3012", service_code="201", *, trace=None,
-                now=NOW):
+                now=None):
         """(body, pending) of a balance request with the next counter and trace."""
         self.counter += 1
         if trace is None:
             self.trace += 1
             trace = self.trace
         card = SimpleNamespace(pan=pan, expiry=expiry, service_code=service_code)
+        now = self.now if now is None else now
         ksn = self.keys.initial_key_id + self.counter.to_bytes(4, "big")
         # the board's keys of this KSN, as terminal_keys.take hands them to financial
         keys = [bytearray(k) for k in _keys(self.keys.initial_key, ksn)]
@@ -148,19 +155,21 @@ class TerminalRequestBuilder:
 
     def purchase(self, pan, amount, currency=CNY, pin="1234", expiry="3012",
                  service_code="201", *, merchant_id=MERCHANT_ID,
-                 merchant_name=MERCHANT_NAME, trace=None, now=NOW):
+                 merchant_name=MERCHANT_NAME, trace=None, now=None):
         """(body, HostPending) of a purchase with the next counter and trace."""
         trace, ksn = self._next(trace)
+        now = self.now if now is None else now
         card = SimpleNamespace(pan=pan, expiry=expiry, service_code=service_code)
         return build_purchase_request(self.terminal_id, trace, now, card, pin, amount,
                                       currency, merchant_id, merchant_name,
                                       self.keys.initial_key, ksn)
 
-    def reversal(self, original, reason=1, *, trace=None, now=NOW, amount=None,
+    def reversal(self, original, reason=1, *, trace=None, now=None, amount=None,
                  currency=None):
         """(body, HostPending) of a reversal of the purchase `original` (its pending),
         with the next counter and trace."""
         trace, ksn = self._next(trace)
+        now = self.now if now is None else now
         return build_reversal_request(self.terminal_id, trace, now, original, reason,
                                       self.keys.initial_key, ksn, amount, currency)
 
@@ -169,6 +178,30 @@ class TerminalRequestBuilder:
         if isinstance(pending, HostPending):
             return check_host_response(body, pending)
         return answer.check_response(body, pending, self.terminal_id)
+
+
+def refused_unauthenticated(response, request, terminal, pending):
+    """The fields of `response`, the issuer's answer to `request` (bytes a test altered
+    from those of `pending`'s request: its MAC no longer right), once they show it is a
+    63, MAC'd under the request's KSN and naming `request`'s bytes: a terminal whose own
+    request failed its MAC learns why, and `terminal`, which sent `pending`'s request,
+    refuses it (it answers other bytes)."""
+    fields = cbor_profile.decode(response)
+    mac = fields.pop(15)
+    assert mac == dukpt.response_mac(BDK, fields[9], cbor_profile.encode(fields), 8)
+    assert fields[3] == "63" and fields[17] == hashlib.sha256(request).digest()
+    try:
+        terminal.check(response, pending)
+    except SecurityError:
+        return fields
+    raise AssertionError("the refusal of altered bytes passed for the original's answer")
+
+
+def rebound(pending, body):
+    """`pending` made the pending of `body`, a request the test altered and MAC'd again
+    (resign): the answer names those bytes."""
+    pending.digest = hashlib.sha256(body).digest()
+    return pending
 
 
 def resign(fields, bdk=BDK):

@@ -13,7 +13,7 @@ from posbridge.issuer import codes, outbox
 from posbridge.issuer.cards import MAX_PIN_TRIES
 from tests.schema import schema_for
 
-from .request_builder import BDK, NOW, resign
+from .request_builder import BDK, NOW, rebound, refused_unauthenticated, resign
 from .request_builder import TerminalRequestBuilder as Terminal
 
 LI_WEI = "4761730000000011"       # subscribed, SMS, 138****5678
@@ -78,7 +78,9 @@ def test_expiry_month_is_valid_to_its_last_day(issuer, terminal):
     # (the issuer's clock decides, whatever time the terminal says)
     last_minute = int(datetime.datetime(2026, 11, 30, 23, 59, tzinfo=tz).timestamp())
     issuer._clock = lambda: last_minute
-    assert ask(issuer, terminal, LI_WEI, expiry="2611", now=0)[3] == codes.APPROVED
+    # the terminal's clock a minute fast (December), within the skew the issuer allows
+    assert ask(issuer, terminal, LI_WEI, expiry="2611", now=last_minute + 60)[3] == \
+        codes.APPROVED
     issuer._clock = lambda: last_minute + 60
     assert ask(issuer, terminal, LI_WEI, expiry="2611", now=last_minute)[3] == \
         codes.EXPIRED_CARD
@@ -127,9 +129,10 @@ def test_undecipherable_pin_block_is_96_and_costs_no_try(issuer, terminal):
     body, pending = terminal.request(LI_WEI)
     fields = cbor_profile.decode(body)
     fields[5] = bytes(16)                     # MAC'd again, so only the block is wrong
-    response = issuer.handle(BALANCE_REQUEST, resign(fields))
+    body = resign(fields)
+    response = issuer.handle(BALANCE_REQUEST, body)
     cddl_check(response)
-    assert terminal.check(response, pending)[3] == codes.SYSTEM_MALFUNCTION
+    assert terminal.check(response, rebound(pending, body))[3] == codes.SYSTEM_MALFUNCTION
     assert tries_of(issuer, LI_WEI) == MAX_PIN_TRIES
 
 
@@ -137,8 +140,9 @@ def test_pin_block_bound_to_another_pan_is_not_a_wrong_pin(issuer, terminal):
     body, pending = terminal.request(ZHANG_MIN)   # block made for Zhang Min's PAN
     fields = cbor_profile.decode(body)
     fields[4] = {**fields[4], 1: LI_WEI}
-    response = issuer.handle(BALANCE_REQUEST, resign(fields))
-    assert terminal.check(response, pending)[3] == codes.SYSTEM_MALFUNCTION
+    body = resign(fields)
+    response = issuer.handle(BALANCE_REQUEST, body)
+    assert terminal.check(response, rebound(pending, body))[3] == codes.SYSTEM_MALFUNCTION
     assert tries_of(issuer, LI_WEI) == MAX_PIN_TRIES
 
 
@@ -207,8 +211,9 @@ def _flip(body, offset):
 
 
 @pytest.mark.parametrize("what", ["pan", "expiry", "trace", "time", "pin block", "mac"])
-def test_tampered_request_is_refused_without_an_answer(issuer, terminal, what):
-    body, _ = terminal.request(LI_WEI)
+def test_tampered_request_is_refused_63_bound_to_the_altered_bytes(issuer, terminal, what,
+                                                                 caplog):
+    body, pending = terminal.request(LI_WEI)
     fields = cbor_profile.decode(body)
     if what == "pan":
         fields[4] = {**fields[4], 1: ZHANG_MIN}
@@ -222,10 +227,13 @@ def test_tampered_request_is_refused_without_an_answer(issuer, terminal, what):
         fields[5] = _flip(fields[5], 3)
     else:
         fields[7] = _flip(fields[7], 7)
-    with pytest.raises(IssuerSecurityError, match="MAC does not match"):
-        issuer.handle(BALANCE_REQUEST, cbor_profile.encode(fields))
+    tampered = cbor_profile.encode(fields)
+    response = issuer.handle(BALANCE_REQUEST, tampered)
+    cddl_check(response)
+    refused_unauthenticated(response, tampered, terminal, pending)
     assert issuer.ledger.transactions() == []
     assert tries_of(issuer, LI_WEI) == MAX_PIN_TRIES
+    assert "request MAC does not match" in caplog.text
 
 
 def test_request_under_an_unknown_key_set_is_refused(issuer):
@@ -237,9 +245,13 @@ def test_request_under_an_unknown_key_set_is_refused(issuer):
 
 def test_request_from_a_terminal_with_a_wrong_initial_key_is_refused(issuer):
     rogue = Terminal(initial_key=bytes(16))
-    body, _ = rogue.request(LI_WEI)
-    with pytest.raises(IssuerSecurityError):
-        issuer.handle(BALANCE_REQUEST, body)
+    body, pending = rogue.request(LI_WEI)
+    response = issuer.handle(BALANCE_REQUEST, body)
+    # 63 under the key set's keys, which are not the rogue's: it cannot read it either
+    assert cbor_profile.decode(response)[3] == codes.SECURITY_VIOLATION
+    with pytest.raises(Exception, match="MAC"):
+        rogue.check(response, pending)
+    assert issuer.ledger.transactions() == []
 
 
 @pytest.mark.parametrize("counter", [0, 0x0001FFFF])

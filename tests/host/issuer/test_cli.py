@@ -10,6 +10,7 @@ from posbridge.issuer.cli import issuer as issuer_group
 from posbridge.issuer.demo_data import DEMO_CARDS
 from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
+from .conftest import ISSUER_NOW
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, ZHANG_MIN, ask
 
@@ -96,7 +97,7 @@ def test_card_add_and_use_it(db_path):
                       "purchase_limit": None, "account_purchase_limit": None,
                       "credit_limit": 0, "postings": []}
     from posbridge.issuer import Issuer, Ledger
-    issuer = Issuer(Ledger.open(db_path))
+    issuer = Issuer(Ledger.open(db_path), clock=lambda: ISSUER_NOW)
     try:
         fields = ask(issuer, Terminal(), "4111111111111111", pin="8642", expiry="3106")
     finally:
@@ -220,7 +221,7 @@ def test_card_add_with_limit_and_threshold(db_path):
     listed = json.loads(run("--db", db_path, "ledger", "--json").output)[-1]
     assert (listed["purchase_limit"], listed["alert_threshold"]) == (25050, 10000)
     from posbridge.issuer import Issuer, Ledger
-    issuer = Issuer(Ledger.open(db_path))
+    issuer = Issuer(Ledger.open(db_path), clock=lambda: ISSUER_NOW)
     terminal = Terminal()
     try:
         answers = []

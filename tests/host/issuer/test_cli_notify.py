@@ -236,7 +236,7 @@ def test_remind_under_a_queueing_policy_then_dispatch(db_path, tmp_path):
 def test_outbox_shows_failures_and_held_alerts(db_path):
     issuer = Issuer(Ledger.open(db_path), clock=lambda: ISSUER_NOW + 7 * 3600)   # 23:02
     try:
-        ask(issuer, Terminal(), WANG_FANG)
+        ask(issuer, Terminal(now=ISSUER_NOW + 7 * 3600), WANG_FANG)
     finally:
         issuer.close()
     text = run("--db", db_path, "outbox").output

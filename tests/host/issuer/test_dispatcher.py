@@ -40,11 +40,13 @@ class FlakyGateway(BuiltinGateway):
 
 
 @pytest.fixture
-def at(db_path):
-    """at(t, policy, faults) -> an issuer whose clock says t."""
+def at(db_path, terminal):
+    """at(t, policy, faults) -> an issuer whose clock says t, the terminal's with it (a
+    request's time must be the issuer's, give or take minutes)."""
     made = []
 
     def make(t, policy=None, faults=None):
+        terminal.now = t
         issuer = Issuer(Ledger.open(db_path), policy or Policy(), faults or Faults(),
                         clock=Clock(t), sleep=lambda s: None)
         made.append(issuer)

@@ -20,6 +20,7 @@ from posbridge.issuer import Issuer, Ledger, cards, codes
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID
 from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
+from .conftest import ISSUER_NOW
 from .request_builder import TerminalRequestBuilder as Terminal
 
 PAN = "4111111111111111"
@@ -39,7 +40,7 @@ def new_issuer(path: Path) -> Issuer:
     ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK)
     cards.add(ledger, pan=PAN, pin_hash=cheap_pin_hash("1234"), expiry="3012",
               available=OPENING, currency=156, name="Random", purchase_limit=LIMIT)
-    return Issuer(ledger)
+    return Issuer(ledger, clock=lambda: ISSUER_NOW)
 
 
 def schedule(rng, count):
@@ -77,7 +78,7 @@ def run(path, rng, count):
         for event in schedule(rng, count):
             if event[0] == "restart":
                 issuer.close()
-                issuer = Issuer(Ledger.open(path))
+                issuer = Issuer(Ledger.open(path), clock=lambda: ISSUER_NOW)
                 seen["restarts"] += 1
                 continue
             if event[0] == "P":

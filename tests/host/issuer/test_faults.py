@@ -6,6 +6,7 @@ from posbridge.link.protocol import BALANCE_REQUEST, BALANCE_RESPONSE
 from posbridge.issuer import Faults, Issuer, IssuerUnavailable, Ledger, codes
 from posbridge.issuer.faults import corrupt_mac
 
+from .conftest import ISSUER_NOW
 from .request_builder import SecurityError
 from .test_balance_inquiry import LI_WEI, ask
 
@@ -23,7 +24,7 @@ def test_unavailable_raises_before_anything_happens(make_issuer, terminal):
 
 def test_slow_answer_is_late_but_already_journaled(db_path, terminal):
     seen = []
-    issuer = Issuer(Ledger.open(db_path), faults=Faults(delay_s=2.5),
+    issuer = Issuer(Ledger.open(db_path), faults=Faults(delay_s=2.5), clock=lambda: ISSUER_NOW,
                     sleep=lambda s: seen.append((s, len(issuer.ledger.transactions()))))
     try:
         assert ask(issuer, terminal, LI_WEI)[3] == codes.APPROVED

@@ -312,6 +312,7 @@ def test_large_amount_purchase_alert(make_issuer, terminal):
 
 def test_purchase_in_quiet_hours_is_held(make_issuer, db_path, terminal):
     night = Issuer(Ledger.open(db_path), Policy(), clock=lambda: ISSUER_NOW + 7 * 3600)
+    terminal.now = ISSUER_NOW + 7 * 3600
     try:
         fields = purchase(night, terminal, WANG_FANG, 20000)       # 23:02 local
         assert fields[3] == codes.APPROVED

@@ -8,14 +8,15 @@ import sqlite3
 import pytest
 
 from posbridge.link import cbor_profile
-from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, IssuerUnavailable
+from posbridge.issuer import Faults, IssuerRequestError, IssuerUnavailable
 from posbridge.issuer import Ledger, cards, codes, outbox
 from posbridge.issuer.cards import MAX_PIN_TRIES
 from posbridge.issuer.pins import hash_pin
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 from tests.schema import schema_for
 
-from .request_builder import MERCHANT_ID, MERCHANT_NAME, SecurityError, resign
+from .request_builder import (MERCHANT_ID, MERCHANT_NAME, SecurityError, rebound,
+                              refused_unauthenticated, resign)
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI
 
@@ -156,8 +157,9 @@ def test_undecipherable_pin_block_is_96_and_charges_nothing(issuer, terminal):
     body, pending = terminal.purchase(LI_WEI, 1250)
     fields = cbor_profile.decode(body)
     fields[5] = bytes(16)                     # MAC'd again, so only the block is wrong
-    response = issuer.handle(PURCHASE_REQUEST, resign(fields))
-    assert terminal.check(response, pending)[3] == codes.SYSTEM_MALFUNCTION
+    body = resign(fields)
+    response = issuer.handle(PURCHASE_REQUEST, body)
+    assert terminal.check(response, rebound(pending, body))[3] == codes.SYSTEM_MALFUNCTION
     assert available(issuer, LI_WEI) == 1234567
     assert issuer.ledger.card_by_pan(LI_WEI).pin_tries_left == MAX_PIN_TRIES
 
@@ -273,17 +275,18 @@ def _tampered(body, what):
 
 @pytest.mark.parametrize("what", ["amount", "amount byte", "pan", "expiry", "currency",
                                   "merchant", "trace", "mac"])
-def test_tampered_request_is_refused_by_the_mac_check(issuer, terminal, what):
-    body, _ = terminal.purchase(LI_WEI, 1250)
+def test_tampered_request_is_refused_by_the_mac_check(issuer, terminal, what, caplog):
+    body, pending = terminal.purchase(LI_WEI, 1250)
     tampered = _tampered(body, what)
     if tampered is None:
         # one byte of the amount's encoding changed in place: 1250 is 0x19 0x04 0xE2
         i = body.index(b"\x08\x19\x04\xe2") + 3
         tampered = body[:i] + bytes([body[i] ^ 0x10]) + body[i + 1:]
         assert cbor_profile.decode(tampered)[8] == 1250 ^ 0x10
-    with pytest.raises(IssuerSecurityError, match="purchase-request refused: request MAC "
-                                                  "does not match"):
-        issuer.handle(PURCHASE_REQUEST, tampered)
+    response = issuer.handle(PURCHASE_REQUEST, tampered)
+    cddl_check("purchase-response", response)
+    refused_unauthenticated(response, tampered, terminal, pending)
+    assert "purchase T0000001/" in caplog.text and "request MAC does not match" in caplog.text
     assert issuer.ledger.journal() == []
     assert available(issuer, LI_WEI) == 1234567
     assert issuer.ledger.card_by_pan(LI_WEI).pin_tries_left == MAX_PIN_TRIES
@@ -291,9 +294,11 @@ def test_tampered_request_is_refused_by_the_mac_check(issuer, terminal, what):
 
 def test_purchase_from_a_terminal_with_a_wrong_initial_key_is_refused(issuer):
     rogue = Terminal(initial_key=bytes(16))
-    body, _ = rogue.purchase(LI_WEI, 1250)
-    with pytest.raises(IssuerSecurityError):
-        issuer.handle(PURCHASE_REQUEST, body)
+    body, pending = rogue.purchase(LI_WEI, 1250)
+    response = issuer.handle(PURCHASE_REQUEST, body)
+    assert cbor_profile.decode(response)[3] == codes.SECURITY_VIOLATION
+    with pytest.raises(SecurityError, match="MAC"):      # under keys the rogue lacks
+        rogue.check(response, pending)
     assert issuer.ledger.journal() == []
 
 
@@ -423,3 +428,19 @@ def test_database_holds_no_request_or_pin_block(issuer, terminal, db_path):
     raw = db_path.read_bytes()
     assert body not in raw and cbor_profile.decode(body)[5] not in raw
     assert bytes.fromhex(issuer.ledger.journal()[0]["ksn"]) == cbor_profile.decode(body)[6]
+
+
+def test_an_altered_copy_of_a_charged_purchase_is_refused_and_logged_as_one(
+        issuer, terminal, caplog):
+    # a man in the middle lets the purchase through, then sends a copy with another
+    # amount (MAC unchanged) for a MAC'd refusal under the same trace and KSN
+    body, pending = terminal.purchase(LI_WEI, 1250)
+    first = issuer.handle(PURCHASE_REQUEST, body)
+    copy = cbor_profile.decode(body)
+    copy[8] = 1
+    copy = cbor_profile.encode(copy)
+    refused_unauthenticated(issuer.handle(PURCHASE_REQUEST, copy), copy, terminal, pending)
+    assert "an identity already journaled: an altered copy" in caplog.text
+    assert issuer.handle(PURCHASE_REQUEST, body) == first       # the real one, unchanged
+    assert terminal.check(first, pending)[3] == codes.APPROVED
+    assert available(issuer, LI_WEI) == 1234567 - 1250

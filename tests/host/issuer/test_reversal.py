@@ -6,9 +6,9 @@ import pytest
 
 from posbridge.link import cbor_profile
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST, REVERSAL_REQUEST
-from posbridge.issuer import Faults, IssuerRequestError, IssuerSecurityError, Ledger, codes
+from posbridge.issuer import Faults, IssuerRequestError, Ledger, codes
 
-from .request_builder import SecurityError
+from .request_builder import SecurityError, refused_unauthenticated
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_purchase import CHEN_JIE, LI_WEI, ZHANG_MIN, available, cddl_check, entries
 
@@ -42,7 +42,7 @@ def test_reversal_credits_the_purchase_back(issuer, terminal):
     fields = reverse(issuer, terminal, purchase, reason=2)
     assert (fields[1], fields[2], fields[3], fields[12], fields[16]) == \
         (terminal.terminal_id, terminal.trace, codes.APPROVED, purchase.trace, REVERSED)
-    assert set(fields) == {1, 2, 3, 8, 9, 12, 16}
+    assert set(fields) == {1, 2, 3, 8, 9, 12, 16, 17}
     assert fields[8] == {1: codes.SENT, 2: "sms", 3: "138****5678"}   # the credit alerted
     assert available(issuer, LI_WEI) == 1234567
     assert issuer.ledger.card_by_pan(LI_WEI).ledger == 1234567
@@ -187,26 +187,31 @@ def test_every_reason_is_recorded(issuer, terminal, reason):
 @pytest.mark.parametrize("key,value", [(8, 1), (12, 7), (13, bytes(12)), (14, 3), (2, 99)])
 def test_tampered_reversal_is_refused_by_the_mac_check(issuer, terminal, key, value):
     purchase, _ = send_purchase(issuer, terminal)
-    body, _ = terminal.reversal(purchase)
+    body, pending = terminal.reversal(purchase)
     fields = cbor_profile.decode(body)
     fields[key] = value
-    with pytest.raises(IssuerSecurityError, match="reversal-request refused: request MAC"):
-        issuer.handle(REVERSAL_REQUEST, cbor_profile.encode(fields))
+    tampered = cbor_profile.encode(fields)
+    response = issuer.handle(REVERSAL_REQUEST, tampered)
+    cddl_check("reversal-response", response)
+    assert 16 not in refused_unauthenticated(response, tampered, terminal, pending)
     assert [r["kind"] for r in issuer.ledger.journal()] == ["purchase"]
     assert available(issuer, LI_WEI) == 1234567 - 1250
 
 
 def test_reversal_from_a_rogue_terminal_is_refused(issuer, terminal):
     purchase, _ = send_purchase(issuer, terminal)
-    body, _ = Terminal(initial_key=bytes(16)).reversal(purchase)
-    with pytest.raises(IssuerSecurityError):
-        issuer.handle(REVERSAL_REQUEST, body)
+    rogue = Terminal(initial_key=bytes(16))
+    body, pending = rogue.reversal(purchase)
+    response = issuer.handle(REVERSAL_REQUEST, body)
+    assert cbor_profile.decode(response)[3] == codes.SECURITY_VIOLATION
+    with pytest.raises(SecurityError, match="MAC"):
+        rogue.check(response, pending)
     assert available(issuer, LI_WEI) == 1234567 - 1250
 
 
 MALFORMED = [
     ("reason 0", lambda f: {**f, 14: 0}, r"field 14 \(reason\) is out of range"),
-    ("reason 4", lambda f: {**f, 14: 4}, r"field 14 \(reason\) is out of range"),
+    ("reason 5", lambda f: {**f, 14: 5}, r"field 14 \(reason\) is out of range"),
     ("no original trace", lambda f: {k: v for k, v in f.items() if k != 12},
      r"field 12 \(original trace number\) is missing"),
     ("original trace 0", lambda f: {**f, 12: 0}, r"field 12 \(original trace number\) is out"),
@@ -255,9 +260,10 @@ def test_reversal_sizes(issuer, terminal):
     purchase, _ = send_purchase(issuer, terminal)
     body, _ = terminal.reversal(purchase)
     assert len(body) == 68                    # docs/protocol.md
-    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 67   # credited back, SMS sent
+    # 45, the request digest, and the notification
+    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 102  # credited back, SMS sent
     body, _ = terminal.reversal(purchase)
-    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 49   # reversed before: no alert
+    assert len(issuer.handle(REVERSAL_REQUEST, body)) == 84   # reversed before: no alert
     worst = Terminal("T" * 16)
     fake = type("P", (), {"trace": 999999, "ksn": bytes(12), "amount": 999_999_999_999,
                           "currency": 999})

@@ -212,6 +212,10 @@ def test_a_failed_commit_does_not_leave_the_issuer_in_an_open_transaction(
 
 def test_expiry_is_checked_at_the_issuers_time_not_the_terminals(issuer, terminal):
     LIU_YANG = "6225880000000050"                      # expired 2101 on file
-    body, pending = terminal.request(LIU_YANG, expiry="3012", now=0)
+    body, pending = terminal.request(LIU_YANG, expiry="3012")
     fields = terminal.check(issuer.handle(m.BALANCE_REQUEST, body), pending)
     assert fields[3] == "54", fields[3]
+    # a terminal whose clock is unset (0) gets no decision at all: its time is refused
+    body, pending = terminal.request(LIU_YANG, expiry="3012", now=0)
+    fields = terminal.check(issuer.handle(m.BALANCE_REQUEST, body), pending)
+    assert fields[3] == "68", fields[3]

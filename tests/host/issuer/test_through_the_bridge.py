@@ -9,6 +9,7 @@ from posbridge.issuer import codes
 from posbridge.link.host_link import HostLink
 from tests.schema import validate
 
+from .request_builder import NOW, refused_unauthenticated
 from .test_purchase import LI_WEI, available
 
 
@@ -44,21 +45,32 @@ def test_purchase_then_its_reversal(bridge, link, issuer, terminal):
     assert available(issuer, LI_WEI) == 1234567
 
 
-def test_tampered_purchase_gets_error_6(bridge, link, issuer, terminal):
-    body, _ = terminal.purchase(LI_WEI, 1250)
+def test_tampered_purchase_gets_a_macd_63_for_the_tampered_bytes(bridge, link, issuer,
+                                                                 terminal):
+    body, pending = terminal.purchase(LI_WEI, 1250)
     tampered = body.replace(b"\x08\x19\x04\xe2", b"\x08\x19\x04\xe3")     # amount 1251
     bridge.handle(p.PURCHASE_REQUEST, tampered)
+    mtype, response = sent(link)
+    assert mtype == p.PURCHASE_RESPONSE
+    refused_unauthenticated(response, tampered, terminal, pending)
+    assert available(issuer, LI_WEI) == 1234567
+
+
+def test_a_request_under_an_unknown_key_set_still_gets_error_6(bridge, link, terminal):
+    from .request_builder import TerminalRequestBuilder
+    other = TerminalRequestBuilder(initial_key_id=bytes.fromhex("ABCDEF0190123456"))
+    body, _ = other.purchase(LI_WEI, 1250)
+    bridge.handle(p.PURCHASE_REQUEST, body)
     trace = p.decode_body(body)[2]
     assert sent(link) == (p.ERROR, p.encode_body({1: p.ERR_SECURITY,
                                                   2: "request refused: security",
                                                   3: p.PURCHASE_REQUEST, 4: trace}))
-    assert available(issuer, LI_WEI) == 1234567
 
 
 def test_log_lines_name_the_fields_and_hide_the_card(terminal, issuer):
     body, purchase = terminal.purchase(LI_WEI, 1250)
     line = p.describe(p.PURCHASE_REQUEST, body)
-    assert line.startswith("PURCHASE_REQUEST terminal_id='T0000001' trace=1 time=1795305600 "
+    assert line.startswith(f"PURCHASE_REQUEST terminal_id='T0000001' trace=1 time={NOW} "
                            "card='card 476173******0011' pin_block='<16 bytes>' ksn=")
     assert line.endswith("amount=1250 currency=156 merchant_id='104110070110001' "
                          "merchant_name='DEMO SHOP'")
