@@ -8,11 +8,7 @@ key 15. Under it, key 17 is the SHA-256 of the request bytes it answers: the iss
 answers a copy altered on the way (a MAC'd refusal), and that answer must never pass for
 the answer to what this board sent."""
 import cbor
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 _K_RSP_TERMINAL = const(1)
 _K_RSP_TRACE = const(2)

@@ -40,11 +40,7 @@ import settings
 import wallclock
 from display import Display
 from link import Link, PROTOCOL_VERSION
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 # loaded for a visit only, and unloaded with it (see transaction.py for the phases)
 VISIT_MODULES = ("transaction", "digit_entry", "terminal_keys", "financial", "pinblock",

@@ -17,11 +17,7 @@ Nothing here prints or logs: repr(Card) masks the PAN.
 import wallclock
 from wipe import wipe as _wipe
 
-try:
-    from micropython import const
-except ImportError:         # CPython, in the host tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 # const() with a leading underscore: inlined by MicroPython's compiler, no heap at all
 _STX = const(0x02)

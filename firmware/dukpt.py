@@ -46,11 +46,7 @@ Keys come back as bytearrays so the caller can wipe them (wipe.wipe()) when done
 import cryptolib
 
 from wipe import wipe
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 KEY_USAGE_PIN_ENCRYPTION = 0x1000
 KEY_USAGE_MAC_GENERATION = 0x2000    # MAC on the terminal's requests

@@ -14,11 +14,7 @@ import sys
 import cbor
 import messages as m
 from wipe import wipe as _wipe
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 # body keys (docs/protocol.cddl); const() so they cost no RAM on the board
 _K_REQ_TERMINAL = const(1)

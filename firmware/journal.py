@@ -62,11 +62,7 @@ this code:
 import binascii
 import time
 
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 # entry slots
 _STATE = const(0)

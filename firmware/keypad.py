@@ -8,11 +8,7 @@ idle (keys pressed there are dropped); the digit entry that can hold a PIN
 (digit_entry.py) is loaded only for a visit. The receive buffer is zeroed byte by
 byte as keys are taken, so no PIN digit is left behind in it.
 """
-try:
-    from micropython import const
-except ImportError:         # CPython, in the host tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 KEY_CLEAR = const(0x43)        # 'C'
 KEY_BACKSPACE = const(0x42)    # 'B'

@@ -3,11 +3,7 @@
 the balance after it, or the decline reason; then whether the cardholder was alerted,
 and if not why. Loaded for the result only."""
 import screens
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 # balance-response / purchase-response keys (docs/protocol.cddl)
 _K_RSP_CODE = const(3)

@@ -30,11 +30,7 @@ import messages as m
 import settings
 import wallclock
 from wipe import wipe
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 _SHOW_MS = const(3000)
 _LAST_SHOW_MS = const(15000)

@@ -10,11 +10,7 @@ No initial key is ever on the board: provisioning writes the registers it fills 
 (dukpt.py). Loaded only while a request is built: the idle terminal keeps no key in RAM."""
 import settings
 from wipe import wipe
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 _TRACE = const(13)   # keys.bin offset of the last trace number (dukpt.py)
 

@@ -33,11 +33,7 @@ import settings
 import wallclock
 from keypad import KEY_CANCEL, KEY_ENTER
 from wipe import wipe
-try:
-    from micropython import const
-except ImportError:  # CPython, in tests
-    def const(x):  # type: ignore[misc]  # untyped stand-in for the stub's generic const
-        return x
+from micropython import const
 
 # states; const() so the names cost no RAM on the board
 _MENU = const(0)

@@ -19,3 +19,8 @@ FIRMWARE_TESTS = ROOT / "tests" / "firmware"
 for _path in (ROOT, FIRMWARE, FIRMWARE_TESTS):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
+
+# firmware modules import const from MicroPython's own module, which CPython lacks
+from tests.cpython_shims import install_micropython_module  # noqa: E402
+
+install_micropython_module()
