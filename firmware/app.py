@@ -79,6 +79,8 @@ class Terminal:
             self.out_of_service = "record damaged"
         if record and record.get("terminal_id"):
             terminal_id = record["terminal_id"]
+        # the screen shows the merchant's local time, whatever the bridge PC's zone is
+        self.utc_offset_min = record.get("utc_offset_min") if record else None
         self.terminal_id = terminal_id
         import journal   # the reversal figures start as the journal's owner sets them
         journal.boot(self)
@@ -252,7 +254,7 @@ class Terminal:
             self.hello_deadline = None
             self._offline("Bridge speaks", "protocol %d" % version)
             return
-        self._set_time(f.get(m.K_TIME), f.get(m.K_UTC_OFFSET, 0))
+        self._set_time(f.get(m.K_TIME))
         self.hello_deadline = None
         self.hello_tries = 0
         self.host_online = True
@@ -275,7 +277,7 @@ class Terminal:
         })
 
     def _on_status(self, f):
-        self._set_time(f.get(m.K_STATUS_TIME), None)
+        self._set_time(f.get(m.K_STATUS_TIME))
         self.status_deadline = None
         if not self.host_online:
             self.host_online = True
@@ -354,9 +356,12 @@ class Terminal:
         self._send(m.ERROR, {m.K_ERROR_CODE: code, m.K_ERROR_TEXT: text[:60],
                              m.K_ERROR_TYPE: about_type})
 
-    def _set_time(self, unix_seconds, utc_offset_min):
+    def _set_time(self, unix_seconds):
         if isinstance(unix_seconds, int) and unix_seconds > 0:
-            wallclock.set_time(unix_seconds, utc_offset_min)
+            # a record's offset the board cannot show is refused: the time alone then,
+            # at the default offset
+            (wallclock.set_time(unix_seconds, self.utc_offset_min)
+             or wallclock.set_time(unix_seconds))
 
     def _offline(self, line1, line2):
         self.host_online = False

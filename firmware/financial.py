@@ -1,5 +1,6 @@
 """Financial requests: a balance or purchase request with its PIN block and MAC under
-DUKPT keys, a reversal with its MAC. answer.py checks what comes back.
+DUKPT keys (terminal_keys.take gives them), a reversal with its MAC. answer.py checks
+what comes back.
 
 MAC = AES-CMAC (NIST SP 800-38B) truncated to 8 bytes, over the deterministic CBOR of
 the message's map without its MAC key (docs/protocol.cddl). Request: MAC generation key
@@ -40,21 +41,16 @@ class Pending:
         self.mac_key = mac_key  # MAC verification key of this KSN; whoever keeps it wipes it
 
 
-def build_request(terminal_id, trace, now, card, pin, keys, counter, purchase=None):
+def build_request(terminal_id, now, card, pin, keys, purchase=None):
     """(body bytes, Pending) of a balance request, or of a purchase request when
     `purchase` holds its fields {8: amount, 9: currency, 10: merchant id, 11: merchant
-    name}. `pin` (bytearray of digits) is wiped by the PIN block code. `keys` starts with
-    the initial key and the initial key ID (terminal_keys.load); `counter` is a DUKPT
-    transaction counter already saved to flash, so a reset can never reuse it."""
-    # The DUKPT, PIN block and CMAC code load here one after the other, each dropped
-    # before the next where it can be: a 64 KiB heap holds one at a time.
-    import dukpt
-    ksn = dukpt.make_ksn(keys[1], counter)
-    pin_key, mac_gen, mac_ver = dukpt.working_keys(
-        keys[0], keys[1], counter,
-        (dukpt.KEY_USAGE_PIN_ENCRYPTION, dukpt.KEY_USAGE_MAC_GENERATION,
-         dukpt.KEY_USAGE_MAC_VERIFICATION))
-    dukpt = _drop("dukpt")
+    name}. `pin` (bytearray of digits) is wiped by the PIN block code. `keys` is the
+    transaction's identity and keys (trace, KSN, [PIN key, MAC generation, MAC
+    verification]) from terminal_keys.take, already saved as used on flash, so a reset
+    can never reuse them."""
+    # The PIN block and CMAC code load here one after the other, the first dropped
+    # before the next: a 64 KiB heap holds one at a time.
+    trace, ksn, (pin_key, mac_gen, mac_ver) = keys[0], keys[1], keys[2]
     try:
         import pinblock
         block = pinblock.make_block(pin_key, pin, card.pan)
@@ -75,17 +71,12 @@ def build_request(terminal_id, trace, now, card, pin, keys, counter, purchase=No
                          ksn, mac_ver)
 
 
-def build_reversal_request(terminal_id, trace, now, keys, counter, original):
+def build_reversal_request(terminal_id, now, keys, original):
     """(body bytes, Pending) of a reversal: `original` holds the purchase's fields {8:
-    amount, 9: currency, 12: trace, 13: KSN, 14: reason}; `trace` and `counter` are the
-    reversal's own. No card, no PIN block. The same arguments give the same bytes (CMAC
-    is deterministic), so a reversal kept on flash is resent unchanged."""
-    import dukpt
-    ksn = dukpt.make_ksn(keys[1], counter)
-    mac_gen, mac_ver = dukpt.working_keys(
-        keys[0], keys[1], counter,
-        (dukpt.KEY_USAGE_MAC_GENERATION, dukpt.KEY_USAGE_MAC_VERIFICATION))
-    dukpt = _drop("dukpt")
+    amount, 9: currency, 12: trace, 13: KSN, 14: reason}; `keys` (trace, KSN, [MAC
+    generation, MAC verification]) are the reversal's own, from terminal_keys.take. No
+    card, no PIN block. The journal keeps the bytes, so every try sends the same."""
+    trace, ksn, (mac_gen, mac_ver) = keys[0], keys[1], keys[2]
     original[_K_REQ_TERMINAL] = terminal_id
     original[_K_REQ_TRACE] = trace
     original[_K_REQ_TIME] = now

@@ -9,13 +9,19 @@ old list or the new one) holding a list of entries of plain values. No card, PIN
 track data is ever in it:
 
     [state, trace, KSN (hex), amount, currency, reason or approval code,
-     reversal trace, reversal DUKPT counter, reversal time]
+     reversal request (hex), reversal MAC key (hex)]
 
     state 0  in flight: journaled before it is sent
     state 1  to reverse, until the issuer acknowledges the reversal; reason 1 no answer
              in time (or the visit ended without one), 2 answer failed verification,
              3 found in flight at boot (power cut)
     state 2  approved, with its approval code, until the approval has been seen
+
+A reversal's request and MAC key are "" until the reversal sender first builds it: its
+bytes, MAC'd under its own KSN, and the MAC verification key of that KSN, with which
+the board checks the acknowledgement. That key is on flash only while the reversal
+waits: it checks answers to this one request and derives nothing (the terminal's DUKPT
+registers hold no key of a counter already used, dukpt.py).
 
 A purchase meets the rules in this order:
 
@@ -29,11 +35,13 @@ A purchase meets the rules in this order:
 4. recover: a purchase still in flight when its visit ended without settling it (a
    fault) or at boot (a power cut) is reversed; an approval not yet seen is shown
    again, not reversed.
-5. next_reversal: the oldest reversal goes at idle, the same bytes every try (its trace
-   number and DUKPT counter were reserved with the purchase's, its time is taken when
-   it is recorded), tries backing off by RETRY_MS. It stays on flash until the issuer
-   acknowledges it (acknowledged, 00 with a verified MAC); a 94 (its identity was
-   taken by another request) gives it the next trace number and counter (renew).
+5. next_reversal: the oldest reversal goes at idle, tries backing off by RETRY_MS. The
+   first try builds it under the next trace number and DUKPT counter (taken then, at
+   idle: a counter reserved earlier would have lost its key to the purchases since),
+   and built saves its bytes before they are sent: every try after sends the same
+   bytes. It stays on flash until the issuer acknowledges it (acknowledged, 00 with a
+   verified MAC); a 94 (its identity was taken by another request) has it built again
+   under a new one at the next try (renew).
 
 So whenever the power goes, a purchase ends either charged and shown approved (maybe
 after the reboot), or reversed: never charged without the approval on the screen.
@@ -53,7 +61,6 @@ this code:
 import binascii
 import time
 
-import wallclock
 try:
     from micropython import const
 except ImportError:  # CPython, in tests
@@ -67,9 +74,8 @@ _KSN = const(2)
 _AMOUNT = const(3)
 _CURRENCY = const(4)
 _REASON = const(5)          # a reversal's reason, or an approval's code
-_REV_TRACE = const(6)
-_REV_COUNTER = const(7)
-_REV_TIME = const(8)
+_REV_REQUEST = const(6)     # hex, "" until built
+_REV_KEY = const(7)         # hex, "" until built
 
 # entry states
 _IN_FLIGHT = const(0)
@@ -120,16 +126,15 @@ def _count(term, entries):
 
 # -- a purchase --
 
-def begin(term, trace, ksn, amount, currency, reserved):
-    """A purchase about to be sent; `reserved` is the (DUKPT counter, trace number) its
-    reversal would take, taken with the purchase's own (terminal_keys.next_counters)."""
+def begin(term, trace, ksn, amount, currency):
+    """A purchase about to be sent."""
     # before the write: if the visit ends by a fault from here on, the terminal
     # recovers the journal at idle
     if not term.recover_reason:
         term.recover_reason = _NO_ANSWER
     entries = load(term.store)
     entries.append([_IN_FLIGHT, trace, binascii.hexlify(ksn).decode(), amount, currency,
-                    0, reserved[1], reserved[0], 0])
+                    0, "", ""])
     save(term, entries)
 
 
@@ -152,13 +157,12 @@ def end(term, trace):
 
 def reverse(term, reason, trace):
     """The purchase `trace` got no answer the board can take: a reversal, to be sent at
-    once (its identity was reserved with the purchase)."""
+    once."""
     entries = load(term.store)
     for e in entries:
         if e[_STATE] == _IN_FLIGHT and e[_TRACE] == trace:
             e[_STATE] = _TO_REVERSE
             e[_REASON] = reason
-            e[_REV_TIME] = wallclock.now() or 0
     save(term, entries)
     term.reversal_tries = 0
     term.reversal_due = term.clock()
@@ -178,7 +182,6 @@ def recover(term):
         if e[_STATE] == _IN_FLIGHT:
             e[_STATE] = _TO_REVERSE
             e[_REASON] = reason
-            e[_REV_TIME] = wallclock.now() or 0
             found = True
         elif e[_STATE] == _APPROVED and seen is None:
             seen = e
@@ -200,9 +203,9 @@ def recover(term):
 
 def next_reversal(term, now):
     """The oldest reversal if one is due, as (purchase trace, amount, currency, purchase
-    KSN, reason, reversal trace, reversal DUKPT counter, reversal time); None if none
-    is. The try after it is booked first: whatever happens to this one, the terminal
-    backs off rather than retrying in a tight loop."""
+    KSN, reason, request, MAC key), the last two None until it is built; None if none
+    is due. The try after it is booked first: whatever happens to this one, the
+    terminal backs off rather than retrying in a tight loop."""
     if not term.reversals or time.ticks_diff(now, term.reversal_due) < 0:
         return None
     term.reversal_due = time.ticks_add(
@@ -210,9 +213,18 @@ def next_reversal(term, now):
     term.reversal_tries += 1
     for e in load(term.store):
         if e[_STATE] == _TO_REVERSE:
+            built = e[_REV_REQUEST]
             return (e[_TRACE], e[_AMOUNT], e[_CURRENCY], binascii.unhexlify(e[_KSN]),
-                    e[_REASON], e[_REV_TRACE], e[_REV_COUNTER], e[_REV_TIME])
+                    e[_REASON], binascii.unhexlify(built) if built else None,
+                    bytearray(binascii.unhexlify(e[_REV_KEY])) if built else None)
     return None
+
+
+def built(term, trace, request, mac_key):
+    """The reversal of purchase `trace`, built under its own identity (already taken on
+    flash): its bytes and MAC verification key, saved before it is first sent."""
+    _set(term, trace, binascii.hexlify(request).decode(),
+         binascii.hexlify(mac_key).decode())
 
 
 def acknowledged(term, trace):
@@ -226,14 +238,14 @@ def acknowledged(term, trace):
 
 def renew(term, trace):
     """94 to the reversal of purchase `trace`: its identity was used by another request.
-    The next trace number and DUKPT counter, saved before use so that a reset can skip
-    them but never reuse them, and a new time: sent at the next try."""
-    import terminal_keys
-    counter, rev_trace = terminal_keys.next_counters(term.store)[0]
+    Built again, under the next trace number and DUKPT counter, at the next try."""
+    _set(term, trace, "", "")
+
+
+def _set(term, trace, request, mac_key):
     entries = load(term.store)
     for e in entries:
         if e[_STATE] == _TO_REVERSE and e[_TRACE] == trace:
-            e[_REV_TRACE] = rev_trace
-            e[_REV_COUNTER] = counter
-            e[_REV_TIME] = wallclock.now() or 0
+            e[_REV_REQUEST] = request
+            e[_REV_KEY] = mac_key
     save(term, entries)

@@ -16,7 +16,7 @@ K_TERMINAL_ID = 3
 # HELLO_REPLY (K_PROTOCOL too)
 K_TIME = 2             # unix seconds, UTC
 K_BRIDGE = 3           # bridge software version
-K_UTC_OFFSET = 4       # minutes east of UTC, for local time on screen
+# key 4 (a UTC offset) is retired: the offset is the terminal's own setting
 
 # STATUS
 K_UPTIME = 1           # seconds

@@ -1,7 +1,10 @@
 """The reversal sender: sends the oldest reversal of the journal and shows what became
 of it (docs/protocol.md, REVERSAL_REQUEST). What is sent, when, and what an answer does
 to the journal are journal.py's rules; this module builds the request and reads the
-answer.
+answer. A reversal is built (its trace number and DUKPT counter taken, its bytes
+MAC'd and saved in the journal) at its first try, here, at idle: the visit's code is
+gone from the heap by then, and a counter taken with the purchase would have lost its
+key to the purchases made since (dukpt.py).
 
 The terminal runs a Sender in a visit's place (the contract is in app.py), at idle and
 before the next card: at boot, after a fault that ended a visit, and whenever a
@@ -10,8 +13,8 @@ in flight become reversals and an approval the power may have taken off the scre
 shown again; then, if one is due and the host is online, one reversal goes.
 
     00, MAC verified     acknowledged: the entry leaves the journal
-    94                   its identity was used by another request: a new trace number
-                         and KSN, sent at the next try
+    94                   its identity was used by another request: built again under
+                         a new trace number and KSN at the next try
     anything else        (no answer, ERROR, a MAC that fails, 96) the same bytes again
                          at the next try
 """
@@ -19,9 +22,11 @@ import gc
 import sys
 import time
 
+import cbor
 import journal
 import messages as m
 import settings
+import wallclock
 from wipe import wipe
 try:
     from micropython import const
@@ -32,6 +37,8 @@ except ImportError:  # CPython, in tests
 _SHOW_MS = const(3000)
 _LAST_SHOW_MS = const(15000)
 # reversal-request / reversal-response keys (docs/protocol.cddl)
+_K_REQ_TRACE = const(2)
+_K_REQ_KSN = const(6)
 _K_AMOUNT = const(8)
 _K_CURRENCY = const(9)
 _K_ORIGINAL_TRACE = const(12)
@@ -74,13 +81,18 @@ class Sender:
         if due is None:
             return
         # the purchase's trace names the reversal in the journal and in its answer
-        self.purchase, amount, currency, ksn, reason, trace, counter, at = due
+        self.purchase, amount, currency, ksn, reason, body, self.mac_key = due
         self._amount(amount, currency)
         term.display.show("REVERSAL", "", "Sending reversal", "of a purchase",
                           self.amount_text, "", "Please wait")
-        body = self._build(trace, at, counter, {
-            _K_AMOUNT: amount, _K_CURRENCY: currency, _K_ORIGINAL_TRACE: self.purchase,
-            _K_ORIGINAL_KSN: ksn, _K_REASON: reason})
+        if body is None:
+            body = self._build({_K_AMOUNT: amount, _K_CURRENCY: currency,
+                                _K_ORIGINAL_TRACE: self.purchase, _K_ORIGINAL_KSN: ksn,
+                                _K_REASON: reason})
+            if body is None:
+                return
+        f = cbor.decode(body)   # its identity, to know its answer by
+        self.trace, self.ksn = f[_K_REQ_TRACE], f[_K_REQ_KSN]
         if term.link.send(m.REVERSAL_REQUEST, body):
             self.mtype = m.REVERSAL_REQUEST
             self.deadline = time.ticks_add(now, settings.ANSWER_TIMEOUT_MS)
@@ -94,19 +106,27 @@ class Sender:
         _unload("screens")
         self.amount_text = cur + " " + amount
 
-    def _build(self, trace, now, counter, fields):
+    def _build(self, fields):
+        """The reversal's bytes under the next identity, saved in the journal before they
+        are sent; None (and the reason shown) if the terminal has no key left."""
         import terminal_keys
-        keys = terminal_keys.load(self.term.store)
-        terminal_keys = None
         try:
-            _unload("terminal_keys")
+            keys = terminal_keys.take(self.term.store, False)
+        except (terminal_keys.NotProvisioned, terminal_keys.Exhausted):
+            # only new keys will send it: it waits on flash
+            self._show("Not sent", "No terminal key", "Call for service")
+            return None
+        finally:
+            terminal_keys = None
+            _unload("terminal_keys", "dukpt")
+        try:
             import financial
             body, pending = financial.build_reversal_request(
-                self.term.terminal_id, trace, now, keys, counter, fields)
+                self.term.terminal_id, wallclock.now() or 0, keys, fields)
         finally:
-            wipe(keys[0])
-            _unload("financial", "dukpt", "cmac")
-        self.trace, self.ksn, self.mac_key = pending.trace, pending.ksn, pending.mac_key
+            _unload("financial", "cmac")
+        self.mac_key = pending.mac_key
+        journal.built(self.term, self.purchase, body, self.mac_key)
         return body
 
     def step(self, now):
@@ -147,7 +167,6 @@ class Sender:
             return True
         if code == "94":
             journal.renew(self.term, self.purchase)
-            _unload("terminal_keys", "dukpt")
         self._failed("Refused " + code if code else "Bad answer")
         return True
 

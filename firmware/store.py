@@ -1,4 +1,5 @@
-"""Persistent state on flash: one small JSON file per concern, replaced atomically.
+"""Persistent state on flash: one small file per concern (JSON, or bytes where a record
+is binary), replaced atomically.
 
 write-to-temp-then-rename: os.rename over an existing file is atomic on LittleFS (the
 ESP32 port's default) and on POSIX, so a power cut leaves the old file or the new one,
@@ -36,8 +37,21 @@ class Store:
         return value
 
     def save(self, name, value):
-        final = self.path(name)
+        self.write(name + ".json", json.dumps(value))
+
+    def read(self, name, buf):
+        """Fill `buf` from the file `name` (its whole name): the bytes read, 0 when there
+        is none. Into the caller's buffer, so a binary record costs its own size only."""
+        try:
+            with open(self.directory + "/" + name, "rb") as f:
+                return f.readinto(buf)
+        except OSError:
+            return 0
+
+    def write(self, name, data):
+        """Replace the file `name` (its whole name) with `data`, str or bytes."""
+        final = self.directory + "/" + name
         temp = final + ".tmp"
-        with open(temp, "w") as f:
-            f.write(json.dumps(value))
+        with open(temp, "w" if isinstance(data, str) else "wb") as f:
+            f.write(data)
         os.rename(temp, final)

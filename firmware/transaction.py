@@ -15,7 +15,8 @@ Each phase loads the code it needs and drops it after, so the peak is one phase'
 and not the sum (a 64 KiB heap; docs/benchmarks.md has the figures):
     amount      digit_entry, screens (the amount as money)
     PIN         digit_entry
-    request     terminal_keys, financial, dukpt, pinblock, cmac  (PIN entry unloaded)
+    request     terminal_keys, dukpt, then financial, pinblock, cmac  (PIN entry
+                unloaded)
     journal     journal
     answer      answer, cmac, then result (screens), then journal
 Nothing of a phase's module may outlive it (an instance of one of its classes would
@@ -199,12 +200,10 @@ class Transaction:
             _unload("financial", "terminal_keys", "dukpt", "pinblock", "cmac")
         if built is None:
             return
-        body, reserved = built
         if self.amount is not None:
             # on flash before it leaves: from here on a power cut reverses it at boot
-            self._journal("begin", self.trace, self.ksn, self.amount, settings.CURRENCY,
-                          reserved)
-        if not term.link.send(self.mtype, body):
+            self._journal("begin", self.trace, self.ksn, self.amount, settings.CURRENCY)
+        if not term.link.send(self.mtype, built):
             if self.amount is not None:
                 self._journal("end", self.trace)   # it never left
             self._finish_wait()
@@ -213,18 +212,13 @@ class Transaction:
         self.deadline = time.ticks_add(term.clock(), settings.ANSWER_TIMEOUT_MS)
 
     def _build_request(self, pin):
-        """(the request's body, the (counter, trace) kept for a purchase's reversal), its
-        identity kept on self; None (and the reason shown) when the terminal cannot make
-        one. `pin` is wiped whatever happens."""
+        """The request's body, its identity kept on self; None (and the reason shown)
+        when the terminal cannot make one. `pin` is wiped whatever happens."""
         term = self.term
-        keys = None
         try:
             import terminal_keys
             try:
-                keys = terminal_keys.load(term.store)
-                pairs = terminal_keys.next_counters(
-                    term.store, 1 if self.amount is None else 2)
-                counter, trace = pairs[0]
+                keys = terminal_keys.take(term.store, True)
             except terminal_keys.Exhausted:
                 self._message("OUT OF SERVICE", "Terminal keys", "exhausted",
                               "Call for service")
@@ -232,25 +226,22 @@ class Transaction:
             except terminal_keys.NotProvisioned:
                 self._message("OUT OF SERVICE", "Terminal not", "provisioned", "")
                 return None
-            # the key and counter code leave before the request code comes in
+            # the key code leaves before the request code comes in
             terminal_keys = None
             _unload("terminal_keys", "dukpt")
             purchase = None
             if self.amount is not None:
-                purchase = {8: self.amount, 9: settings.CURRENCY, 10: keys[2][:15],
-                            11: keys[3][:22]}
+                purchase = {8: self.amount, 9: settings.CURRENCY, 10: keys[3][:15],
+                            11: keys[4][:22]}
             import financial
             body, pending = financial.build_request(
-                term.terminal_id, trace, wallclock.now() or 0, self, pin, keys, counter,
-                purchase)
+                term.terminal_id, wallclock.now() or 0, self, pin, keys, purchase)
         finally:
             # the PIN block code wiped the PIN; an error path may not have
             wipe(pin)
-            if keys is not None:
-                wipe(keys[0])
         self.mtype, self.trace, self.ksn, self.mac_key = (
             pending.mtype, pending.trace, pending.ksn, pending.mac_key)
-        return body, pairs[-1]   # a purchase's second pair is kept for its reversal
+        return body
 
     def _on_response(self, body):
         import answer

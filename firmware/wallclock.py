@@ -2,23 +2,27 @@
 
 The board has no battery-backed clock we can trust, and MicroPython's epoch differs
 between ports (2000 on the ESP32, 1970 on unix), so the time is kept as the bridge's
-unix seconds plus the ticks elapsed since it was told."""
+unix seconds plus the ticks elapsed since it was told. The local time on the screen is
+the merchant's: the UTC offset is a setting of the terminal (its provisioning record,
+which app.py passes with each time), not of the PC the bridge runs on, so the screen
+agrees with the cardholder's alert."""
 import time
 
 _base_unix = None
 _base_ticks = 0
-_utc_offset_min = 0
+_utc_offset_min = 480   # the demo merchant's (UTC+8), for a record without one
 
 
-# What the link may set: a time between 2020 and 2100, an offset between UTC-12 and
-# UTC+14 in minutes. Anything else is refused and the clock kept: a far-future time
-# would make date arithmetic crawl, and a text offset would break every idle screen.
+# What may be set: a time between 2020 and 2100 (the bridge's), an offset between UTC-12
+# and UTC+14 in minutes (the record's). Anything else is refused and the clock kept: a
+# far-future time would make date arithmetic crawl, and a text offset would break every
+# idle screen.
 _EARLIEST = 1577836800   # 2020-01-01T00:00:00Z
 _LATEST = 4102444800     # 2100-01-01T00:00:00Z
 
 
 def set_time(unix_seconds, utc_offset_min=None):
-    """True if taken. utc_offset_min None keeps the offset last told."""
+    """True if taken. utc_offset_min None keeps the offset last set."""
     global _base_unix, _base_ticks, _utc_offset_min
     if not (type(unix_seconds) is int and _EARLIEST <= unix_seconds < _LATEST):
         return False

@@ -1,6 +1,6 @@
 """The bridge: answers the board's messages on a HostLink.
 
-Boot handshake (HELLO -> HELLO_REPLY with the time), liveness (STATUS_REQUEST ->
+Boot handshake (HELLO -> HELLO_REPLY with the time, UTC), liveness (STATUS_REQUEST ->
 STATUS both ways), and the financial requests, passed to the issuer whole
 (`issuer.handle(type, body)`), its answer sent back as the type the issuer's ROUTES
 table gives: balance (0x10 -> 0x11), purchase (0x12 -> 0x13), reversal (0x14 -> 0x15).
@@ -10,7 +10,6 @@ import logging
 import queue
 import threading
 import time
-from datetime import datetime
 from typing import Callable, Optional
 
 from . import __version__
@@ -23,14 +22,10 @@ log = logging.getLogger("posbridge")
 
 
 class Bridge:
-    def __init__(self, link: HostLink, clock: Callable[[], float] = time.time,
-                 utc_offset_min: Optional[int] = None, issuer=None):
+    def __init__(self, link: HostLink, clock: Callable[[], float] = time.time, issuer=None):
         self.link = link
         self.issuer = issuer
         self.clock = clock
-        if utc_offset_min is None:
-            utc_offset_min = int(datetime.now().astimezone().utcoffset().total_seconds() // 60)
-        self.utc_offset_min = utc_offset_min
         self.started = time.monotonic()
         self.board: dict = {}          # what the last HELLO said
         self.board_status: dict = {}   # the last STATUS from the board
@@ -129,9 +124,10 @@ class Bridge:
         self.board = hello
         self.hello_count += 1
         log.info("board %s firmware %s connected", hello["terminal_id"], hello["firmware"])
+        # the time in UTC only: the board shows the merchant's local time from its own
+        # setting, not this PC's time zone
         self.send(p.HELLO_REPLY, p.build("hello-reply", protocol=p.PROTOCOL_VERSION,
-                                         time=int(self.clock()), bridge=__version__,
-                                         utc_offset_min=self.utc_offset_min))
+                                         time=int(self.clock()), bridge=__version__))
 
     def on_status_request(self, f: dict):
         p.parse("status-request", f)

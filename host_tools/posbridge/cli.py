@@ -4,7 +4,7 @@
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
     posbridge firmware build          precompile the firmware to .mpy
     posbridge firmware deploy         copy it (and a terminal's records) to a board
-    posbridge provision               a terminal's identity and DUKPT initial key
+    posbridge provision               a terminal's identity and DUKPT key registers
 """
 import contextlib
 import logging
@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .bridge import Bridge
@@ -86,9 +87,12 @@ def serve(port, baud, status_interval, issuer_db):
 @main.command()
 @click.option("--link", "link_alias", type=click.Path(dir_okay=False),
               help="Put the board's host link on this path (a symlink to its tty) and "
-                   "start no bridge: attach any bridge to it.")
+                   "start no bridge: attach any bridge to it (posbridge serve --port PATH).")
 @click.option("--scenario", type=click.Path(exists=True, dir_okay=False),
-              help="JSON steps to run; without it the emulator runs until Ctrl-C.")
+              help="JSON steps to run; without it the emulator runs until Ctrl-C. With "
+                   "--link the steps drive the board's card reader and PIN pad and read its "
+                   "screen; steps on the bridge or issuer (status, outbox, journal, "
+                   "issuer_fault) are refused.")
 @click.option("--heap", default="64k", show_default=True, help="MicroPython heap size.")
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
 @click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
@@ -101,8 +105,14 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
+    if link_alias and issuer_db and click.get_current_context().get_parameter_source(
+            "issuer_db") is ParameterSource.COMMANDLINE:
+        raise click.ClickException("--issuer-db has no use with --link: the bridge attached "
+                                   "to the link has the issuer (posbridge serve --issuer-db)")
     try:
         steps = Scenario.load(scenario) if scenario else None
+        if steps is not None and link_alias:
+            steps.check_without_bridge()    # before the board starts, not half-way through
     except ScenarioError as exc:
         raise click.ClickException(str(exc))
     emulator = Emulator(Path(firmware_dir), heap=heap, terminal_id=terminal_id,
@@ -119,7 +129,10 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
             attach_link_path(link_path, link_alias)
             log.info("board's host link is on %s (-> %s); attach a bridge: "
                      "posbridge serve --port %s", link_alias, link_path, link_alias)
-            stop.wait()
+            if steps is None:
+                stop.wait()
+            else:
+                steps.run(emulator, None, stop)
             return
         issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack, terminal_id)
         port = open_port(link_path)
@@ -234,7 +247,7 @@ def firmware_deploy(port, build_dir, state_dir):
 
 @main.command()
 @click.option("--out", "state_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory for terminal.json and counters.json (the board's flash root).")
+              help="Directory for terminal.json and keys.bin (the board's flash root).")
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
@@ -250,14 +263,18 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--merchant-name", default=None,
               help="1 to 22 characters, the name the cardholder's alerts show (default: "
                    "the terminal's registered one, else the demo merchant's).")
+@click.option("--utc-offset", "utc_offset_min", type=int, default=480, show_default=True,
+              help="The merchant's local time on the screen, minutes east of UTC "
+                   "(480: UTC+8, the demo merchant's; -300: UTC-5).")
 @click.option("--force", is_flag=True,
               help="Re-key a terminal already provisioned, with a new derivation ID.")
 def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, merchant_id,
-              merchant_name, force):
-    """A terminal's records: its id and its DUKPT initial key, derived from the issuer's
-    BDK for initial key ID = BDK ID | derivation ID (X9.24-3-2017), and its entry in the
-    issuer's terminal registry. The BDK never leaves the issuer's side; the board gets
-    the initial key only. A derivation ID is issued once."""
+              merchant_name, utc_offset_min, force):
+    """A terminal's records: its id and its DUKPT key registers, filled from its initial
+    key, derived from the issuer's BDK for initial key ID = BDK ID | derivation ID
+    (X9.24-3-2017), and its entry in the issuer's terminal registry. The BDK never
+    leaves the issuer's side, and the initial key never reaches the board: it gets the
+    registers only. A derivation ID is issued once."""
     from .issuer import terminals
     from .issuer.errors import LedgerError
     from .issuer.ledger import Ledger
@@ -285,11 +302,11 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, merchant
         # derivation ID issued before, a board already provisioned) leaves both as they were
         with ledger.transaction():
             terminals.register(ledger, terminal_id, key_id, merchant_id, merchant_name,
-                               force=force)
+                               utc_offset_min=utc_offset_min, force=force)
             path = write_records(Path(state_dir), terminal_id,
                                  derive_initial_key(bdk, key_id), key_id,
                                  merchant_id=merchant_id, merchant_name=merchant_name,
-                                 force=force)
+                                 utc_offset_min=utc_offset_min, force=force)
     except (LedgerError, ProvisionError) as exc:
         raise click.ClickException(str(exc))
     finally:

@@ -17,6 +17,10 @@
                                                      faults.py), "" for none
         {"sleep": 0.5}
     ]}
+
+With `posbridge emulate --link PATH` another process bridges the board: a scenario then
+drives the board's peripherals only, and the steps that act on the in-process bridge
+or its issuer (BRIDGE_STEPS) are refused before the board starts.
 """
 import json
 import logging
@@ -35,6 +39,8 @@ log = logging.getLogger("posbridge")
 
 STEP_KINDS = {"expect", "status", "sleep", "say", "swipe", "bad_swipe", "keys", "outbox",
               "amount", "journal", "issuer_fault"}
+# steps that act on the emulator's own bridge or issuer, not on the board's peripherals
+BRIDGE_STEPS = ("status", "outbox", "journal", "issuer_fault")
 AMOUNT_RE = re.compile(r"^([0-9]+)(?:\.([0-9]{2}))?$")
 MAX_AMOUNT = 9999999    # minor units: the board's largest purchase (firmware/settings.py)
 
@@ -68,11 +74,31 @@ class Scenario:
             raise ScenarioError(f"{path}: expected an object with a 'steps' list")
         return cls(data["steps"], Path(path).name)
 
+    def bridge_steps(self) -> list:
+        """(step number, kind) of each step that needs the in-process bridge or issuer."""
+        return [(i, kind) for i, step in enumerate(self.steps, 1)
+                for kind in BRIDGE_STEPS if kind in step]
+
+    def check_without_bridge(self):
+        """Refuse, in one line, a scenario that needs the in-process bridge or issuer:
+        with --link the bridge is another process, out of the scenario's reach."""
+        steps = self.bridge_steps()
+        if steps:
+            listed = ", ".join(f"{i} ({kind})" for i, kind in steps)
+            raise ScenarioError(
+                f"{self.name}: with --link another process bridges the board, so step"
+                f"{'s' if len(steps) > 1 else ''} {listed} cannot run (they need the "
+                f"emulator's own bridge and issuer): remove {'them' if len(steps) > 1 else 'it'}"
+                " or run without --link")
+
     def run(self, emulator, bridge, stop: threading.Event):
+        """Run the steps; `bridge` None when another process bridges the board (--link)."""
         seen = 0
         for i, step in enumerate(self.steps, 1):
             if stop.is_set():
                 raise ScenarioError("stopped")
+            if bridge is None and any(kind in step for kind in BRIDGE_STEPS):
+                raise ScenarioError(f"{self.name}: step {i} needs the emulator's own bridge")
             if "expect" in step:
                 screen = emulator.wait_for_screen(step["expect"], step.get("timeout", 10), seen)
                 seen = emulator.screens.index(screen) + 1

@@ -1,7 +1,7 @@
 """KSN counters only move forward: per initial key ID the issuer keeps the highest
 counter it took, and a request at or below it is refused as a security error (in the
 log, the ledger untouched). A byte-identical retransmission still gets its stored
-answer; a reversal may use the counter the board reserved for it with its purchase."""
+answer; a reversal built before later requests may still come under its own counter."""
 import logging
 import threading
 
@@ -51,9 +51,9 @@ def test_a_retransmission_gets_its_stored_answer_after_later_requests(issuer, te
     assert issuer.ledger.card_by_pan(LI_WEI).available == OPENING - 1350
 
 
-def test_a_reversal_under_its_reserved_counter_after_later_purchases(issuer, terminal):
-    # the board reserves the reversal's counter with the purchase's; the reversal may go
-    # after later purchases (its tries back off), under a counter below the highest
+def test_a_reversal_built_before_later_purchases_is_taken(issuer, terminal):
+    # the board builds a reversal once and sends the same bytes at each try; its tries
+    # back off, so later purchases may go first, under higher counters
     purchase = terminal.purchase(LI_WEI, 1250)
     assert send(issuer, terminal, purchase)[3] == codes.APPROVED
     reversal = terminal.reversal(purchase[1])

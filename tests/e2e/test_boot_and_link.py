@@ -1,6 +1,7 @@
 """End to end over pseudo-terminals: the real firmware under MicroPython (64 KiB heap),
 the bridge on its host link, the display through the emulator."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,19 @@ from tests.schema import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 POSBRIDGE = str(Path(sys.executable).parent / "posbridge")
+
+
+def assert_screen_and_sms_agree(screens: str, sms: str):
+    """The idle screen's time (the terminal's, at the merchant's offset) and the time in
+    the cardholder's SMS (the issuer's) name the same moment: within a minute, since
+    the two are read a few seconds apart."""
+    shown = [int(h) * 60 + int(m) for h, m in re.findall(r"(\d\d):(\d\d) {2}online", screens)]
+    # the message's "YYYY-MM-DD HH:MM", not a listing's "HH:MM:SS" of when it was queued
+    said = re.search(r"\d{4}-\d\d-\d\d (\d\d):(\d\d)(?!:)", sms)
+    assert shown and said, (screens[-500:], sms)
+    sms_minute = int(said.group(1)) * 60 + int(said.group(2))
+    assert any(min((t - sms_minute) % 1440, (sms_minute - t) % 1440) <= 1 for t in shown), \
+        (sorted({f"{t // 60:02d}:{t % 60:02d}" for t in shown}), said.group(0))
 
 
 def wait_until(cond, timeout=10.0):
@@ -109,10 +123,12 @@ def _board_rx_counts(s):
 
 
 def test_make_demo_scenario_runs(tmp_path):
+    # the demo's PC set to UTC: the screen still shows the merchant's time (UTC+8), as
+    # the SMS does
     out = subprocess.run([POSBRIDGE, "emulate", "--scenario", str(ROOT / "scenarios/demo.json"),
                           "--screens", str(tmp_path)],
                          capture_output=True, text=True, timeout=180,
-                         env=dict(os.environ, COLUMNS="100"))
+                         env=dict(os.environ, COLUMNS="100", TZ="UTC0"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Insert card" in out.stdout and "HELLO_REPLY" in out.stdout
     assert "heap free=" in out.stdout
@@ -128,6 +144,7 @@ def test_make_demo_scenario_runs(tmp_path):
     # alerts: Li Wei's balance SMS and wrong PIN, the frozen card's security alert, and
     # the two approved purchases (a reversal sends nothing)
     assert "issuer outbox: 5 message(s)" in out.stdout
+    assert_screen_and_sms_agree(out.stdout, out.stdout.split("issuer outbox:")[1])
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
 
@@ -165,6 +182,67 @@ def test_emulate_link_path_and_serve_process(tmp_path):
     assert emu.returncode == 0, emu_out
     assert "Insert card" in emu_out
     assert not alias.exists()
+
+
+def test_emulate_link_runs_a_scenario_against_a_serve_process(tmp_path):
+    """`emulate --link PATH --scenario FILE` drives the board's card reader and PIN pad
+    while `serve --port PATH`, another process, bridges it: a balance inquiry end to end."""
+    alias = tmp_path / "board-tty"
+    db = tmp_path / "issuer.sqlite"
+    subprocess.run([POSBRIDGE, "issuer", "--db", str(db), "init"], check=True,
+                   capture_output=True)
+    # a bridge PC set to a zone far from the merchant's (UTC+8): the screen must not
+    # follow it
+    env = dict(os.environ, COLUMNS="120", TZ="EST5EDT")
+    emu = subprocess.Popen([POSBRIDGE, "emulate", "--link", str(alias),
+                            "--scenario", str(ROOT / "scenarios" / "balance.json")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    emu_out = _collect(emu)
+    serve = None
+    try:
+        assert wait_until(alias.is_symlink, timeout=20), "".join(emu_out)
+        serve = subprocess.Popen([POSBRIDGE, "serve", "--port", str(alias),
+                                  "--issuer-db", str(db)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env=env)
+        serve_out = _collect(serve)
+        emu.wait(timeout=120)       # the scenario's last step done: the emulator ends
+    finally:
+        if emu.poll() is None:
+            emu.send_signal(signal.SIGINT)
+            emu.wait(timeout=10)
+        if serve is not None:
+            serve.send_signal(signal.SIGINT)
+            serve.wait(timeout=10)
+    out = "".join(emu_out)
+    assert emu.returncode == 0, out
+    assert "balance.json: 11 steps done" in out and "SMS sent to" in out, out
+    bridged = "".join(serve_out)
+    assert "BALANCE_REQUEST" in bridged and "BALANCE_RESPONSE" in bridged, bridged
+    assert "Traceback" not in out + bridged
+    assert "4761730000000011" not in out + bridged        # the card number, masked
+    # the alert was made by the issuer behind `serve`, in its own database
+    rows = subprocess.run([POSBRIDGE, "issuer", "--db", str(db), "outbox"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "*0011" in rows and "balance_inquiry" in rows, rows
+    assert_screen_and_sms_agree(out, rows)
+    assert not alias.exists()
+
+
+def test_emulate_link_refuses_a_scenario_that_needs_its_own_bridge(tmp_path):
+    """An `outbox` step reads the in-process issuer, which --link does not have: refused
+    in one line before the board starts."""
+    scenario = tmp_path / "outbox.json"
+    scenario.write_text('{"steps": [{"expect": "Insert card"}, {"outbox": true}]}')
+    alias = tmp_path / "board-tty"
+    out = subprocess.run([POSBRIDGE, "emulate", "--link", str(alias), "--scenario",
+                          str(scenario)], capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, COLUMNS="300"))
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: outbox.json:"), out.stderr
+    assert "step 2 (outbox)" in lines[0] and "--link" in lines[0]
+    assert "Starting" not in out.stdout and not alias.exists()
 
 
 def _collect(proc):

@@ -1,7 +1,7 @@
 # A fake of app.Terminal for the purchase, journal and reversal tests, and the issuer's
 # side of a financial message for them (CPython and MicroPython alike). The terminal is
 # provisioned with the standard's test key set on a flash of its own (a fresh directory
-# under /tmp).
+# under /tmp): its DUKPT registers as provisioning writes them, no initial key.
 import binascii
 import gc
 import os
@@ -85,14 +85,11 @@ class FakeTerminal:
     def __init__(self, directory=None):
         self.directory = directory or fresh_dir()
         self.store = Store(self.directory)
-        key, key_id = standard_keys()
         self.store.save("terminal", {"terminal_id": TERMINAL_ID,
-                                     "initial_key": key,
-                                     "initial_key_id": key_id,
                                      "merchant_id": MERCHANT_ID,
                                      "merchant_name": MERCHANT_NAME})
-        if self.store.load("counters") is None:
-            self.store.save("counters", {"ksn_counter": 0, "trace": 0})
+        if not self.store.read("keys.bin", bytearray(1)):
+            self.provision()
         self.terminal_id = TERMINAL_ID
         self.clock = FakeClock(1000)
         self.display = Display()
@@ -105,6 +102,20 @@ class FakeTerminal:
         journal.boot(self)
         journal = None
         sys.modules.pop("journal", None)
+
+    def provision(self, counter=1, trace=0):
+        """keys.bin with `counter` next and `trace` the last trace number used."""
+        from key_loading import record_at
+        key, key_id = standard_keys()
+        self.store.write("keys.bin", record_at(bytes.fromhex(key), bytes.fromhex(key_id),
+                                               counter, trace))
+
+    def next_identity(self):
+        """(next DUKPT counter, last trace number) on flash."""
+        record = bytearray(17)
+        self.store.read("keys.bin", record)
+        return (int.from_bytes(bytes(record[9:13]), "big"),
+                int.from_bytes(bytes(record[13:17]), "big"))
 
     def press(self, keys):
         self.keys.stream.feed(keys)
@@ -122,12 +133,8 @@ def answer_for(request, fields, mac_ok=True):
     bit off when not mac_ok)."""
     import cbor
     import cmac
-    import dukpt
     req = cbor.decode(request)
-    key, key_id = standard_keys()
-    key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
-                             dukpt.split_ksn(req[6])[1],
-                             (dukpt.KEY_USAGE_MAC_VERIFICATION,))[0]
+    key = ksn_key(req[6], 0x2001)   # MAC verification
     rsp = {1: req[1], 2: req[2], 9: req[6]}
     for k in fields:
         rsp[k] = fields[k]
@@ -142,11 +149,17 @@ def request_mac_ok(request):
     """True if the request's MAC (key 7) verifies under its KSN's MAC generation key."""
     import cbor
     import cmac
-    import dukpt
     req = cbor.decode(request)
     mac = req.pop(7)
-    key, key_id = standard_keys()
-    key = dukpt.working_keys(bytes.fromhex(key), bytes.fromhex(key_id),
-                             dukpt.split_ksn(req[6])[1],
-                             (dukpt.KEY_USAGE_MAC_GENERATION,))[0]
+    key = ksn_key(req[6], 0x2000)   # MAC generation
     return cmac.aes_cmac(key, cbor.encode(req), 8) == mac
+
+
+def ksn_key(ksn, usage):
+    """The working key `usage` of a KSN of the standard's test key set, walked from its
+    initial key as the issuer does (key_loading.py)."""
+    from key_loading import working_key
+    key, key_id = standard_keys()
+    assert bytes(ksn[:8]) == bytes.fromhex(key_id)
+    return working_key(bytes.fromhex(key), bytes.fromhex(key_id),
+                       int.from_bytes(bytes(ksn[8:12]), "big"), usage)

@@ -22,12 +22,12 @@ class RecordingPanel:
 class Rig:
     """A Terminal and a peer Link playing the bridge, joined by scripted streams."""
 
-    def __init__(self):
+    def __init__(self, store=None):
         self.clock = FakeClock(1000)
         self.board_stream = ScriptedStream()
         self.panel = RecordingPanel()
         self.term = Terminal(self.board_stream, self.panel, clock=self.clock,
-                             terminal_id="T42")
+                             terminal_id="T42", store=store)
         self.bridge = Link(ScriptedStream(), self.clock)
 
     def step(self, n=1, ms=10):
@@ -50,12 +50,12 @@ class Rig:
         self.bridge.send(mtype, cbor.encode(fields) if isinstance(fields, dict) else fields)
 
 
-def booted():
-    rig = Rig()
+def booted(store=None, reply=None):
+    rig = Rig(store)
     rig.step(3)
     hello = rig.from_board()
     assert hello[0][0] == m.HELLO
-    rig.to_board(m.HELLO_REPLY, {1: 1, 2: 1795305600, 3: "0.1.0", 4: 480})
+    rig.to_board(m.HELLO_REPLY, reply or {1: 1, 2: 1795305600, 3: "0.1.0"})
     rig.step(3)
     return rig
 
@@ -72,9 +72,72 @@ def test_hello_reply_sets_time_and_shows_idle():
     rig = booted()
     screen = rig.panel.last()
     assert "Insert card" in screen and "online" in screen
-    # 1795305600 is 00:00 UTC; +480 minutes is 08:00 local
+    # 1795305600 is 00:00 UTC; with no terminal record, the demo merchant's UTC+8
     assert "08:00" in screen
     assert rig.term.state == "idle"
+
+
+def _terminal_record(**fields):
+    # a flash of its own; not terminal_rig's helpers: compiling that module under the
+    # 64 KiB heap leaves no room for the terminal
+    import binascii
+    import os
+    from store import Store
+    path = "/tmp/pos-app-" + binascii.hexlify(os.urandom(4)).decode()
+    os.mkdir(path)
+    store = Store(path)
+    record = {"terminal_id": "T42", "initial_key": "00" * 16, "initial_key_id": "00" * 8}
+    record.update(fields)
+    store.save("terminal", record)
+    return store
+
+
+def _unload_visit():
+    import gc
+    import sys
+    from app import VISIT_MODULES
+    for name in VISIT_MODULES:
+        sys.modules.pop(name, None)
+    gc.collect()
+
+
+def _close(rig):
+    import os
+    path = rig.term.store.directory
+    for name in os.listdir(path):
+        os.remove(path + "/" + name)
+    os.rmdir(path)
+
+
+def test_the_idle_time_is_the_records_offset_not_the_bridges():
+    # a merchant in UTC-5; an older bridge still sends its PC's offset (key 4): ignored
+    rig = booted(_terminal_record(utc_offset_min=-300),
+                 {1: 1, 2: 1795305600, 3: "0.1.0", 4: 480})
+    try:
+        screen = rig.panel.last()
+        assert "Insert card" in screen and "19:00" in screen, screen
+        # the bridge's STATUS sets the time again, never the offset
+        rig.to_board(m.STATUS, {1: 5, 3: "ready", 6: 1795305600 + 3600})
+        rig.clock.advance(60000)
+        rig.step(3)
+        assert "20:0" in rig.panel.last(), rig.panel.last()
+    finally:
+        _close(rig)
+
+
+def test_a_record_with_an_offset_the_board_cannot_show_keeps_the_default():
+    import wallclock
+    for bad in ("+08:00", 841, -721, 8.5, True, None):
+        wallclock._utc_offset_min = 480         # as at power-on (a process per board)
+        rig = booted(_terminal_record(utc_offset_min=bad))
+        try:
+            screen = rig.panel.last()
+            assert "Insert card" in screen and "08:00" in screen, (bad, screen)
+            assert rig.term.out_of_service is None
+        finally:
+            _close(rig)
+            rig = None
+            _unload_visit()     # room for the next board in a 64 KiB heap
 
 
 def test_hello_retried_with_backoff_while_bridge_silent():
@@ -128,7 +191,7 @@ def test_protocol_mismatch_is_shown():
     rig = Rig()
     rig.step(3)
     rig.from_board()
-    rig.to_board(m.HELLO_REPLY, {1: 2, 2: 1795305600, 3: "9.0", 4: 0})
+    rig.to_board(m.HELLO_REPLY, {1: 2, 2: 1795305600, 3: "9.0"})
     rig.step(3)
     assert "protocol 2" in rig.panel.last()
     assert rig.term.state == "boot"

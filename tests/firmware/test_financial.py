@@ -1,8 +1,8 @@
 # Balance request building and response checking on the board side.
 import cbor
 import cmac
-import dukpt
 import messages as m
+from key_loading import working_key
 from financial import build_request
 from answer import check_response, SecurityError
 from fwtest import raises
@@ -28,11 +28,14 @@ REQ_PIN_BLOCK = 5
 REQ_CARD = 4
 
 
-def ref_keys():
-    """(initial key, initial key ID) of the reference vectors, as terminal_keys.load
-    gives them: X9.24-3-2017 test vector supplement, AES-128 BDK set."""
+def ref_keys(counter, trace):
+    """(trace, KSN, [PIN key, MAC generation, MAC verification]) of `counter` as
+    terminal_keys.take gives them, walked from the reference vectors' initial key:
+    X9.24-3-2017 test vector supplement, AES-128 BDK set."""
     ref = load()
-    return (unhex(ref["initial_key"]), unhex(ref["initial_key_id"]))
+    ik, ikid = unhex(ref["initial_key"]), unhex(ref["initial_key_id"])
+    return (trace, ikid + counter.to_bytes(4, "big"),
+            [bytearray(working_key(ik, ikid, counter, u)) for u in (0x1000, 0x2000, 0x2001)])
 
 
 class Card:
@@ -43,16 +46,13 @@ class Card:
 
 def request(counter=1, trace=17):
     pin = bytearray(b"1234")
-    body, pending = build_request(TERMINAL, trace, 1795305600, Card(), pin, ref_keys(), counter)
+    body, pending = build_request(TERMINAL, 1795305600, Card(), pin, ref_keys(counter, trace))
     assert pin == bytearray(4)  # the clear PIN is gone
     return body, pending
 
 
 def response_for(pending, fields, tamper=None):
-    keys = ref_keys()
-    mac_key = dukpt.working_keys(keys[0], keys[1],
-                                 dukpt.split_ksn(pending.ksn)[1],
-                                 (dukpt.KEY_USAGE_MAC_VERIFICATION,))[0]
+    mac_key = ref_keys(int.from_bytes(pending.ksn[8:12], "big"), 0)[2][2]
     base = {RSP_TERMINAL: TERMINAL, RSP_TRACE: pending.trace, RSP_CODE: "00",
             RSP_AVAILABLE: 123456, RSP_LEDGER: 123456, RSP_CURRENCY: 156,
             RSP_NOTIFY: {NOTE_STATUS: 2, NOTE_CHANNEL: "sms",

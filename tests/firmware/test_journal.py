@@ -1,6 +1,6 @@
 # The purchase journal on flash (journal.py): a purchase is in flight before it is sent,
-# then approved, cleared, or turned into a reversal with an identity of its own; nothing
-# of the card is ever in it. A reversal goes when due, backing off, and stays until
+# then approved, cleared, or turned into a reversal, which keeps its own request once
+# built (until a 94 has it built again); nothing of the card is ever in it. A reversal goes when due, backing off, and stays until
 # acknowledged; the terminal's figures follow the journal.
 import journal
 from journal import RETRY_MS
@@ -11,15 +11,14 @@ KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
 
 
 def in_flight(term, trace=5, amount=1250):
-    # the reversal's counter and trace, reserved with the purchase's
-    journal.begin(term, trace, KSN, amount, 156, (trace + 100, trace + 1))
+    journal.begin(term, trace, KSN, amount, 156)
 
 
 def test_a_purchase_in_flight_holds_its_identity_and_amount_only():
     term = Term()
     try:
         in_flight(term)
-        assert term.journal() == [[0, 5, "123456789012345600000005", 1250, 156, 0, 6, 105, 0]]
+        assert term.journal() == [[0, 5, "123456789012345600000005", 1250, 156, 0, "", ""]]
         with open(term.store.path("journal")) as f:
             raw = f.read()
         assert PAN not in raw and PAN[-4:] not in raw
@@ -52,17 +51,16 @@ def test_an_approval_is_kept_until_seen_then_cleared():
         term.close()
 
 
-def test_a_purchase_without_answer_becomes_a_reversal_with_its_own_identity():
+def test_a_purchase_without_answer_becomes_a_reversal_built_later():
     term = Term()
     try:
         in_flight(term, trace=5)
-        counters = term.store.load("counters")
+        identity = term.next_identity()
         term.clock.advance(777)
         journal.reverse(term, 1, 5)
         [entry] = term.journal()
-        assert entry[:6] == [1, 5, "123456789012345600000005", 1250, 156, 1]
-        assert entry[6] == 6 and entry[7] == 105    # the trace and counter reserved
-        assert term.store.load("counters") == counters   # nothing new taken for it
+        assert entry == [1, 5, "123456789012345600000005", 1250, 156, 1, "", ""]
+        assert term.next_identity() == identity   # its own is taken when it is built
         assert term.reversals == 1 and term.reversal_due == term.clock()
     finally:
         term.close()
@@ -80,28 +78,30 @@ def test_at_boot_every_purchase_in_flight_is_reversed_for_the_power_cut():
         assert journal.recover(term) == (5, 1250, 156, "000001")
         entries = term.journal()
         assert [(e[0], e[1], e[5]) for e in entries] == [(1, 7, 3), (1, 8, 3)]
-        assert entries[0][6] != entries[1][6] and entries[0][7] != entries[1][7]
         assert term.reversals == 2 and term.recover_reason == 0
         assert term.reversal_due == term.clock() and term.reversal_tries == 0
     finally:
         term.close()
 
 
-def test_end_never_removes_a_reversal_and_renew_gives_a_new_identity():
-    term = Term()
+def test_end_never_removes_a_reversal_and_renew_has_it_built_again():
+    term = booted(Term())
     try:
         in_flight(term, trace=5)
         journal.reverse(term, 2, 5)
         journal.end(term, 5)
         entries = term.journal()
         assert len(entries) == 1 and entries[0][0] == 1
-        old = entries[0][6:8]
-        term.store.save("counters", {"ksn_counter": 200, "trace": 20})
-        journal.renew(term, 5)
-        assert term.journal()[0][6:8] == [21, 201] and old == [6, 105]
+        journal.built(term, 5, b"\xa1\x02\x07", bytearray(b"\x5a" * 16))
+        assert term.journal()[0][6:] == ["a10207", "5a" * 16]
         assert term.journal()[0][:6] == entries[0][:6]
-        # taken on flash before use: a reset cannot hand them out again
-        assert term.store.load("counters") == {"ksn_counter": 201, "trace": 21}
+        # every try after sends these bytes and checks the answer with this key
+        assert journal.next_reversal(term, term.clock())[5:] == (
+            b"\xa1\x02\x07", bytearray(b"\x5a" * 16))
+        journal.renew(term, 5)
+        assert term.journal()[0] == entries[0]     # built again at the next try
+        term.clock.now = term.reversal_due
+        assert journal.next_reversal(term, term.clock())[5:] == (None, None)
     finally:
         term.close()
 
@@ -208,9 +208,7 @@ def test_the_oldest_reversal_goes_when_due_and_the_next_try_backs_off():
         journal.reverse(term, 2, 5)
         journal.reverse(term, 1, 7)
         now = term.clock()
-        reversal_time = term.journal()[0][8]
-        assert journal.next_reversal(term, now) == (
-            5, 1250, 156, KSN, 2, 6, 105, reversal_time)
+        assert journal.next_reversal(term, now) == (5, 1250, 156, KSN, 2, None, None)
         assert term.reversal_due == now + RETRY_MS[0] and term.reversal_tries == 1
         assert journal.next_reversal(term, now + RETRY_MS[0] - 1) is None   # not yet
         gaps = []

@@ -42,9 +42,10 @@ def test_the_request_carries_amount_and_merchant_and_is_journaled_before_it_leav
         assert req[4][1] == CARD[0] and len(req[5]) == 16 and request_mac_ok(body)
         [entry] = term.link.journal_at_send[0]     # on flash when it was handed over
         assert entry[:5] == [0, req[2], "".join("%02X" % b for b in req[6]), 1250, 156]
-        # the next trace and counter, kept for its reversal and saved as taken
-        assert entry[6:8] == [req[2] + 1, int.from_bytes(req[6][-4:], "big") + 1]
-        assert term.store.load("counters") == {"ksn_counter": entry[7], "trace": entry[6]}
+        assert entry[6:] == ["", ""]       # its reversal is built only if it is needed
+        # one identity taken, and saved as taken: the next counter and the last trace
+        assert req[2] == 1 and req[6][-4:] == b"\x00\x00\x00\x01"
+        assert term.next_identity() == (2, 1)
     finally:
         term.close()
 
@@ -174,7 +175,7 @@ def test_purchases_wait_while_too_many_reversals_are_pending():
     try:
         import journal
         for trace in (5, 7, 9, 11):
-            journal.begin(term, trace, bytes(12), 100, 156, (trace + 100, trace + 1))
+            journal.begin(term, trace, bytes(12), 100, 156)
             journal.reverse(term, 1, trace)
         journal = None
         sys.modules.pop("journal", None)
@@ -195,5 +196,36 @@ def test_a_terminal_provisioned_without_a_merchant_names_the_default_one():
         txn, body = sent_purchase(term)
         req = cbor.decode(body)
         assert (req[10], req[11]) == (settings.MERCHANT_ID, settings.MERCHANT_NAME)
+    finally:
+        term.close()
+
+
+def test_an_exhausted_terminal_sends_nothing():
+    term = Term()
+    try:
+        term.provision(0)
+        txn = Transaction(term, CARD)
+        keyed(term, txn, b"1")
+        keyed(term, txn, b"1234E")
+        assert "exhausted" in term.display.text() and term.link.sent == []
+    finally:
+        term.close()
+
+
+def test_a_reset_after_the_registers_are_saved_never_reuses_the_ksn():
+    term = Term()
+    try:
+        import terminal_keys
+        # the key of counter 1 taken (keys.bin moved on), then the power goes before
+        # anything is sent
+        taken = terminal_keys.take(term.store, True)
+        terminal_keys = taken = None
+        sys.modules.pop("terminal_keys", None)
+        sys.modules.pop("dukpt", None)
+        again = Term(term.directory)        # the board starts again on the same flash
+        txn, body = sent_purchase(again)
+        req = cbor.decode(body)
+        assert req[6][-4:] == b"\x00\x00\x00\x02" and req[2] == 2
+        assert again.next_identity() == (3, 2)
     finally:
         term.close()

@@ -1,5 +1,6 @@
 # The reversal sender (reversal.py): the oldest reversal on flash goes as the same bytes
-# until the issuer acknowledges it (00 with a verified MAC); 94 gives it a new identity;
+# until the issuer acknowledges it (00 with a verified MAC): built at its first try under
+# the next identity and saved before it is sent; 94 has it built again under a new one;
 # tries back off; purchases left in flight at boot are reversed, approvals shown again.
 import cbor
 import journal
@@ -13,8 +14,8 @@ KSN = b"\x12\x34\x56\x78\x90\x12\x34\x56\x00\x00\x00\x05"
 
 def with_reversal(reason=1, trace=5):
     term = Term()
-    term.store.save("counters", {"ksn_counter": 6, "trace": 6})
-    journal.begin(term, trace, KSN, 1250, 156, (6, 6))
+    term.provision(6, 5)        # counters 1 to 5 and traces to 5 used
+    journal.begin(term, trace, KSN, 1250, 156)
     journal.reverse(term, reason, trace)
     return term
 
@@ -47,6 +48,10 @@ def test_the_reversal_request_names_the_purchase_under_its_own_identity():
             "T0000001", 1250, 156, 5, KSN, 1)
         assert req[2] == 6 and req[6][-4:] == b"\x00\x00\x00\x06"   # its own trace, KSN
         assert request_mac_ok(body)
+        # taken, and the bytes saved, before they were sent
+        assert term.next_identity() == (7, 6)
+        [entry] = term.link.journal_at_send[-1]
+        assert bytes.fromhex(entry[6]) == body
         assert "Sending reversal" in term.display.text() and "CNY 12.50" in term.display.text()
     finally:
         term.close()
@@ -77,6 +82,7 @@ def test_no_answer_then_the_same_bytes_after_a_pause():
         assert term.reversal_due - started == RETRY_MS[0]
         sender, again = send(term)
         assert again == first
+        assert term.next_identity() == (7, 6)      # nothing new taken for a retry
     finally:
         term.close()
 
@@ -110,11 +116,14 @@ def test_94_sends_it_again_under_a_new_trace_and_ksn():
     try:
         sender, body = send(term)
         sender.on_message(m.REVERSAL_RESPONSE, answer_for(body, {3: "94", 12: 5}))
-        _, again = send_after_pause(term, sender)
+        assert term.journal()[0][6:] == ["", ""]
+        sender, again = send_after_pause(term, sender)
         old, new = cbor.decode(body), cbor.decode(again)
-        assert new[2] != old[2] and new[6] != old[6]
+        assert (new[2], new[6][-4:]) == (7, b"\x00\x00\x00\x07")
         assert [new[k] for k in (8, 9, 12, 13, 14)] == [old[k] for k in (8, 9, 12, 13, 14)]
         assert request_mac_ok(again)
+        sender.on_message(m.REVERSAL_RESPONSE, answer_for(again, {3: "00", 12: 5, 16: 1}))
+        assert term.journal() == []
     finally:
         term.close()
 
@@ -156,7 +165,7 @@ def test_nothing_goes_while_the_host_is_away():
 def test_at_boot_a_purchase_in_flight_is_reversed_for_the_power_cut():
     term = Term()
     try:
-        journal.begin(term, 5, KSN, 1250, 156, (6, 6))   # the terminal has just booted
+        journal.begin(term, 5, KSN, 1250, 156)   # the terminal has just booted
         sender, body = send(term)
         assert cbor.decode(body)[14] == 3 and term.recover_reason == 0
         assert term.journal()[0][0] == 1
@@ -168,7 +177,7 @@ def test_a_purchase_a_fault_left_in_flight_is_reversed_as_unanswered():
     term = Term()
     try:
         assert Sender(term) and term.recover_reason == 0     # the boot's look: empty
-        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
+        journal.begin(term, 5, KSN, 1250, 156)
         # the visit ends by a fault here: nothing will take its answer
         assert term.recover_reason == 1
         sender, body = send(term)
@@ -181,7 +190,7 @@ def test_a_purchase_a_fault_left_in_flight_is_reversed_as_unanswered():
 def test_at_boot_an_approval_the_power_took_off_the_screen_is_shown_again():
     term = Term()
     try:
-        journal.begin(term, 5, KSN, 1250, 156, (6, 6))
+        journal.begin(term, 5, KSN, 1250, 156)
         journal.approved(term, 5, "654321")              # the terminal has just booted
         sender = Sender(term)
         assert term.link.sent == []                     # charged: nothing to reverse
@@ -190,5 +199,37 @@ def test_at_boot_an_approval_the_power_took_off_the_screen_is_shown_again():
         assert "CNY 12.50" in text
         assert term.journal() == []
         until_done(term, sender)
+    finally:
+        term.close()
+
+
+def test_after_a_reset_the_saved_reversal_goes_again_and_its_answer_is_checked():
+    term = with_reversal()
+    try:
+        sender, body = send(term)
+        again = Term(term.directory)          # the power went: a new terminal, same flash
+        again.clock.now = term.clock()
+        journal.recover(again)
+        sender, resent = send(again)
+        assert resent == body and again.next_identity() == (7, 6)
+        # an acknowledgement with a bad MAC is none; the right one is taken
+        sender.on_message(m.REVERSAL_RESPONSE,
+                          answer_for(body, {3: "00", 12: 5, 16: 1}, mac_ok=False))
+        assert len(again.journal()) == 1
+        sender, _ = send_after_pause(again, sender)
+        assert sender.on_message(m.REVERSAL_RESPONSE,
+                                 answer_for(body, {3: "00", 12: 5, 16: 1}))
+        assert again.journal() == []
+    finally:
+        term.close()
+
+
+def test_a_terminal_out_of_keys_keeps_the_reversal():
+    term = with_reversal()
+    try:
+        term.provision(0, 5)       # exhausted
+        sender = Sender(term)
+        assert term.link.sent == [] and "No terminal key" in term.display.text()
+        assert len(term.journal()) == 1 and term.journal()[0][6] == ""
     finally:
         term.close()

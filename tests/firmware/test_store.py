@@ -49,3 +49,16 @@ def test_corrupt_record_is_an_error_not_a_reset():
     with open(s.path("counters"), "w") as f:
         f.write("[1, 2]")
     raises(StoreError, s.load, "counters")
+
+
+def test_a_binary_record_is_read_into_the_callers_buffer_and_replaced_whole():
+    s = fresh()
+    buf = bytearray(4)
+    assert s.read("keys.bin", buf) == 0            # none yet
+    s.write("keys.bin", bytearray(b"\x01\x02\x03\x04"))
+    with open(DIR + "/keys.bin.tmp", "wb") as f:
+        f.write(b"\x09")                           # a write the power cut short
+    assert s.read("keys.bin", buf) == 4 and buf == bytearray(b"\x01\x02\x03\x04")
+    s.write("keys.bin", b"\x05\x06\x07\x08")
+    assert s.read("keys.bin", buf) == 4 and buf == bytearray(b"\x05\x06\x07\x08")
+    assert sorted(os.listdir(DIR)) == ["keys.bin"]

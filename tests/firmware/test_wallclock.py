@@ -1,4 +1,5 @@
-# The board's clock takes only plausible times and offsets from the link.
+# The board's clock takes only plausible times (the bridge's) and UTC offsets (the
+# terminal record's, which app.py passes with each time).
 import wallclock
 
 NOV_2026 = 1795305600
@@ -24,3 +25,14 @@ def test_implausible_offsets_are_refused_and_the_clock_kept():
     assert wallclock.now() - NOV_2026 < 5
     assert wallclock.local_hhmm() == "01:00"
     assert wallclock.set_time(NOV_2026, None) and wallclock.local_hhmm() == "01:00"
+
+
+def test_without_an_offset_the_demo_merchants_is_shown():
+    # a terminal record without one: UTC+8, where the demo issuer's alerts are written
+    assert wallclock.set_time(NOV_2026) and wallclock.local_hhmm() == "08:00"
+
+
+def test_offsets_across_midnight_and_in_half_hours():
+    for offset, shown in ((0, "23:00"), (330, "04:30"), (840, "13:00"), (-720, "11:00")):
+        assert wallclock.set_time(NOV_2026 + 23 * 3600, offset)     # 23:00 UTC
+        assert wallclock.local_hhmm() == shown, (offset, wallclock.local_hhmm())

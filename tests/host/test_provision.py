@@ -12,9 +12,22 @@ def test_the_test_terminal_names_its_merchant(tmp_path):
     record = json.loads((tmp_path / "terminal.json").read_text())
     assert (record["terminal_id"], record["merchant_id"], record["merchant_name"]) == (
         "T0000009", TEST_MERCHANT_ID, TEST_MERCHANT_NAME)
-    assert record["initial_key_id"] == TEST_INITIAL_KEY_ID.hex().upper()
-    assert json.loads((tmp_path / "counters.json").read_text()) == {"ksn_counter": 0,
-                                                                    "trace": 0}
+    assert "initial_key" not in record and "initial_key_id" not in record
+    keys = (tmp_path / "keys.bin").read_bytes()
+    assert len(keys) == 529 and keys[1:9] == TEST_INITIAL_KEY_ID
+
+
+def test_the_test_terminal_is_in_the_demo_merchants_time_zone(tmp_path):
+    # UTC+8: the demo issuer writes its alerts at that offset, the screen must agree
+    provision_test_terminal(tmp_path)
+    assert json.loads((tmp_path / "terminal.json").read_text())["utc_offset_min"] == 480
+
+
+@pytest.mark.parametrize("offset", [-721, 841, "480", 8.0, True, None])
+def test_an_offset_the_board_cannot_take_is_refused(tmp_path, offset):
+    with pytest.raises(ProvisionError, match="UTC offset"):
+        provision_test_terminal(tmp_path, utc_offset_min=offset)
+    assert not (tmp_path / "terminal.json").exists()
 
 
 def test_a_merchant_of_its_own(tmp_path):

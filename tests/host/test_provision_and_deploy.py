@@ -11,7 +11,7 @@ from posbridge.board.deploy import DeployError, deploy, deploy_command
 from posbridge.issuer.demo_data import load_demo
 from posbridge.issuer.ledger import Ledger
 from posbridge.issuer.dukpt import derive_initial_key
-from posbridge.board.provision import TEST_BDK
+from posbridge.board.provision import TEST_BDK, register_record
 
 
 def run(*args):
@@ -41,22 +41,35 @@ def test_provision_derives_the_key_from_the_issuers_bdk(tmp_path, issuer_db):
     assert result.exit_code == 0, result.output
     record = json.loads((out / "terminal.json").read_text())
     key_id = bytes.fromhex("1234567890123457")
-    assert record["terminal_id"] == "T0000002"
-    assert record["initial_key_id"] == key_id.hex().upper()
-    assert record["initial_key"] == derive_initial_key(TEST_BDK, key_id).hex().upper()
-    assert json.loads((out / "counters.json").read_text()) == {"ksn_counter": 0, "trace": 0}
-    assert record["initial_key"] not in result.output      # key material is not shown
+    key = derive_initial_key(TEST_BDK, key_id)
+    assert record == {"terminal_id": "T0000002", "merchant_id": "104110070110001",
+                      "merchant_name": "DEMO SHOP", "utc_offset_min": 480}  # no key in it
+    keys = (out / "keys.bin").read_bytes()
+    assert keys == register_record(key, key_id) and key not in keys
+    assert keys[1:17] == key_id + bytes.fromhex("00000001 00000000")
+    assert sorted(p.name for p in out.iterdir()) == ["keys.bin", "terminal.json"]
+    assert key.hex() not in result.output.lower()           # key material is not shown
 
 
 def test_reprovisioning_needs_force_and_keeps_the_trace_number(tmp_path, issuer_db):
     out = tmp_path / "board"
     args = ["provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db", issuer_db]
     assert run(*args, "--derivation-id", "90123457").exit_code == 0
-    (out / "counters.json").write_text(json.dumps({"ksn_counter": 41, "trace": 41}))
+    used(out, 42, 41)
     clean_failure(run(*args, "--derivation-id", "90123458"), "registered already", "--force")
     assert run(*args, "--derivation-id", "90123458", "--force").exit_code == 0
     # a new key starts its counter; the trace goes on (the issuer knows trace numbers)
-    assert json.loads((out / "counters.json").read_text()) == {"ksn_counter": 0, "trace": 41}
+    key_id = bytes.fromhex("1234567890123458")
+    assert (out / "keys.bin").read_bytes() == register_record(
+        derive_initial_key(TEST_BDK, key_id), key_id, 1, 41)
+
+
+def used(out, counter, trace):
+    """keys.bin as the board leaves it with `counter` next and `trace` the last trace."""
+    record = bytearray((out / "keys.bin").read_bytes())
+    key_id = bytes(record[1:9])
+    (out / "keys.bin").write_bytes(register_record(
+        derive_initial_key(TEST_BDK, key_id), key_id, counter, trace))
 
 
 @pytest.mark.parametrize("extra,fragment", [
@@ -64,12 +77,24 @@ def test_reprovisioning_needs_force_and_keeps_the_trace_number(tmp_path, issuer_
     (["--derivation-id", "1234"], "8 hex digits"),
     (["--derivation-id", "90123457", "--bdk-id", "AAAAAAAA"], "no key set AAAAAAAA"),
     (["--derivation-id", "90123457", "--terminal-id", "T-1"], "terminal id"),
+    (["--derivation-id", "90123457", "--utc-offset", "900"], "UTC offset"),
+    (["--derivation-id", "90123457", "--utc-offset", "+08:00"], "--utc-offset"),
 ])
 def test_provision_refuses_bad_values_clearly(tmp_path, issuer_db, extra, fragment):
     args = ["provision", "--out", tmp_path / "b", "--terminal-id", "T0000002",
             "--issuer-db", issuer_db] + extra
     clean_failure(run(*args), fragment)
     assert not (tmp_path / "b" / "terminal.json").exists()
+
+
+@pytest.mark.parametrize("extra, offset", [([], 480), (["--utc-offset", "-300"], -300)])
+def test_provision_writes_the_merchants_utc_offset(tmp_path, issuer_db, extra, offset):
+    # the board's screen shows the merchant's local time from this, not the bridge PC's
+    out = tmp_path / "board"
+    result = run("provision", "--out", out, "--terminal-id", "T0000002",
+                 "--issuer-db", issuer_db, "--derivation-id", "90123457", *extra)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "terminal.json").read_text())["utc_offset_min"] == offset
 
 
 def test_provision_without_an_issuer_database(tmp_path):
@@ -87,7 +112,7 @@ def built(tmp_path):
     (build / "main.py").write_text("import app\n")
     state = tmp_path / "state"
     state.mkdir()
-    for name in ("terminal.json", "counters.json"):
+    for name in ("terminal.json", "keys.bin"):
         (state / name).write_text("{}")
     return build, state
 
@@ -102,7 +127,7 @@ def test_deploy_copies_firmware_and_records_in_one_session_then_resets(built, mo
     assert first.split()[-1] == ":" and first.split()[:-1] == [
         str(build / n) for n in ("app.mpy", "cbor.mpy", "link.mpy", "main.py")]
     assert records.split() == ["fs", "cp", str(state / "terminal.json"),
-                               str(state / "counters.json"), ":"]
+                               str(state / "keys.bin"), ":"]
     assert reset == "reset"
 
 
@@ -114,8 +139,8 @@ def test_deploy_without_records_copies_the_firmware_only(built):
 
 def test_deploy_errors_are_clear(built, tmp_path, mocker):
     build, state = built
-    (state / "counters.json").unlink()
-    with pytest.raises(DeployError, match="no counters.json.*posbridge provision"):
+    (state / "keys.bin").unlink()
+    with pytest.raises(DeployError, match="no keys.bin.*posbridge provision"):
         deploy_command("/dev/ttyUSB0", build, state)
     with pytest.raises(DeployError, match="no firmware in .*firmware build"):
         deploy_command("/dev/ttyUSB0", tmp_path / "empty")
@@ -141,11 +166,12 @@ def test_reprovisioning_with_the_same_key_is_refused(tmp_path, issuer_db):
     args = ["provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db", issuer_db,
             "--derivation-id", "90123457"]
     assert run(*args).exit_code == 0
-    (out / "counters.json").write_text(json.dumps({"ksn_counter": 41, "trace": 41}))
+    used(out, 42, 41)
+    before = (out / "keys.bin").read_bytes()
     # the same derivation ID again would hand out keys already used: refused, even forced,
     # and the board's records stay as they were
     clean_failure(run(*args, "--force"), "1234567890123457 was issued already")
-    assert json.loads((out / "counters.json").read_text()) == {"ksn_counter": 41, "trace": 41}
+    assert (out / "keys.bin").read_bytes() == before
     # nor may another terminal get it
     clean_failure(run("provision", "--out", tmp_path / "other", "--terminal-id", "T0000003",
                       "--issuer-db", issuer_db, "--derivation-id", "90123457"),
@@ -177,3 +203,23 @@ def test_provision_registers_the_terminal_and_its_merchant(tmp_path, issuer_db):
     assert (t["merchant_id"], t["merchant_name"]) == ("M2", "CORNER CAFE")
     assert [(k["initial_key_id"], k["active"]) for k in t["keys"]] == \
         [("1234567890123457", 0), ("1234567890123459", 1)]
+
+
+def test_reprovisioning_a_board_of_the_firmware_that_kept_the_initial_key(tmp_path,
+                                                                         issuer_db):
+    # its terminal.json held the initial key, counters.json the last counter used: the
+    # counter goes on from there, and neither the key nor counters.json is left
+    out = tmp_path / "board"
+    out.mkdir()
+    key_id = bytes.fromhex("1234567890123457")
+    key = derive_initial_key(TEST_BDK, key_id)
+    (out / "terminal.json").write_text(json.dumps(
+        {"terminal_id": "T0000002", "initial_key": key.hex().upper(),
+         "initial_key_id": key_id.hex().upper()}))
+    (out / "counters.json").write_text(json.dumps({"ksn_counter": 0x1FFFE, "trace": 41}))
+    assert run("provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db",
+               issuer_db, "--derivation-id", "90123457", "--force").exit_code == 0
+    # 1FFFF has 17 one-bits: the next counter is 20000
+    assert (out / "keys.bin").read_bytes() == register_record(key, key_id, 0x20000, 41)
+    assert sorted(p.name for p in out.iterdir()) == ["keys.bin", "terminal.json"]
+    assert key.hex().upper() not in (out / "terminal.json").read_text()

@@ -1,14 +1,14 @@
 """Putting the firmware and a terminal's records on a board with mpremote.
 
 The board's flash root gets the precompiled modules, main.py, and (when given) the
-state records of `posbridge provision` (terminal.json, counters.json). One mpremote
+state records of `posbridge provision` (terminal.json, keys.bin). One mpremote
 session copies everything and resets the board, so it boots the new firmware."""
 import subprocess
 from pathlib import Path
 
 from .tools import beside_python
 
-STATE_RECORDS = ("terminal.json", "counters.json")
+STATE_RECORDS = ("terminal.json", "keys.bin")
 
 
 class DeployError(RuntimeError):

@@ -2,7 +2,7 @@
 send (docs/peripherals.md), written to a file descriptor or a file object.
 
 Built independently of the firmware's drivers (firmware/card_reader.py,
-firmware/pin_pad.py); tests/host/test_peripherals.py holds the two together.
+firmware/keypad.py); tests/host/test_peripherals.py holds the two together.
 The test card data here is made up; nothing is logged.
 """
 import os

@@ -22,6 +22,7 @@ DEMO_PIN = "1234"
 DEMO_TERMINAL_ID = "T0000001"
 DEMO_MERCHANT_ID = "104110070110001"
 DEMO_MERCHANT_NAME = "DEMO SHOP"
+DEMO_UTC_OFFSET_MIN = 480            # the demo merchant's local time, UTC+8
 CNY = 156
 
 
@@ -74,7 +75,7 @@ def load_demo(ledger, terminal_id: str = DEMO_TERMINAL_ID) -> int:
     the cards into an (empty) ledger; returns the card count."""
     ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
     terminals.register(ledger, terminal_id, DEMO_INITIAL_KEY_ID, DEMO_MERCHANT_ID,
-                       DEMO_MERCHANT_NAME)
+                       DEMO_MERCHANT_NAME, utc_offset_min=DEMO_UTC_OFFSET_MIN)
     with ledger.transaction():
         for card in DEMO_CARDS:
             cards.add(

@@ -102,6 +102,7 @@ _REGISTRY = [
         terminal_id TEXT PRIMARY KEY,
         merchant_id TEXT NOT NULL,
         merchant_name TEXT NOT NULL,
+        utc_offset_min INTEGER CHECK (utc_offset_min BETWEEN -840 AND 840),
         registered_at INTEGER NOT NULL,
         rekeyed_at INTEGER
     )""",

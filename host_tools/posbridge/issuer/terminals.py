@@ -12,8 +12,8 @@ A request is admitted when its terminal is registered, its KSN's initial key ID 
 terminal's active key, a reversal's original KSN is one of that terminal's keys, and
 its KSN counter is above the highest its key has used; the counter is then the highest.
 A counter at or below it is admitted only once and only for a request the board made
-ahead of time: a reversal (the board reserves its counter with the purchase's and may
-send it after later transactions) or the purchase a journaled reversal names (it came
+ahead of time: a reversal (the board builds it once and sends the same bytes at every
+try, also after later transactions) or the purchase a journaled reversal names (it came
 after its reversal, and is answered 94). The caller answers a byte-identical
 retransmission from the journal before it calls admit.
 
@@ -42,6 +42,7 @@ class Terminal:
     merchant_id: str
     merchant_name: str
     initial_key_id: "str | None"     # hex, the active key (None once retired, not re-keyed)
+    utc_offset_min: "int | None" = None   # the merchant's local time, as provisioned
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class _Key:
 
 def find(ledger, terminal_id: str) -> "Terminal | None":
     row = ledger.execute(
-        "SELECT t.terminal_id, t.merchant_id, t.merchant_name, k.initial_key_id "
+        "SELECT t.terminal_id, t.merchant_id, t.merchant_name, k.initial_key_id, "
+        "t.utc_offset_min "
         "FROM terminals t LEFT JOIN terminal_keys k "
         "ON k.terminal_id = t.terminal_id AND k.active = 1 WHERE t.terminal_id = ?",
         (terminal_id,)).fetchone()
@@ -64,8 +66,8 @@ def find(ledger, terminal_id: str) -> "Terminal | None":
 def terminals(ledger) -> "list[dict]":
     """Every terminal with its keys, for a person: active key, last counter, retired."""
     out = []
-    for t in ledger.execute("SELECT terminal_id, merchant_id, merchant_name, registered_at, "
-                            "rekeyed_at FROM terminals ORDER BY terminal_id"):
+    for t in ledger.execute("SELECT terminal_id, merchant_id, merchant_name, utc_offset_min, "
+                            "registered_at, rekeyed_at FROM terminals ORDER BY terminal_id"):
         keys = [dict(k) for k in ledger.execute(
             "SELECT initial_key_id, active, last_counter, issued_at, retired_at "
             "FROM terminal_keys WHERE terminal_id = ? ORDER BY issued_at, initial_key_id",
@@ -91,12 +93,16 @@ def check_values(terminal_id: str, merchant_id: str, merchant_name: str):
 
 
 def register(ledger, terminal_id: str, initial_key_id: bytes, merchant_id: str,
-             merchant_name: str, *, force: bool = False, now=None) -> Terminal:
-    """Register `terminal_id` with its initial key ID (BDK ID | derivation ID) and
-    merchant. An initial key ID issued before (to any terminal) is refused; a terminal
+             merchant_name: str, *, utc_offset_min=None, force: bool = False,
+             now=None) -> Terminal:
+    """Register `terminal_id` with its initial key ID (BDK ID | derivation ID), merchant
+    and (if provisioning gave one) the merchant's UTC offset in minutes. An initial key ID issued before (to any terminal) is refused; a terminal
     registered already is refused unless `force`, which re-keys it: its key is retired
     and the new one (a new derivation ID) takes its place."""
     check_values(terminal_id, merchant_id, merchant_name)
+    if utc_offset_min is not None and not (isinstance(utc_offset_min, int)
+                                           and -840 <= utc_offset_min <= 840):
+        raise LedgerError("UTC offset: -840 to 840 minutes")
     if len(initial_key_id) != dukpt.INITIAL_KEY_ID_SIZE:
         raise LedgerError("initial key ID: 8 bytes (16 hex digits) expected")
     key_hex = bytes(initial_key_id).hex().upper()
@@ -113,12 +119,12 @@ def register(ledger, terminal_id: str, initial_key_id: bytes, merchant_id: str,
             ledger.execute("UPDATE terminal_keys SET active = 0, retired_at = ? "
                            "WHERE terminal_id = ? AND active = 1", (now, terminal_id))
             ledger.execute("UPDATE terminals SET merchant_id = ?, merchant_name = ?, "
-                           "rekeyed_at = ? WHERE terminal_id = ?",
-                           (merchant_id, merchant_name, now, terminal_id))
+                           "utc_offset_min = ?, rekeyed_at = ? WHERE terminal_id = ?",
+                           (merchant_id, merchant_name, utc_offset_min, now, terminal_id))
         else:
             ledger.execute("INSERT INTO terminals (terminal_id, merchant_id, merchant_name, "
-                           "registered_at) VALUES (?, ?, ?, ?)",
-                           (terminal_id, merchant_id, merchant_name, now))
+                           "utc_offset_min, registered_at) VALUES (?, ?, ?, ?, ?)",
+                           (terminal_id, merchant_id, merchant_name, utc_offset_min, now))
         # a key registered for a terminal that already used it (a database from before
         # the registry) starts above the counters its journal holds
         used = ledger.execute("SELECT max(ksn) FROM transactions WHERE substr(ksn, 1, 16) = ?",
@@ -181,8 +187,8 @@ def admit(ledger, request) -> Terminal:
 
 
 def _made_ahead(ledger, request) -> bool:
-    """A counter below the highest that is still unused and was reserved by the board:
-    a reversal's, or a purchase's that its reversal named before it arrived."""
+    """A counter below the highest that is still unused, of a request the board made
+    before later ones: a reversal, or a purchase its reversal named before it arrived."""
     if ledger.find_by_ksn(request.ksn) is not None:
         return False
     if request.kind == REVERSAL:

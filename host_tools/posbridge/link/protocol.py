@@ -100,7 +100,8 @@ SCHEMA = {
         1: ("protocol", "protocol version", "uint", None, REQUIRED, None),
         2: ("time", "time", "uint", _TIME, REQUIRED, None),
         3: ("bridge", "bridge version", "tstr", (1, 16), REQUIRED, None),
-        4: ("utc_offset_min", "UTC offset", "int", (-840, 840), REQUIRED, None),
+        # 4 (the bridge PC's UTC offset) is retired and not reused: the board keeps the
+        # merchant's offset in its own record
     }},
     "status-request": {"type": STATUS_REQUEST, "fields": {}},
     # STATUS has two bodies: the board's and the bridge's
@@ -352,7 +353,7 @@ def _hidden(value) -> str:
     return f"<{len(value)} bytes>" if isinstance(value, (bytes, bytearray)) else "<hidden>"
 
 
-# how a field a person may read is shown: never a full PAN (GUIDE, Security)
+# how a field a person may read is shown: never a full PAN (PCI DSS 3.4: first six and last four digits at most)
 REDACT = {"pan": mask_pan, "card": _card, "pin_block": _hidden}
 
 

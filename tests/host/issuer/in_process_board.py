@@ -57,7 +57,7 @@ class InProcessBoard:
         self.bridge = Link(ScriptedStream(), self.clock)
         if hello:
             self.step(3)
-            self.to_board(m.HELLO_REPLY, {1: 1, 2: NOW, 3: "0.1.0", 4: 480})
+            self.to_board(m.HELLO_REPLY, {1: 1, 2: NOW, 3: "0.1.0"})
             self.step(5)
 
     def step(self, n=1, ms=10):

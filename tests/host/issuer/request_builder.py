@@ -132,10 +132,11 @@ class TerminalRequestBuilder:
             self.trace += 1
             trace = self.trace
         card = SimpleNamespace(pan=pan, expiry=expiry, service_code=service_code)
-        return financial.build_request(self.terminal_id, trace, now, card,
-                                       bytearray(pin.encode()),
-                                       (self.keys.initial_key, self.keys.initial_key_id),
-                                       self.counter)
+        ksn = self.keys.initial_key_id + self.counter.to_bytes(4, "big")
+        # the board's keys of this KSN, as terminal_keys.take hands them to financial
+        keys = [bytearray(k) for k in _keys(self.keys.initial_key, ksn)]
+        return financial.build_request(self.terminal_id, now, card,
+                                       bytearray(pin.encode()), (trace, ksn, keys))
 
     def _next(self, trace):
         """(trace, KSN) of the next transaction: a new DUKPT counter every time."""

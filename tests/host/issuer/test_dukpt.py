@@ -11,8 +11,10 @@ from posbridge.issuer.dukpt import DukptError, KeyUsage, MacError, PinBlockError
 
 import cmac as board_cmac  # the board's modules, from firmware/
 import dukpt as board_dukpt
+import key_loading
 import pinblock as board_pinblock
 import reference_vectors
+from posbridge.board.provision import register_record
 
 # X9.24-3-2017 test vector supplement, AES-128 BDK set, and the ISO 9564-1:2017 format 4
 # example worked there (reference_vectors.py says which part is which)
@@ -134,27 +136,33 @@ def test_reference_example_matches_psec_fields():
 
 
 # -- board side accepted by the issuer -----------------------------------------------------
+# (its keys come from its registers, as provisioning fills them for a counter)
+
+def board_take(counter):
+    """The board's transaction key and KSN for `counter`, from its registers as
+    provisioning writes them for that counter (board/provision.py)."""
+    record = bytearray(register_record(IK, IKID, counter))
+    return board_dukpt.take(record)
+
 
 @pytest.mark.parametrize("counter", COUNTERS, ids=lambda c: f"{c:08X}")
 def test_board_keys_equal_the_issuers(counter):
-    ksn = board_dukpt.make_ksn(IKID, counter)
+    tk, ksn = board_take(counter)
     assert ksn == ksn_of(counter)
-    tk = board_dukpt.transaction_key(IK, IKID, counter)
     assert bytes(tk) == dukpt.derive_transaction_key(BDK, ksn)
     for usage in KeyUsage:
         if usage in (KeyUsage.KEY_DERIVATION, KeyUsage.INITIAL_KEY):
             continue
-        assert bytes(board_dukpt.working_key(tk, IKID, counter, int(usage))) == \
+        assert bytes(board_dukpt.working_keys(tk, ksn, (int(usage),))[0]) == \
             dukpt.derive_working_key(BDK, ksn, usage), usage.name
 
 
 @pytest.mark.parametrize("counter", COUNTERS, ids=lambda c: f"{c:08X}")
 def test_board_pin_block_and_mac_accepted_by_issuer(counter):
+    tk, ksn = board_take(counter)
     pin_key, mac_key, response_key = board_dukpt.working_keys(
-        IK, IKID, counter, (board_dukpt.KEY_USAGE_PIN_ENCRYPTION,
-                            board_dukpt.KEY_USAGE_MAC_GENERATION,
-                            board_dukpt.KEY_USAGE_MAC_VERIFICATION))
-    ksn = board_dukpt.make_ksn(IKID, counter)
+        tk, ksn, (board_dukpt.KEY_USAGE_PIN_ENCRYPTION, board_dukpt.KEY_USAGE_MAC_GENERATION,
+                  board_dukpt.KEY_USAGE_MAC_VERIFICATION))
     pin = "%04d" % (counter % 10000) + "5" * (counter % 5)
     pan = "4111111111111111"
     block = board_pinblock.make_block(pin_key, bytearray(pin.encode()), pan)
@@ -166,9 +174,8 @@ def test_board_pin_block_and_mac_accepted_by_issuer(counter):
         dukpt.verify_request_mac(BDK, ksn, request, mac)
         with pytest.raises(MacError):
             dukpt.verify_request_mac(BDK, ksn, request + b"\x00", mac)
-    last = board_dukpt.LAST_COUNTER
-    other_counter = 1 if counter == last else board_dukpt.next_counter(counter)
-    other_key = board_dukpt.working_keys(IK, IKID, other_counter,
+    other_tk, other_ksn = board_take(1 if counter == 0xFFFF0000 else 0xFFFF0000)
+    other_key = board_dukpt.working_keys(other_tk, other_ksn,
                                          (board_dukpt.KEY_USAGE_MAC_GENERATION,))[0]
     with pytest.raises(MacError):  # a MAC made under another counter's key
         dukpt.verify_request_mac(BDK, ksn, request, board_cmac.aes_cmac(other_key, request))
@@ -176,6 +183,13 @@ def test_board_pin_block_and_mac_accepted_by_issuer(counter):
     response = b"\xa3\x01\x00\x02\x1a\x00\x01\x86\xa0"
     assert board_cmac.verify(response_key, response, dukpt.response_mac(BDK, ksn, response))
     assert not board_cmac.verify(mac_key, response, dukpt.response_mac(BDK, ksn, response))
+
+
+def test_provisioning_fills_the_registers_as_the_firmware_tests_do():
+    # two writings of the same record (board/provision.py, tests/firmware/key_loading.py)
+    for counter in COUNTERS + [0]:
+        assert register_record(IK, IKID, counter, 7) == \
+            bytes(key_loading.record_at(IK, IKID, counter, 7)), f"{counter:08X}"
 
 
 def test_board_cmac_equals_cryptography_cmac():
@@ -192,7 +206,7 @@ def test_truncated_request_mac_below_64_bits_refused():
         dukpt.verify_request_mac(BDK, ksn, b"x", bytes(4))
 
 
-# -- next_counter against a brute-force search ----------------------------------------------
+# -- the board's counters against a brute-force search, its keys against the BDK's -------
 
 def brute_force_next(counter):
     counter += 1
@@ -201,13 +215,18 @@ def brute_force_next(counter):
     return counter
 
 
-@pytest.mark.parametrize("start", [0, 0xFFFE, 0x0001FFFE, 0x00FFFF00, 0x7FFF7FFF, 0x7FFF8000,
-                                   0xFFFE7FFF, 0xFFFE8000, 0xFFFEFFFE])
-def test_next_counter_is_the_smallest_allowed_successor(start):
+@pytest.mark.parametrize("start", [1, 0xFFFE, 0x0001FFFE, 0x00FFFF00, 0x7FFF0000, 0x7FFF8000,
+                                   0xFFFC0000, 0xFFFE8000, 0xFFFF0000])
+def test_every_counter_the_board_uses_is_the_next_allowed_one_with_the_issuers_keys(start):
+    record = bytearray(register_record(IK, IKID, start))
     counter = start
     for _ in range(64):
-        if counter >= board_dukpt.LAST_COUNTER:
+        tk, ksn = board_dukpt.take(record)
+        assert ksn == ksn_of(counter)
+        assert bytes(tk) == dukpt.derive_transaction_key(BDK, ksn), f"{counter:08X}"
+        nxt = int.from_bytes(record[9:13], "big")
+        if counter == 0xFFFF0000:
+            assert nxt == 0      # exhausted
             break
-        nxt = board_dukpt.next_counter(counter)
         assert nxt == brute_force_next(counter), f"{counter:08X}"
         counter = nxt

@@ -19,7 +19,7 @@ def link(mocker):
 
 @pytest.fixture
 def bridge(link, issuer):
-    return Bridge(link, clock=lambda: 0, utc_offset_min=480, issuer=issuer)
+    return Bridge(link, clock=lambda: 0, issuer=issuer)
 
 
 def sent(link):
