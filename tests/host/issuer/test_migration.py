@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from posbridge.cli import main
+from posbridge.issuer.cli import issuer as issuer_group
 from posbridge.issuer import IssuerSecurityError, Ledger, codes
 from posbridge.issuer.ledger import SCHEMA_VERSION
 from posbridge.link.protocol import PURCHASE_REQUEST
@@ -81,8 +81,9 @@ def test_a_migrated_database_serves_registered_terminals_only(version_4, make_is
     with pytest.raises(IssuerSecurityError, match="T0000001 is not registered"):
         issuer.handle(PURCHASE_REQUEST, terminal.purchase(LI_WEI, 100)[0])
     issuer.close()
-    result = CliRunner().invoke(main, [
-        "issuer", "--db", str(version_4), "terminal", "add", "--terminal-id", "T0000001",
+    # the issuer group alone: posbridge's main would set up logging for the later tests
+    result = CliRunner().invoke(issuer_group, [
+        "--db", str(version_4), "terminal", "add", "--terminal-id", "T0000001",
         "--key-id", INITIAL_KEY_ID.hex(), "--merchant-id", "104110070110001",
         "--merchant-name", "DEMO SHOP"])
     assert result.exit_code == 0, result.output
@@ -94,5 +95,5 @@ def test_a_migrated_database_serves_registered_terminals_only(version_4, make_is
         issuer.handle(PURCHASE_REQUEST, terminal.purchase(LI_WEI, 100)[0])
     body, pending = terminal.purchase(LI_WEI, 100)
     assert terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending)[3] == codes.APPROVED
-    listing = CliRunner().invoke(main, ["issuer", "--db", str(version_4), "terminal", "list"])
+    listing = CliRunner().invoke(issuer_group, ["--db", str(version_4), "terminal", "list"])
     assert "T0000001" in listing.output and "counter 2" in listing.output
