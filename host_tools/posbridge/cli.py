@@ -134,7 +134,7 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
             else:
                 steps.run(emulator, None, stop)
             return
-        issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack)
+        issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack, terminal_id)
         port = open_port(link_path)
         link = HostLink(port, frame_log=log_frame).start()
         bridge = Bridge(link, issuer=issuer)
@@ -160,14 +160,18 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
             Path(link_alias).unlink(missing_ok=True)
 
 
-def _demo_issuer(stack):
-    """A fresh issuer database with the demo data, gone when the emulator stops."""
+def _demo_issuer(stack, terminal_id=None):
+    """A fresh issuer database with the demo data, gone when the emulator stops; the
+    emulated board (`terminal_id`, else the demo's) registered with the demo key."""
     from .issuer.demo_data import load_demo
     from .issuer.ledger import Ledger
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="pos-issuer-"))
     path = Path(tmp) / "issuer.sqlite"
     ledger = Ledger.create(path)
-    load_demo(ledger)
+    if terminal_id:
+        load_demo(ledger, terminal_id)
+    else:
+        load_demo(ledger)
     ledger.close()
     issuer = _open_issuer(path)
     stack.callback(issuer.close)
@@ -247,25 +251,35 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
-              help="The issuer database whose key set derives the terminal's key.")
+              help="The issuer database whose key set derives the terminal's key and "
+                   "whose registry records the terminal.")
 @click.option("--bdk-id", default="12345678", show_default=True,
               help="Key set (8 hex digits) in the issuer database.")
 @click.option("--derivation-id", required=True,
-              help="8 hex digits, unique per terminal of the key set.")
+              help="8 hex digits, never issued before in the key set.")
+@click.option("--merchant-id", default=None,
+              help="ISO 8583 field 42, 1 to 15 characters (default: the terminal's "
+                   "registered one, else the demo merchant's).")
+@click.option("--merchant-name", default=None,
+              help="1 to 22 characters, the name the cardholder's alerts show (default: "
+                   "the terminal's registered one, else the demo merchant's).")
 @click.option("--utc-offset", "utc_offset_min", type=int, default=480, show_default=True,
               help="The merchant's local time on the screen, minutes east of UTC "
                    "(480: UTC+8, the demo merchant's; -300: UTC-5).")
-@click.option("--force", is_flag=True, help="Replace an existing terminal's key.")
-def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, utc_offset_min,
-              force):
+@click.option("--force", is_flag=True,
+              help="Re-key a terminal already provisioned, with a new derivation ID.")
+def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, merchant_id,
+              merchant_name, utc_offset_min, force):
     """A terminal's records: its id and its DUKPT key registers, filled from its initial
     key, derived from the issuer's BDK for initial key ID = BDK ID | derivation ID
-    (X9.24-3-2017). The BDK never leaves the issuer's side, and the initial key never
-    reaches the board: it gets the registers only."""
+    (X9.24-3-2017), and its entry in the issuer's terminal registry. The BDK never
+    leaves the issuer's side, and the initial key never reaches the board: it gets the
+    registers only. A derivation ID is issued once."""
+    from .issuer import terminals
     from .issuer.errors import LedgerError
     from .issuer.ledger import Ledger
     from .issuer.dukpt import derive_initial_key
-    from .board.provision import ProvisionError
+    from .board.provision import TEST_MERCHANT_ID, TEST_MERCHANT_NAME, ProvisionError
     from .board.provision import provision as write_records
     try:
         key_id = bytes.fromhex(bdk_id) + bytes.fromhex(derivation_id)
@@ -279,16 +293,26 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, utc_offs
         raise click.ClickException(str(exc))
     try:
         bdk = ledger.bdk_for(bdk_id)
+        if bdk is None:
+            raise click.ClickException(f"no key set {bdk_id.upper()} in {issuer_db}")
+        known = terminals.find(ledger, terminal_id)
+        merchant_id = merchant_id or (known.merchant_id if known else TEST_MERCHANT_ID)
+        merchant_name = merchant_name or (known.merchant_name if known else TEST_MERCHANT_NAME)
+        # the registry and the board's records together: a refusal of either (a
+        # derivation ID issued before, a board already provisioned) leaves both as they were
+        with ledger.transaction():
+            terminals.register(ledger, terminal_id, key_id, merchant_id, merchant_name,
+                               utc_offset_min=utc_offset_min, force=force)
+            path = write_records(Path(state_dir), terminal_id,
+                                 derive_initial_key(bdk, key_id), key_id,
+                                 merchant_id=merchant_id, merchant_name=merchant_name,
+                                 utc_offset_min=utc_offset_min, force=force)
+    except (LedgerError, ProvisionError) as exc:
+        raise click.ClickException(str(exc))
     finally:
         ledger.close()
-    if bdk is None:
-        raise click.ClickException(f"no key set {bdk_id.upper()} in {issuer_db}")
-    try:
-        path = write_records(Path(state_dir), terminal_id, derive_initial_key(bdk, key_id),
-                             key_id, utc_offset_min=utc_offset_min, force=force)
-    except ProvisionError as exc:
-        raise click.ClickException(str(exc))
     console.print(f"terminal {terminal_id}: initial key ID {key_id.hex().upper()}, "
+                  f"merchant {merchant_id} {merchant_name!r}, registered in {issuer_db}; "
                   f"records in {path.parent}/")
 
 

@@ -212,9 +212,16 @@ def test_a_reversal_goes_again_as_the_same_bytes_until_acknowledged(bank, issuer
 
 def test_a_reversal_whose_identity_is_taken_goes_under_a_new_one(bank, issuer):
     from tests.host.issuer.request_builder import TerminalRequestBuilder
-    # the board's first purchase is trace 1 and its reversal trace 2: take trace 2
+    # the board's first purchase is trace 1 and its reversal trace 2: take trace 2, with
+    # the board's key and its KSN counter 1, which the board then goes on from (the issuer
+    # refuses a KSN counter used before)
     body, _ = TerminalRequestBuilder().request(ZHANG_MIN, trace=2)
     issuer.handle(p.BALANCE_REQUEST, body)
+    from posbridge.board.provision import TEST_INITIAL_KEY_ID, register_record
+    from posbridge.issuer.dukpt import derive_initial_key
+    from tests.host.issuer.request_builder import BDK
+    (bank.emulator.state_dir / "keys.bin").write_bytes(register_record(
+        derive_initial_key(BDK, TEST_INITIAL_KEY_ID), TEST_INITIAL_KEY_ID, 2, 0))
     bank.tap.tamper = _flip_mac((p.PURCHASE_RESPONSE,))
     screen = purchase(bank, LI_WEI, "1250", result="No charge")
     bank.emulator.pin_pad_sends(b"E")

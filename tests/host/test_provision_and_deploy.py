@@ -56,7 +56,7 @@ def test_reprovisioning_needs_force_and_keeps_the_trace_number(tmp_path, issuer_
     args = ["provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db", issuer_db]
     assert run(*args, "--derivation-id", "90123457").exit_code == 0
     used(out, 42, 41)
-    clean_failure(run(*args, "--derivation-id", "90123458"), "exists", "--force")
+    clean_failure(run(*args, "--derivation-id", "90123458"), "registered already", "--force")
     assert run(*args, "--derivation-id", "90123458", "--force").exit_code == 0
     # a new key starts its counter; the trace goes on (the issuer knows trace numbers)
     key_id = bytes.fromhex("1234567890123458")
@@ -161,16 +161,48 @@ def test_deploy_cli_reports_a_failure_in_one_line(built, mocker):
                   "mpremote failed on /dev/ttyUSB0: no device")
 
 
-def test_reprovisioning_the_same_key_keeps_its_counter(tmp_path, issuer_db):
+def test_reprovisioning_with_the_same_key_is_refused(tmp_path, issuer_db):
     out = tmp_path / "board"
     args = ["provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db", issuer_db,
             "--derivation-id", "90123457"]
     assert run(*args).exit_code == 0
     used(out, 42, 41)
     before = (out / "keys.bin").read_bytes()
-    assert run(*args, "--force").exit_code == 0
-    # the counter goes on: starting it again would reuse transaction keys
+    # the same derivation ID again would hand out keys already used: refused, even forced,
+    # and the board's records stay as they were
+    clean_failure(run(*args, "--force"), "1234567890123457 was issued already")
     assert (out / "keys.bin").read_bytes() == before
+    # nor may another terminal get it
+    clean_failure(run("provision", "--out", tmp_path / "other", "--terminal-id", "T0000003",
+                      "--issuer-db", issuer_db, "--derivation-id", "90123457"),
+                  "issued already")
+    assert not (tmp_path / "other" / "terminal.json").exists()
+
+
+def test_provision_registers_the_terminal_and_its_merchant(tmp_path, issuer_db):
+    from posbridge.issuer import terminals
+    out = tmp_path / "board"
+    assert run("provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db",
+               issuer_db, "--derivation-id", "90123457", "--merchant-id", "M2",
+               "--merchant-name", "CORNER CAFE").exit_code == 0
+    record = json.loads((out / "terminal.json").read_text())
+    assert (record["merchant_id"], record["merchant_name"]) == ("M2", "CORNER CAFE")
+    # the demo's own terminal id is refused without --force: it is registered already
+    clean_failure(run("provision", "--out", tmp_path / "b", "--terminal-id", "T0000001",
+                      "--issuer-db", issuer_db, "--derivation-id", "90123458"),
+                  "T0000001 is registered already")
+    assert not (tmp_path / "b").exists() or not (tmp_path / "b" / "terminal.json").exists()
+    # re-keyed with --force: a new key, the merchant kept, the old key retired
+    assert run("provision", "--out", out, "--terminal-id", "T0000002", "--issuer-db",
+               issuer_db, "--derivation-id", "90123459", "--force").exit_code == 0
+    ledger = Ledger.open(issuer_db)
+    try:
+        [t] = [t for t in terminals.terminals(ledger) if t["terminal_id"] == "T0000002"]
+    finally:
+        ledger.close()
+    assert (t["merchant_id"], t["merchant_name"]) == ("M2", "CORNER CAFE")
+    assert [(k["initial_key_id"], k["active"]) for k in t["keys"]] == \
+        [("1234567890123457", 0), ("1234567890123459", 1)]
 
 
 def test_reprovisioning_a_board_of_the_firmware_that_kept_the_initial_key(tmp_path,

@@ -8,7 +8,7 @@ use them; every card's PIN is 1234. Nothing here is a real card or a real key.
 import datetime
 from dataclasses import dataclass
 
-from . import cards, codes, preferences
+from . import cards, codes, preferences, terminals
 from .account_events import set_statement
 from .pins import hash_pin
 from .quiet_hours import QuietHours
@@ -18,6 +18,11 @@ DEMO_BDK_ID = "12345678"
 DEMO_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 DEMO_INITIAL_KEY_ID = bytes.fromhex("1234567890123456")
 DEMO_PIN = "1234"
+# the terminal the emulator and the demo provision with that key (board/provision.py)
+DEMO_TERMINAL_ID = "T0000001"
+DEMO_MERCHANT_ID = "104110070110001"
+DEMO_MERCHANT_NAME = "DEMO SHOP"
+DEMO_UTC_OFFSET_MIN = 480            # the demo merchant's local time, UTC+8
 CNY = 156
 
 
@@ -65,9 +70,12 @@ DEMO_CARDS = (
 )
 
 
-def load_demo(ledger) -> int:
-    """Put the demo key set and cards into an (empty) ledger; returns the card count."""
+def load_demo(ledger, terminal_id: str = DEMO_TERMINAL_ID) -> int:
+    """Put the demo key set, its terminal (`terminal_id` with the demo initial key) and
+    the cards into an (empty) ledger; returns the card count."""
     ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
+    terminals.register(ledger, terminal_id, DEMO_INITIAL_KEY_ID, DEMO_MERCHANT_ID,
+                       DEMO_MERCHANT_NAME, utc_offset_min=DEMO_UTC_OFFSET_MIN)
     with ledger.transaction():
         for card in DEMO_CARDS:
             cards.add(

@@ -7,6 +7,7 @@ that); any module may read:
 | table                                        | written by          |
 |----------------------------------------------|---------------------|
 | schema_version, key_sets, accounts, transactions (the journal), ledger_entries | ledger.py |
+| terminals, terminal_keys (the registry)      | terminals.py        |
 | cards                                        | cards.py            |
 | cardholders, alert_kinds, alert_channels     | preferences.py      |
 | account_events                               | account_events.py   |
@@ -17,8 +18,12 @@ its ledger entry and journal row; their terms (credit limit, statement) are set 
 it too. The card a request names is read here with its account and holder (Card).
 
 - key_sets: BDK id (hex of the KSN's first 4 bytes) -> BDK. The BDK lives only here.
-- transactions: the journal. (terminal id, trace number) is UNIQUE: it is the
-  transaction's identity; the request's SHA-256 and the response bytes are kept so a
+- terminals, terminal_keys: the registry (terminals.py): which terminal holds which
+  initial key ID, for which merchant, and per initial key ID the highest KSN counter used.
+- transactions: the journal, a row for every MAC'd answer. The KSN is the transaction's
+  identity (one row per KSN: the counter rule of terminals.py keeps it so); (terminal id,
+  trace number) repeats once the board's trace wraps, and means a duplicate only within
+  IDENTITY_WINDOW_S. The request's SHA-256 and the response bytes are kept so a
   repeated request gets the very same answer. Never the request itself (PAN, PIN block).
   A reversal row names the purchase it reverses (original trace and KSN, original_id);
   a purchase row names the reversal that closed it (reversed_by).
@@ -49,8 +54,70 @@ DEFAULT_PATH = Path("var") / "issuer.sqlite"
 # The schema, made whole when a database is created. Version 4 is the first kept: the
 # databases of versions 1 to 3 were made by development builds and are refused when
 # opened (`posbridge issuer init --force` makes a new one). A later change of the schema
-# raises the version and adds the step that brings a version-4 database up to it.
-SCHEMA_VERSION = 4
+# raises the version and adds to MIGRATIONS the step from the version before it.
+SCHEMA_VERSION = 5
+
+# (terminal id, trace number) names one transaction for this long after it was journaled
+# (issuer's clock); after it the board's trace may have wrapped (999999 -> 1), and the KSN
+# alone tells transactions apart. A board wraps after 999,999 requests: no counter
+# terminal makes that many in a day.
+IDENTITY_WINDOW_S = 24 * 3600
+
+_TRANSACTIONS = """CREATE TABLE transactions (
+        id INTEGER PRIMARY KEY,
+        terminal_id TEXT NOT NULL,
+        trace_number INTEGER NOT NULL,
+        request_digest TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        card_id INTEGER REFERENCES cards(id),
+        amount INTEGER,
+        currency INTEGER,
+        response_code TEXT NOT NULL,
+        response BLOB NOT NULL,
+        request_time INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        ksn TEXT,
+        approval_code TEXT,
+        merchant_id TEXT,
+        merchant_name TEXT,
+        original_trace INTEGER,
+        original_ksn TEXT,
+        reversal_reason INTEGER,
+        reversal_outcome INTEGER,
+        original_id INTEGER REFERENCES transactions(id),
+        reversed_by INTEGER REFERENCES transactions(id)
+    )"""
+# not UNIQUE: a version-4 journal may hold a KSN twice (version 4 took a used counter);
+# from version 5 on the counter rule, checked and advanced in the request's transaction,
+# keeps a KSN to one row
+_JOURNAL_INDEXES = [
+    "CREATE INDEX transactions_by_ksn ON transactions (ksn)",
+    "CREATE INDEX transactions_by_identity ON transactions (terminal_id, trace_number)",
+    # a purchase that arrives after its reversal is found by this index
+    "CREATE INDEX transactions_by_original ON transactions (original_ksn) "
+    "WHERE original_ksn IS NOT NULL",
+]
+_REGISTRY = [
+    """CREATE TABLE terminals (
+        terminal_id TEXT PRIMARY KEY,
+        merchant_id TEXT NOT NULL,
+        merchant_name TEXT NOT NULL,
+        utc_offset_min INTEGER CHECK (utc_offset_min BETWEEN -840 AND 840),
+        registered_at INTEGER NOT NULL,
+        rekeyed_at INTEGER
+    )""",
+    # every initial key ID ever issued stays here: one is never issued twice
+    """CREATE TABLE terminal_keys (
+        initial_key_id TEXT PRIMARY KEY CHECK (length(initial_key_id) = 16),
+        terminal_id TEXT NOT NULL REFERENCES terminals(terminal_id),
+        active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        last_counter INTEGER NOT NULL DEFAULT 0 CHECK (last_counter >= 0),
+        issued_at INTEGER NOT NULL,
+        retired_at INTEGER
+    )""",
+    "CREATE UNIQUE INDEX terminal_keys_active ON terminal_keys (terminal_id) WHERE active = 1",
+]
+
 SCHEMA = [
     """CREATE TABLE schema_version (version INTEGER NOT NULL)""",
     """CREATE TABLE key_sets (
@@ -104,34 +171,8 @@ SCHEMA = [
         cardholder_id INTEGER NOT NULL REFERENCES cardholders(id),
         purchase_limit INTEGER CHECK (purchase_limit IS NULL OR purchase_limit > 0)
     )""",
-    """CREATE TABLE transactions (
-        id INTEGER PRIMARY KEY,
-        terminal_id TEXT NOT NULL,
-        trace_number INTEGER NOT NULL,
-        request_digest TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        card_id INTEGER REFERENCES cards(id),
-        amount INTEGER,
-        currency INTEGER,
-        response_code TEXT NOT NULL,
-        response BLOB NOT NULL,
-        request_time INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        ksn TEXT,
-        approval_code TEXT,
-        merchant_id TEXT,
-        merchant_name TEXT,
-        original_trace INTEGER,
-        original_ksn TEXT,
-        reversal_reason INTEGER,
-        reversal_outcome INTEGER,
-        original_id INTEGER REFERENCES transactions(id),
-        reversed_by INTEGER REFERENCES transactions(id),
-        UNIQUE (terminal_id, trace_number)
-    )""",
-    # a purchase that arrives after its reversal is found by this index
-    "CREATE INDEX transactions_by_original ON transactions (terminal_id, original_trace) "
-    "WHERE original_trace IS NOT NULL",
+    _TRANSACTIONS,
+    *_JOURNAL_INDEXES,
     """CREATE TABLE ledger_entries (
         id INTEGER PRIMARY KEY,
         account_id INTEGER NOT NULL REFERENCES accounts(id),
@@ -172,7 +213,26 @@ SCHEMA = [
     )""",
     # the dispatcher's question: which waiting rows are due
     "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    *_REGISTRY,
 ]
+
+# version -> the statements that bring a database of that version to the next one. They
+# run in one transaction with foreign keys off, so a table can be made again under its
+# own name (SQLite cannot drop a UNIQUE constraint); the foreign keys are checked after.
+MIGRATIONS = {
+    # 4 -> 5: the terminal registry; the journal without UNIQUE (terminal_id,
+    # trace_number), so that a terminal goes on after its trace wraps. The registry starts
+    # empty: `posbridge issuer terminal add` registers a terminal with its key.
+    4: [
+        *_REGISTRY,
+        "DROP INDEX transactions_by_original",
+        "ALTER TABLE transactions RENAME TO transactions_v4",
+        _TRANSACTIONS,
+        "INSERT INTO transactions SELECT * FROM transactions_v4",
+        "DROP TABLE transactions_v4",
+        *_JOURNAL_INDEXES,
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -214,6 +274,8 @@ class JournalEntry:
     ksn: "str | None" = None          # hex
     reversed_by: "int | None" = None
     merchant_name: "str | None" = None
+    terminal_id: str = ""
+    trace_number: int = 0
 
 
 def request_digest(body: bytes) -> str:
@@ -267,7 +329,8 @@ class Ledger:
         return ledger
 
     def _check_schema(self):
-        """An empty file gets the schema; any other must be of SCHEMA_VERSION."""
+        """An empty file gets the schema; an older one (version 4 on) is migrated; any
+        other must be of SCHEMA_VERSION."""
         with self.transaction():
             tables = self._conn.execute("SELECT name FROM sqlite_master "
                                         "WHERE type = 'table'").fetchall()
@@ -283,10 +346,34 @@ class Ledger:
         if version > SCHEMA_VERSION:
             raise LedgerError(f"{self.path}: schema version {version} is newer than "
                               f"this posbridge ({SCHEMA_VERSION})")
-        if version < SCHEMA_VERSION:
+        if version < min(MIGRATIONS):
             raise LedgerError(f"{self.path}: schema version {version} is from a development "
                               f"build and cannot be opened (this posbridge: {SCHEMA_VERSION}); "
                               "posbridge issuer init --force makes a new database")
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self):
+        """Bring the database up to SCHEMA_VERSION, every step in one transaction."""
+        # neither pragma can change inside a transaction; with both, renaming the journal
+        # leaves the other tables' references to it by name, for the new journal to take
+        self._conn.execute("PRAGMA foreign_keys = OFF")
+        self._conn.execute("PRAGMA legacy_alter_table = ON")
+        try:
+            with self.transaction():
+                version = self.schema_version()     # another process may have done it
+                while version < SCHEMA_VERSION:
+                    for statement in MIGRATIONS[version]:
+                        self._conn.execute(statement)
+                    version += 1
+                broken = self._conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise LedgerError(f"{self.path}: migration to schema version "
+                                      f"{SCHEMA_VERSION} broke {len(broken)} references")
+                self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        finally:
+            self._conn.execute("PRAGMA legacy_alter_table = OFF")
+            self._conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self):
         self._conn.close()
@@ -396,17 +483,40 @@ class Ledger:
 
     # ---- journal -------------------------------------------------------------------
 
-    def find_transaction(self, terminal_id: str, trace_number: int) -> "JournalEntry | None":
-        row = self._conn.execute(
-            "SELECT id, request_digest, response, response_code, kind, card_id, amount, "
-            "currency, ksn, reversed_by, merchant_name FROM transactions "
-            "WHERE terminal_id = ? AND trace_number = ?", (terminal_id, trace_number)).fetchone()
+    _ENTRY = ("SELECT id, request_digest, response, response_code, kind, card_id, amount, "
+              "currency, ksn, reversed_by, merchant_name, terminal_id, trace_number "
+              "FROM transactions ")
+
+    @staticmethod
+    def _entry(row) -> "JournalEntry | None":
         if row is None:
             return None
         return JournalEntry(row["id"], row["request_digest"], bytes(row["response"]),
                             row["response_code"], row["kind"], row["card_id"], row["amount"],
                             row["currency"], row["ksn"], row["reversed_by"],
-                            row["merchant_name"])
+                            row["merchant_name"], row["terminal_id"], row["trace_number"])
+
+    def find_by_ksn(self, ksn) -> "JournalEntry | None":
+        """The journal row of the request made under `ksn` (bytes or hex): the
+        transaction's identity."""
+        if isinstance(ksn, (bytes, bytearray)):
+            ksn = bytes(ksn).hex()
+        return self._entry(self._conn.execute(
+            self._ENTRY + "WHERE ksn = ? ORDER BY id LIMIT 1", (ksn.upper(),)).fetchone())
+
+    def find_transaction(self, terminal_id: str, trace_number: int) -> "JournalEntry | None":
+        """The latest row journaled for (terminal id, trace number)."""
+        return self._entry(self._conn.execute(
+            self._ENTRY + "WHERE terminal_id = ? AND trace_number = ? ORDER BY id DESC "
+            "LIMIT 1", (terminal_id, trace_number)).fetchone())
+
+    def identity_in_use(self, terminal_id: str, trace_number: int, now: int) -> bool:
+        """Whether (terminal id, trace number) was journaled within IDENTITY_WINDOW_S
+        before `now`: a request with it (and another KSN) is a duplicate."""
+        return self._conn.execute(
+            "SELECT 1 FROM transactions WHERE terminal_id = ? AND trace_number = ? "
+            "AND created_at > ? LIMIT 1",
+            (terminal_id, trace_number, now - IDENTITY_WINDOW_S)).fetchone() is not None
 
     # columns a caller may set beside the required ones
     _JOURNAL_EXTRA = ("amount", "currency", "ksn", "approval_code", "merchant_id",
@@ -438,11 +548,15 @@ class Ledger:
         self._conn.execute("UPDATE transactions SET response = ? WHERE id = ?",
                            (bytes(response), transaction_id))
 
-    def find_reversal_of(self, terminal_id: str, original_trace: int) -> "int | None":
-        """The id of the first reversal journaled for (terminal id, original trace)."""
+    def find_reversal_of(self, terminal_id: str, original_ksn) -> "int | None":
+        """The id of the first reversal the terminal had acknowledged (00) for the
+        request made under `original_ksn` (bytes or hex)."""
+        if isinstance(original_ksn, (bytes, bytearray)):
+            original_ksn = bytes(original_ksn).hex()
         row = self._conn.execute(
-            "SELECT id FROM transactions WHERE terminal_id = ? AND original_trace = ? "
-            "AND kind = 'reversal' ORDER BY id LIMIT 1", (terminal_id, original_trace)).fetchone()
+            "SELECT id FROM transactions WHERE original_ksn = ? AND terminal_id = ? "
+            "AND kind = 'reversal' AND response_code = '00' ORDER BY id LIMIT 1",
+            (original_ksn.upper(), terminal_id)).fetchone()
         return row["id"] if row else None
 
     def mark_reversed(self, transaction_id: int, reversal_id: int):

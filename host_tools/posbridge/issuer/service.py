@@ -16,9 +16,13 @@ request bytes it answers (the board takes only an answer to the bytes it sent):
   request MAC wrong         -> 63, nothing journaled, nothing changed; logged as a
                                security event (an altered copy, or the terminal's keys)
 Then, in one SQLite transaction (the journal row, PIN tries, balances with their ledger
-entry, and outbox rows together; an alert goes out only after its COMMIT, below):
-  identity (terminal id, trace number) seen with the same request bytes -> the stored
-      response, byte for byte (nothing changes); with other bytes -> 94, not journaled
+entry, the KSN counter and outbox rows together; an alert goes out only after its
+COMMIT, below):
+  KSN journaled with the same request bytes -> the stored response, byte for byte
+      (nothing changes)
+  terminal not registered, KSN's initial key not the terminal's, a reversal's original
+      KSN not the terminal's, KSN counter used (terminals.admit) -> IssuerSecurityError
+  (terminal id, trace number) journaled within ledger.IDENTITY_WINDOW_S -> 94, journaled
 Balance inquiry and purchase:
   time (key 3) more than max_age_s before the issuer's clock, or more than
       max_ahead_s after it -> 68, not charged (journaled): a request held on the way,
@@ -74,7 +78,7 @@ import threading
 import time
 
 from . import dukpt
-from . import alerts, cards, codes, notify, outbox
+from . import alerts, cards, codes, notify, outbox, terminals
 from .cards import MAX_PIN_TRIES, is_expired
 from .dispatcher import Dispatcher
 from .errors import (IssuerInternalError, IssuerRequestError, IssuerSecurityError,
@@ -119,6 +123,7 @@ class _Outcome:
         self.available = available      # balances after the debit, when there is one
         self.ledger = ledger
         self.reversed_by = reversed_by  # the reversal that came before this purchase
+        self.terminal = None            # the registry's entry of the request's terminal
 
 
 class _Reply:
@@ -220,22 +225,26 @@ class Issuer:
     def _answer(self, request, bdk, digest) -> bytes:
         try:
             with self.ledger.transaction():
-                previous = self.ledger.find_transaction(request.terminal_id,
-                                                        request.trace_number)
-                if previous is not None:
-                    if previous.request_digest == digest:
-                        log.info("%s repeated: original answer %s", _label(request),
-                                 previous.response_code)
-                        return previous.response
+                previous = self.ledger.find_by_ksn(request.ksn)
+                if previous is not None and previous.request_digest == digest:
+                    # before the counter check: a retransmission reuses its KSN
+                    log.info("%s repeated: original answer %s", _label(request),
+                             previous.response_code)
+                    return previous.response
+                terminal = terminals.admit(self.ledger, request)
+                now = int(self._clock())
+                if self.ledger.identity_in_use(request.terminal_id, request.trace_number,
+                                               now):
                     log.warning("%s: identity reused by another request: 94",
                                 _label(request))
-                    return self._declined(request, bdk, codes.DUPLICATE)
-                now = int(self._clock())
+                    return self._duplicate(request, bdk, digest, terminal, now)
                 if request.kind == REVERSAL:
                     reply = self._reverse(request, bdk, digest, now)
                 else:
-                    outcome = self._decide(request, bdk, now)
+                    outcome = self._decide(request, bdk, now, terminal)
                     reply = self._write(request, bdk, digest, outcome, now)
+        except IssuerSecurityError:
+            raise                          # refused: nothing written, no answer
         except Exception as exc:           # noqa: BLE001 - any failure is a 96, MAC'd
             # the exception's text is not logged: it could hold request data
             log.error("%s failed (%s): 96", _label(request), type(exc).__name__)
@@ -246,8 +255,11 @@ class Issuer:
             outcome = _Outcome(codes.SYSTEM_MALFUNCTION)
             try:
                 with self.ledger.transaction():
+                    outcome.terminal = terminals.admit(self.ledger, request)
                     return self._write(request, bdk, digest, outcome,
                                        int(self._clock())).response
+            except IssuerSecurityError:
+                raise
             except Exception:              # noqa: BLE001 - answer even if not journaled
                 return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
         # committed: outside the try, so that nothing after this can turn a charged
@@ -278,9 +290,31 @@ class Issuer:
         log.info("alert %s: notification %d", alert.message_id, alert.decision.status)
         return response
 
+    def _duplicate(self, request, bdk, digest, terminal, now) -> bytes:
+        """94 to a request whose (terminal id, trace number) another one took: journaled
+        under its own KSN, so a retransmission gets the same 94 and the KSN stays used.
+        Never an acknowledgement: a reversal's row names no original."""
+        response = self._declined(request, bdk, codes.DUPLICATE)
+        extra = {}
+        if request.kind == PURCHASE:
+            extra = dict(amount=request.amount, currency=request.currency,
+                         merchant_id=terminal.merchant_id,
+                         merchant_name=terminal.merchant_name)
+        self.ledger.record_transaction(
+            terminal_id=request.terminal_id, trace_number=request.trace_number,
+            digest=digest, kind=request.kind, card_id=None, response_code=codes.DUPLICATE,
+            response=response, request_time=request.time, now=now, ksn=request.ksn,
+            **extra)
+        return response
+
     # ---- the rules: balance inquiry and purchase ----------------------------------
 
-    def _decide(self, request, bdk, now) -> _Outcome:
+    def _decide(self, request, bdk, now, terminal) -> _Outcome:
+        outcome = self._rules(request, bdk, now, terminal)
+        outcome.terminal = terminal
+        return outcome
+
+    def _rules(self, request, bdk, now, terminal) -> _Outcome:
         card = self.ledger.card_by_pan(request.pan)
         # the time is under the request's MAC, but the terminal's clock is set by the
         # bridge unauthenticated: a wrong one refuses, never charges
@@ -290,8 +324,7 @@ class Issuer:
                         _label(request), abs(behind), "behind" if behind > 0 else "ahead of")
             return _Outcome(codes.TIME_OUT_OF_WINDOW, card=card)
         if request.kind == PURCHASE:
-            reversal_id = self.ledger.find_reversal_of(request.terminal_id,
-                                                       request.trace_number)
+            reversal_id = self.ledger.find_reversal_of(request.terminal_id, request.ksn)
             if reversal_id is not None:
                 log.warning("%s arrived after its reversal: 94, not charged",
                             _label(request))
@@ -325,7 +358,7 @@ class Issuer:
             if card.pin_tries_left != MAX_PIN_TRIES:
                 cards.set_pin_tries(self.ledger, card.id, MAX_PIN_TRIES)
             if request.kind == PURCHASE:
-                return self._purchase(request, card, now, when)
+                return self._purchase(request, card, now, when, terminal)
             return _Outcome(codes.APPROVED, self._decide_alert(notify.BALANCE_INQUIRY, card, now),
                             card, text=lambda lang, kind: notify.balance_inquiry_text(
                                 lang, last4=card.last4, available=card.available,
@@ -344,7 +377,7 @@ class Issuer:
                             lang, last4=card.last4, tries_left=left, when=when,
                             terminal_id=terminal_id, policy=self.policy))
 
-    def _purchase(self, request, card, now, when) -> _Outcome:
+    def _purchase(self, request, card, now, when, terminal) -> _Outcome:
         """The amount rules of a purchase whose card and PIN are good."""
         amount = request.amount
         if request.currency != card.currency:
@@ -358,7 +391,7 @@ class Issuer:
         available, ledger = card.available - amount, card.ledger - amount
         decision = self._decide_alert(notify.PURCHASE, card, now, amount=amount)
         fields = dict(last4=card.last4, amount=amount, currency=request.currency,
-                      merchant=request.merchant_name, when=when, available=available,
+                      merchant=terminal.merchant_name, when=when, available=available,
                       terminal_id=request.terminal_id, policy=self.policy)
 
         def text(lang, kind):               # kind: purchase, or large_amount above the limit
@@ -384,9 +417,10 @@ class Issuer:
             outcome.available, outcome.ledger = card.available, card.ledger
         extra = {"ksn": request.ksn, "approval_code": approval_code}
         if request.kind == PURCHASE:
+            # the registry's merchant, never the request's (terminals.py)
             extra.update(amount=request.amount, currency=request.currency,
-                         merchant_id=request.merchant_id,
-                         merchant_name=request.merchant_name,
+                         merchant_id=outcome.terminal.merchant_id,
+                         merchant_name=outcome.terminal.merchant_name,
                          reversed_by=outcome.reversed_by)
         elif approved:
             extra["currency"] = card.currency
@@ -430,9 +464,11 @@ class Issuer:
         purchase back at most once, and alert the credit as notify.py's reversal rules
         say (the caller holds the transaction). The purchase's own alert stays as it
         is: it went out, or goes out before this one."""
-        original = self.ledger.find_transaction(request.terminal_id, request.original_trace)
+        # the original KSN names the purchase; its trace may have wrapped since
+        original = self.ledger.find_by_ksn(request.original_ksn)
         found = (original is not None and original.kind == PURCHASE
-                 and original.ksn == request.original_ksn.hex().upper())
+                 and original.terminal_id == request.terminal_id
+                 and original.trace_number == request.original_trace)
         original_label = _label(request, request.original_trace)
         if not found:
             # nothing of this request was charged; the row journaled below makes the

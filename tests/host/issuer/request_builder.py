@@ -21,7 +21,7 @@ import answer
 import financial
 import reference_vectors
 
-from posbridge.issuer import dukpt
+from posbridge.issuer import dukpt, terminals
 from posbridge.link import cbor_profile
 
 # ANSI X9.24-3-2017 supplement test vectors, AES-128 BDK set: BDK, initial key ID and the
@@ -202,6 +202,16 @@ def rebound(pending, body):
     (resign): the answer names those bytes."""
     pending.digest = hashlib.sha256(body).digest()
     return pending
+
+
+def provisioned_terminal(ledger, terminal_id, derivation_id, *, merchant_id=MERCHANT_ID,
+                         merchant_name=MERCHANT_NAME, force=False):
+    """A terminal registered at the issuer as `posbridge provision` registers one (its
+    initial key ID = the test BDK ID | `derivation_id`, 8 hex digits), and the builder
+    that plays it: a second terminal beside the demo's T0000001."""
+    key_id = INITIAL_KEY_ID[:4] + bytes.fromhex(derivation_id)
+    terminals.register(ledger, terminal_id, key_id, merchant_id, merchant_name, force=force)
+    return TerminalRequestBuilder(terminal_id, dukpt.derive_initial_key(BDK, key_id), key_id)
 
 
 def resign(fields, bdk=BDK):

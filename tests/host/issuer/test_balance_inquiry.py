@@ -13,7 +13,8 @@ from posbridge.issuer import codes, outbox
 from posbridge.issuer.cards import MAX_PIN_TRIES
 from tests.schema import schema_for
 
-from .request_builder import BDK, NOW, rebound, refused_unauthenticated, resign
+from .request_builder import (BDK, NOW, provisioned_terminal, rebound,
+                              refused_unauthenticated, resign)
 from .request_builder import TerminalRequestBuilder as Terminal
 
 LI_WEI = "4761730000000011"       # subscribed, SMS, 138****5678
@@ -173,12 +174,16 @@ def test_identity_reused_by_another_request_is_94(issuer, terminal):
     cddl_check(response)
     fields = terminal.check(response, pending)                  # MAC'd under the new KSN
     assert (fields[3], fields[8]) == (codes.DUPLICATE, {1: codes.NOTHING_TO_ALERT})
-    assert [r["response_code"] for r in issuer.ledger.transactions()] == ["00"]
+    # the 94 is journaled under its own KSN (no card, nothing changed), so that the
+    # same bytes again get the same 94
+    assert [r["response_code"] for r in issuer.ledger.transactions()] == ["00", "94"]
+    assert issuer.handle(BALANCE_REQUEST, other) == response
     assert len(issuer.ledger.outbox()) == 1
 
 
 def test_same_trace_on_another_terminal_is_not_a_duplicate(issuer):
-    a, b = Terminal("T0000001"), Terminal("T0000002")
+    a = Terminal("T0000001")
+    b = provisioned_terminal(issuer.ledger, "T0000002", "90123457")
     assert ask(issuer, a, LI_WEI, trace=7)[3] == codes.APPROVED
     assert ask(issuer, b, LI_WEI, trace=7)[3] == codes.APPROVED
 

@@ -3,6 +3,9 @@
 purchase they reverse, an issuer restart now and then, all in a random order. A model
 of the rules predicts every answer; at the end the balance is the opening balance less
 the purchases charged and not reversed, and no purchase is debited or credited twice.
+A purchase first delivered after a later request of the terminal has a KSN counter
+below the highest used: refused (IssuerSecurityError, nothing charged), unless a
+reversal named it first (then 94).
 
 The card's PIN hash is scrypt with a tiny cost (verify_pin reads the cost from the
 stored hash), so hundreds of PIN checks take no time."""
@@ -16,11 +19,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posbridge.issuer import Issuer, Ledger, cards, codes
+from posbridge.issuer import Issuer, IssuerSecurityError, Ledger, cards, codes, terminals
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID
 from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
 from .conftest import ISSUER_NOW
+from .request_builder import INITIAL_KEY_ID, MERCHANT_ID, MERCHANT_NAME
 from .request_builder import TerminalRequestBuilder as Terminal
 
 PAN = "4111111111111111"
@@ -38,6 +42,7 @@ def cheap_pin_hash(pin):
 def new_issuer(path: Path) -> Issuer:
     ledger = Ledger.create(path)
     ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK)
+    terminals.register(ledger, "T0000001", INITIAL_KEY_ID, MERCHANT_ID, MERCHANT_NAME)
     cards.add(ledger, pan=PAN, pin_hash=cheap_pin_hash("1234"), expiry="3012",
               available=OPENING, currency=156, name="Random", purchase_limit=LIMIT)
     return Issuer(ledger, clock=lambda: ISSUER_NOW)
@@ -68,11 +73,19 @@ def run(path, rng, count):
     the counts of what happened."""
     issuer = new_issuer(path)
     terminal = Terminal()
-    purchases = [terminal.purchase(PAN, rng.randint(1, MAX_AMOUNT)) for _ in range(count)]
+    amounts = [rng.randint(1, MAX_AMOUNT) for _ in range(count)]
+    purchases = {}                  # i -> (body, pending), built when first sent or
+                                    # reversed: the board makes them one after another
+
+    def purchase(i):
+        if i not in purchases:
+            purchases[i] = terminal.purchase(PAN, amounts[i])
+        return purchases[i]
     reversals = {}                  # (i, j) -> (body, pending), built when first sent
     answers = {}                    # what was answered first, by event
     balance = OPENING               # the model
     delivered, charged, reversed_, reversed_first = set(), set(), set(), set()
+    highest = 0                     # the highest KSN counter the issuer took
     seen = Counter()
     try:
         for event in schedule(rng, count):
@@ -83,24 +96,35 @@ def run(path, rng, count):
                 continue
             if event[0] == "P":
                 i = event[1]
-                body, pending = purchases[i]
+                body, pending = purchase(i)
+                counter = int.from_bytes(pending.ksn[8:], "big")
+                if (event not in answers and counter <= highest
+                        and i not in reversed_first | reversed_):
+                    # a later request took a higher counter first: refused, not charged
+                    try:
+                        issuer.handle(PURCHASE_REQUEST, body)
+                    except IssuerSecurityError:
+                        seen["purchases refused: counter used"] += 1
+                        continue
+                    raise AssertionError(f"{event}: a used counter was taken")
                 response = issuer.handle(PURCHASE_REQUEST, body)
             else:
                 i, j = event[1], event[2]
                 if event not in reversals:
-                    reversals[event] = terminal.reversal(purchases[i][1], rng.choice([1, 2, 3]))
+                    reversals[event] = terminal.reversal(purchase(i)[1], rng.choice([1, 2, 3]))
                 body, pending = reversals[event]
                 response = issuer.handle(REVERSAL_REQUEST, body)
+            highest = max(highest, int.from_bytes(pending.ksn[8:], "big"))
             fields = terminal.check(response, pending)
             if event in answers:                         # a duplicate delivery
                 assert response == answers[event]
                 seen["duplicate purchases" if event[0] == "P" else "repeated reversals"] += 1
                 continue
             answers[event] = response
-            amount = purchases[i][1].amount
+            amount = amounts[i]
             if event[0] == "P":
                 delivered.add(i)
-                if i in reversed_first:
+                if i in reversed_first | reversed_:
                     expected = codes.DUPLICATE
                 elif amount > LIMIT:
                     expected = codes.EXCEEDS_LIMIT
@@ -131,7 +155,6 @@ def run(path, rng, count):
                 seen[f"reversal outcome {expected}"] += 1
 
         # the balance is the opening less what was charged and not reversed
-        amounts = [p.amount for _, p in purchases]
         still_charged = charged - reversed_
         card = issuer.ledger.card_by_pan(PAN)
         assert card.available == card.ledger == balance == \
@@ -139,7 +162,7 @@ def run(path, rng, count):
         # each purchase debited at most once, credited at most once and only if debited
         postings = Counter((e["kind"], e["trace_number"]) for e in issuer.ledger.ledger_entries())
         assert max(postings.values(), default=1) == 1
-        traces = {p.trace: i for i, (_, p) in enumerate(purchases)}
+        traces = {p.trace: i for i, (_, p) in purchases.items()}
         debited = {traces[t] for kind, t in postings if kind == "purchase"}
         assert debited == charged
         credited = {traces[r["original_trace"]] for r in issuer.ledger.journal()

@@ -10,7 +10,7 @@ from posbridge.issuer import Ledger, LedgerError, cards, codes
 from posbridge.issuer.cards import MAX_PIN_TRIES, check_pan, is_expired, parse_expiry
 from posbridge.link.pan import luhn_check_digit, luhn_valid
 from posbridge.issuer.demo_data import DEMO_BDK, DEMO_BDK_ID, DEMO_CARDS, DEMO_PIN
-from posbridge.issuer.ledger import SCHEMA_VERSION
+from posbridge.issuer.ledger import IDENTITY_WINDOW_S, SCHEMA_VERSION
 from posbridge.issuer.money import currency_code, format_amount, parse_amount
 from posbridge.issuer.pins import PinHashError, hash_pin, verify_pin
 from posbridge.issuer.preferences import check_phone, mask_phone
@@ -79,15 +79,24 @@ def test_transaction_rolls_back_on_error(db_path):
     ledger.close()
 
 
-def test_identity_is_unique_in_the_journal(db_path):
+def test_a_trace_names_a_transaction_within_the_identity_window(db_path):
     ledger = Ledger.open(db_path)
     row = dict(terminal_id="T1", trace_number=5, digest="00", kind="balance_inquiry",
                card_id=None, response_code="14", response=b"x", request_time=0)
     with ledger.transaction():
-        ledger.record_transaction(**row)
-    with pytest.raises(sqlite3.IntegrityError):
-        with ledger.transaction():
-            ledger.record_transaction(**row)
+        ledger.record_transaction(**row, now=1000, ksn="12345678901234560000000A")
+    assert ledger.identity_in_use("T1", 5, 1000 + IDENTITY_WINDOW_S - 1)
+    assert not ledger.identity_in_use("T1", 5, 1000 + IDENTITY_WINDOW_S)
+    assert not ledger.identity_in_use("T1", 6, 1000)
+    assert not ledger.identity_in_use("T2", 5, 1000)
+    # once the board's trace has wrapped, the same trace is another transaction: the KSN
+    # tells them apart
+    with ledger.transaction():
+        ledger.record_transaction(**row, now=1000 + IDENTITY_WINDOW_S,
+                                  ksn="12345678901234560000FF00")
+    assert ledger.find_by_ksn(bytes.fromhex("12345678901234560000000A")).id != \
+        ledger.find_by_ksn("12345678901234560000ff00").id
+    assert ledger.find_transaction("T1", 5).ksn == "12345678901234560000FF00"
     ledger.close()
 
 
@@ -178,8 +187,9 @@ def _tables(ledger):
 
 def test_a_new_database_has_the_whole_schema(tmp_path):
     ledger = Ledger.create(tmp_path / "new.sqlite")
-    assert ledger.schema_version() == SCHEMA_VERSION == 4
-    assert {"ledger_entries", "account_events", "alert_channels", "outbox"} <= _tables(ledger)
+    assert ledger.schema_version() == SCHEMA_VERSION == 5
+    assert {"ledger_entries", "account_events", "alert_channels", "outbox", "terminals",
+            "terminal_keys"} <= _tables(ledger)
     assert {"threshold", "large_amount_limit", "quiet_hours", "language"} <= \
         _columns(ledger, "cardholders")
     assert {"ksn", "merchant_name", "reversed_by"} <= _columns(ledger, "transactions")

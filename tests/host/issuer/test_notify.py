@@ -11,6 +11,7 @@ from posbridge.link.pan import mask_pans_in_text
 from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 
 from .conftest import ISSUER_NOW
+from .request_builder import provisioned_terminal
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI, ask
 
 ALL_KINDS = frozenset(codes.DEFAULT_ALERT_KINDS)
@@ -253,8 +254,14 @@ def test_demo_cardholders_purchase(make_issuer, terminal, pan, amount, policy, n
     assert [r["kind"] for r in issuer.ledger.outbox()] == kinds
 
 
-def test_approved_purchase_alert_in_english(issuer, terminal):
-    fields = purchase(issuer, terminal, LI_WEI, 1250, merchant_name="CAFE LUMIERE")
+def shop(issuer, name):
+    """A second terminal, of the merchant `name` in the registry (the alert's merchant
+    is the registry's, never the request's)."""
+    return provisioned_terminal(issuer.ledger, "T0000002", "90123457", merchant_name=name)
+
+
+def test_approved_purchase_alert_in_english(issuer):
+    fields = purchase(issuer, shop(issuer, "CAFE LUMIERE"), LI_WEI, 1250)
     assert (fields[3], fields[5]) == (codes.APPROVED, 1233317)
     [row] = issuer.ledger.outbox()
     [tx] = issuer.ledger.journal()
@@ -266,18 +273,18 @@ def test_approved_purchase_alert_in_english(issuer, terminal):
     # the merchant, the amount with its currency, the issuer's local time and the
     # available balance after the purchase; the card as its last 4 digits only
     assert row["text"] == ("Card ending 0011: purchase of CNY 12.50 at CAFE LUMIERE "
-                           "(T0000001), 2026-11-22 16:02. Available CNY 12,333.17.")
+                           "(T0000002), 2026-11-22 16:02. Available CNY 12,333.17.")
     assert LI_WEI not in row["text"] and LI_WEI[:6] not in row["text"]
 
 
-def test_approved_purchase_alert_in_chinese(issuer, terminal):
-    fields = purchase(issuer, terminal, WANG_FANG, 12880, merchant_name="CAFE LUMIERE")
+def test_approved_purchase_alert_in_chinese(issuer):
+    fields = purchase(issuer, shop(issuer, "CAFE LUMIERE"), WANG_FANG, 12880)
     assert (fields[3], fields[5], fields[8]) == \
         (codes.APPROVED, 487120, {1: codes.SENT, 2: "app", 3: "137****1111"})
     [row] = issuer.ledger.outbox()
     assert (row["kind"], row["card_last4"], row["channel"], row["language"], row["status"]) \
         == ("purchase", "0037", "app", "zh", "sent")
-    assert row["text"] == ("您尾号0037的卡于2026-11-22 16:02在CAFE LUMIERE（终端T0000001）"
+    assert row["text"] == ("您尾号0037的卡于2026-11-22 16:02在CAFE LUMIERE（终端T0000002）"
                            "消费CNY 128.80，可用余额CNY 4,871.20。")
     assert WANG_FANG not in row["text"] and WANG_FANG[:6] not in row["text"]
 
@@ -300,13 +307,13 @@ def test_purchase_below_the_cardholders_threshold(make_issuer, terminal):
     assert purchase(bank, terminal, LI_WEI, 1999)[8] == {1: codes.BELOW_THRESHOLD, 4: "20.00"}
 
 
-def test_large_amount_purchase_alert(make_issuer, terminal):
+def test_large_amount_purchase_alert(make_issuer):
     issuer = make_issuer(Policy(large_amount_limit=100000))
-    purchase(issuer, terminal, LI_WEI, 150000, merchant_name="JEWELLERS")
+    purchase(issuer, shop(issuer, "JEWELLERS"), LI_WEI, 150000)
     [row] = issuer.ledger.outbox()
     assert row["kind"] == "large_amount"
     assert row["text"] == ("Large amount alert: card ending 0011: purchase of CNY 1,500.00 at "
-                           "JEWELLERS (T0000001), 2026-11-22 16:02, above your limit of "
+                           "JEWELLERS (T0000002), 2026-11-22 16:02, above your limit of "
                            "CNY 1,000.00. Available CNY 10,845.67.")
 
 

@@ -15,8 +15,8 @@ from posbridge.issuer.pins import hash_pin
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 from tests.schema import schema_for
 
-from .request_builder import (MERCHANT_ID, MERCHANT_NAME, SecurityError, rebound,
-                              refused_unauthenticated, resign)
+from .request_builder import (MERCHANT_ID, MERCHANT_NAME, SecurityError, provisioned_terminal,
+                              rebound, refused_unauthenticated, resign)
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI
 
@@ -239,12 +239,16 @@ def test_identity_reused_by_another_request_is_94_and_not_charged(issuer, termin
     assert (fields[3], fields[8]) == (codes.DUPLICATE, {1: codes.NOTHING_TO_ALERT})
     assert entries(issuer) == [("purchase", 42, -1250)]
     assert available(issuer, ZHANG_MIN) == 88000
+    # journaled under its own KSN, nothing charged: the same bytes get the same 94
     assert [r["response_code"] for r in issuer.ledger.journal()] == \
-        ["00"] + (["00"] if other == "balance inquiry" else [])
+        ["00"] + (["00"] if other == "balance inquiry" else []) + ["94"]
+    assert issuer.ledger.journal()[-1]["posted"] == 0
+    assert issuer.handle(PURCHASE_REQUEST, body2) == response
 
 
 def test_same_trace_on_another_terminal_is_another_purchase(issuer):
-    a, b = Terminal("T0000001"), Terminal("T0000002")
+    a = Terminal("T0000001")
+    b = provisioned_terminal(issuer.ledger, "T0000002", "90123457")
     assert buy(issuer, a, LI_WEI, 1000, trace=7)[3] == codes.APPROVED
     assert buy(issuer, b, LI_WEI, 1000, trace=7)[3] == codes.APPROVED
     assert available(issuer, LI_WEI) == 1234567 - 2000

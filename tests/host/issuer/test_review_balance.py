@@ -146,15 +146,19 @@ def test_lost_counter_record_never_reuses_a_ksn(board):
     assert len(ksns) == 1 or ksns[1] != first, "KSN %s used twice" % first.hex()
 
 
-def test_a_terminal_given_a_new_key_is_not_declined_as_duplicate(board):
+def test_a_terminal_given_a_new_key_is_not_declined_as_duplicate(board, issuer):
+    from posbridge.issuer import terminals
     from posbridge.issuer.dukpt import derive_initial_key
     from posbridge.board.provision import provision
-    from .request_builder import BDK
+    from .request_builder import BDK, MERCHANT_ID, MERCHANT_NAME
     inquiry(board)
     board.step(5)
     assert board.panel.last().startswith("BALANCE CNY")
     board.keys("E")
     new_id = bytes.fromhex("1234567890123457")    # same BDK, the next derivation ID
+    # re-keyed at the issuer too, as posbridge provision --force does
+    terminals.register(issuer.ledger, "T0000001", new_id, MERCHANT_ID, MERCHANT_NAME,
+                       force=True)
     provision(board.state_dir, "T0000001", derive_initial_key(BDK, new_id), new_id,
               force=True)
     inquiry(board)

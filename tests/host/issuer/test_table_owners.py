@@ -23,6 +23,8 @@ OWNERS = {
     "alert_channels": "issuer/preferences.py",
     "account_events": "issuer/account_events.py",
     "outbox": "issuer/outbox.py",
+    "terminals": "issuer/terminals.py",      # the registry
+    "terminal_keys": "issuer/terminals.py",  # its keys and their KSN counters
 }
 
 _WRITE = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?"

@@ -7,6 +7,7 @@
     account freeze|unfreeze|set-limit|statement, remind   account changes, alerted (account.py)
     dispatch [--gateway builtin|smpp ...]  send what the outbox holds, once       (dispatch.py)
     policy show|check                      the bank's alert policy                (policy.py)
+    terminal add|list                      the terminal registry                  (terminals.py)
 
 `--db PATH` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by default;
 `--policy FILE.toml` (or POSBRIDGE_ISSUER_POLICY) the bank's alert policy; common.py
@@ -21,7 +22,7 @@ import click
 
 from ..errors import LedgerError
 from ..ledger import DEFAULT_PATH
-from . import account, alerts, cards, common, dispatch, listings, policy
+from . import account, alerts, cards, common, dispatch, listings, policy, terminals
 
 
 class IssuerGroup(click.Group):
@@ -55,5 +56,5 @@ def issuer(ctx, db, policy_file):
 
 for _command in (cards.init, cards.card, listings.ledger_command, listings.journal_command,
                  listings.outbox_command, alerts.alerts, account.account, account.remind,
-                 dispatch.dispatch, policy.policy_group):
+                 dispatch.dispatch, policy.policy_group, terminals.terminal):
     issuer.add_command(_command)

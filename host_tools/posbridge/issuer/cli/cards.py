@@ -4,7 +4,7 @@ import click
 from ...link.pan import mask_pan
 from .. import cards, codes
 from ..cards import check_pan, parse_expiry
-from ..demo_data import DEMO_BDK_ID, load_demo
+from ..demo_data import DEMO_BDK_ID, DEMO_MERCHANT_NAME, DEMO_TERMINAL_ID, load_demo
 from ..ledger import Ledger
 from ..money import currency_code, format_amount, parse_amount
 from ..pins import check_pin_format, hash_pin
@@ -27,6 +27,8 @@ def init(force):
                f"{count} demo test cards (docs/issuer.md lists them with their PIN)")
     for card in on_file:
         click.echo(f"  {card.masked}  {card.status:<7} {card.expiry}  {card.holder.name}")
+    click.echo(f"terminal {DEMO_TERMINAL_ID} ({DEMO_MERCHANT_NAME}) registered with the "
+               "demo initial key ID, as the emulator provisions it")
 
 
 @click.group()

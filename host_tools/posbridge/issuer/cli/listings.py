@@ -106,7 +106,8 @@ def journal_command(as_json):
                 line += f"  reversed by #{r['reversed_by']}"
             elif r["reversed_by"] is not None:
                 line += f"  closed by reversal #{r['reversed_by']}"
-        elif r["kind"] == "reversal":
+        elif r["kind"] == "reversal" and r["original_trace"] is not None:
+            # a reversal answered 94 names no original: it acknowledged nothing
             line += (f"  of {r['terminal_id']}/{r['original_trace']}: "
                      f"{codes.REVERSAL_OUTCOMES.get(r['reversal_outcome'], '-')}")
         click.echo(line.rstrip())
