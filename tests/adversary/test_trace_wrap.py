@@ -12,9 +12,11 @@ from ._issuer import (ISSUER_NOW, LI_WEI, OPENING, db_path, demo_template,  # no
 def test_purchases_and_a_reversal_across_the_wrap(db_path, terminal):
     # the terminal's first life: traces 1..3, more than the window ago
     past = Issuer(Ledger.open(db_path), Policy(), clock=lambda: ISSUER_NOW - IDENTITY_WINDOW_S)
+    then = terminal.now - IDENTITY_WINDOW_S     # the terminal's clock agreed then, too
     try:
         for _ in range(3):
-            assert send(past, terminal, terminal.purchase(LI_WEI, 100))[3] == codes.APPROVED
+            built = terminal.purchase(LI_WEI, 100, now=then)
+            assert send(past, terminal, built)[3] == codes.APPROVED
     finally:
         past.close()
     issuer = Issuer(Ledger.open(db_path), Policy(), clock=lambda: ISSUER_NOW)

@@ -225,13 +225,13 @@ def test_alerted_purchase_is_alerted_when_reversed_though_unsubscribed_since(iss
 
 
 def test_chinese_app_cardholder_gets_the_credit_in_chinese(issuer, terminal):
-    original, _ = purchase(issuer, terminal, WANG_FANG, 12880, merchant_name="CAFE LUMIERE")
+    original, _ = purchase(issuer, terminal, WANG_FANG, 12880)
     fields = reverse(issuer, terminal, original)
     assert fields[8] == {1: codes.SENT, 2: "app", 3: "137****1111"}
     purchase_row, reversal_row = issuer.ledger.outbox()
     assert (reversal_row["channel"], reversal_row["language"]) == ("app", "zh")
     assert reversal_row["text"] == (
-        "您尾号0037的卡在CAFE LUMIERE（终端T0000001）的消费CNY 128.80已于2026-11-22 16:02"
+        "您尾号0037的卡在DEMO SHOP（终端T0000001）的消费CNY 128.80已于2026-11-22 16:02"
         "撤销，款项已退回，可用余额CNY 5,000.00。")
 
 
