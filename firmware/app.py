@@ -256,7 +256,10 @@ class Terminal:
         self.host_online = True
         self.state = "idle"
         self.status_due = time.ticks_add(self.clock(), settings.STATUS_INTERVAL_MS)
-        self._show_idle()
+        if self.txn is None:
+            # a visit's screen stays: a HELLO_REPLY has no MAC, and one sent behind an
+            # approval would take it off the screen of a purchase charged
+            self._show_idle()
 
     def _on_status_request(self, f):
         gc.collect()
@@ -361,6 +364,8 @@ class Terminal:
 
     def _offline(self, line1, line2):
         self.host_online = False
+        if self.txn is not None:
+            return   # never over a visit's screen (an approval): the idle one says it
         self.display.show("POS TERMINAL", "", line1, line2, "",
                           "id " + self.terminal_id)
 
