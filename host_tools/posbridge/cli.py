@@ -41,11 +41,11 @@ def _stop_on_signals(stop: threading.Event):
     signal.signal(signal.SIGTERM, handler)
 
 
-def _open_issuer(db):
+def _open_issuer(db, keys=None):
     from .issuer import Issuer
     from .issuer.errors import LedgerError
     try:
-        return Issuer.open(db)
+        return Issuer.open(db, keys=keys)
     except (LedgerError, ValueError) as exc:     # ValueError: POSBRIDGE_ISSUER_POLICY / _FAULTS
         raise click.ClickException(str(exc))
 
@@ -58,14 +58,17 @@ def _open_issuer(db):
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
               help="The issuer simulator's database (posbridge issuer init makes one).")
-def serve(port, baud, status_interval, issuer_db):
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store (default: beside the database, var/issuer.keys).")
+def serve(port, baud, status_interval, issuer_db, issuer_keys):
     """Bridge a board on PORT."""
     try:
         serial_port = open_port(port, baud)
     except PortError as exc:
         raise click.ClickException(str(exc))
     try:
-        issuer = _open_issuer(issuer_db)
+        issuer = _open_issuer(issuer_db, issuer_keys)
     except click.ClickException:
         serial_port.close()
         raise
@@ -95,9 +98,13 @@ def serve(port, baud, status_interval, issuer_db):
               help="Save every screen the firmware shows as a PNG in this directory.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), envvar="POSBRIDGE_ISSUER_DB",
               help="Issuer database to use; default: a fresh one with the demo data.")
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store (default: beside the database, var/issuer.keys).")
 @click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
               default=str(FIRMWARE_DIR), show_default=True)
-def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, firmware_dir):
+def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, issuer_keys,
+            firmware_dir):
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
@@ -121,7 +128,8 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
                      "posbridge serve --port %s", link_alias, link_path, link_alias)
             stop.wait()
             return
-        issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack)
+        issuer = (_open_issuer(issuer_db, issuer_keys) if issuer_db
+                  else _demo_issuer(stack))
         port = open_port(link_path)
         link = HostLink(port, frame_log=log_frame).start()
         bridge = Bridge(link, issuer=issuer)
@@ -234,19 +242,20 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
-              help="The issuer database whose key set derives the terminal's key.")
+              help="The issuer database; its key store derives the terminal's key.")
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store (default: beside the database, var/issuer.keys).")
 @click.option("--bdk-id", default="12345678", show_default=True,
-              help="Key set (8 hex digits) in the issuer database.")
+              help="Key set (8 hex digits) in the issuer's key store.")
 @click.option("--derivation-id", required=True,
               help="8 hex digits, unique per terminal of the key set.")
 @click.option("--force", is_flag=True, help="Replace an existing terminal's key.")
-def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
-    """A terminal's records: its id and its DUKPT initial key, derived from the issuer's
-    BDK for initial key ID = BDK ID | derivation ID (X9.24-3-2017). The BDK never
-    leaves the issuer's side; the board gets the initial key only."""
-    from .issuer.errors import LedgerError
-    from .issuer.ledger import Ledger
-    from .issuer.dukpt import derive_initial_key
+def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation_id, force):
+    """A terminal's records: its id and its DUKPT initial key, derived by the issuer's
+    key store from its BDK for initial key ID = BDK ID | derivation ID (X9.24-3-2017).
+    The BDK never leaves the key store; the board gets the initial key only."""
+    from .issuer.keystore import KeyStore, KeyStoreError, UnknownKeySet, path_beside
     from .board.provision import ProvisionError
     from .board.provision import provision as write_records
     try:
@@ -255,19 +264,15 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, force):
         raise click.ClickException("--bdk-id and --derivation-id: hex digits")
     if len(key_id) != 8:
         raise click.ClickException("--bdk-id and --derivation-id: 8 hex digits each")
+    keys_path = Path(issuer_keys) if issuer_keys else path_beside(issuer_db)
     try:
-        ledger = Ledger.open(issuer_db)
-    except LedgerError as exc:
+        initial_key = KeyStore.open(keys_path).initial_key(key_id)
+    except UnknownKeySet:
+        raise click.ClickException(f"no key set {bdk_id.upper()} in {keys_path}")
+    except KeyStoreError as exc:
         raise click.ClickException(str(exc))
     try:
-        bdk = ledger.bdk_for(bdk_id)
-    finally:
-        ledger.close()
-    if bdk is None:
-        raise click.ClickException(f"no key set {bdk_id.upper()} in {issuer_db}")
-    try:
-        path = write_records(Path(state_dir), terminal_id, derive_initial_key(bdk, key_id),
-                             key_id, force=force)
+        path = write_records(Path(state_dir), terminal_id, initial_key, key_id, force=force)
     except ProvisionError as exc:
         raise click.ClickException(str(exc))
     console.print(f"terminal {terminal_id}: initial key ID {key_id.hex().upper()}, "

@@ -72,10 +72,29 @@ def test_provision_refuses_bad_values_clearly(tmp_path, issuer_db, extra, fragme
     assert not (tmp_path / "b" / "terminal.json").exists()
 
 
-def test_provision_without_an_issuer_database(tmp_path):
+def test_provision_without_an_issuer_key_store(tmp_path):
     clean_failure(run("provision", "--out", tmp_path / "b", "--terminal-id", "T1",
                       "--issuer-db", tmp_path / "none.sqlite", "--derivation-id", "90123457"),
-                  "no issuer database")
+                  "no issuer key store at", "none.keys")
+
+
+def test_provision_needs_the_key_store_only_and_writes_private_records(tmp_path, issuer_db):
+    """The BDK is in the key store (--issuer-keys), not in the database; the records
+    hold the terminal's initial key, so they are the owner's alone."""
+    keys = tmp_path / "elsewhere.keys"
+    issuer_db.with_suffix(".keys").rename(keys)
+    issuer_db.unlink()
+    out = tmp_path / "board"
+    result = run("provision", "--out", out, "--terminal-id", "T0000002",
+                 "--issuer-keys", keys, "--derivation-id", "90123457")
+    assert result.exit_code == 0, result.output
+    for name in ("terminal.json", "counters.json"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name
+    # again with --force over existing records: still private
+    result = run("provision", "--out", out, "--terminal-id", "T0000002",
+                 "--issuer-keys", keys, "--derivation-id", "90123458", "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "terminal.json").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.fixture

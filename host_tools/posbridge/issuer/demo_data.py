@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from . import cards, codes, preferences
 from .account_events import set_statement
-from .pins import hash_pin
 from .quiet_hours import QuietHours
 
 # X9.24-3: initial key ID 1234567890123456 = BDK ID 12345678 | derivation ID 90123456
@@ -66,12 +65,13 @@ DEMO_CARDS = (
 
 
 def load_demo(ledger) -> int:
-    """Put the demo key set and cards into an (empty) ledger; returns the card count."""
-    ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
+    """Put the demo key set into the ledger's key store and the cards into an (empty)
+    ledger; returns the card count."""
+    ledger.keys.import_bdk(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
     with ledger.transaction():
         for card in DEMO_CARDS:
             cards.add(
-                ledger, pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
+                ledger, pan=card.pan, pin=DEMO_PIN, expiry=card.expiry,
                 available=card.balance, currency=CNY, name=card.name, phone=card.phone,
                 subscribed=card.subscribed, channel=card.channel, kinds=card.kinds,
                 status=card.status, credit_limit=card.credit_limit,

@@ -1,6 +1,6 @@
 """The issuer: a financial request in, a MAC'd response out.
 
-    issuer = Issuer(Ledger.open(path), Policy(), Faults())
+    issuer = Issuer(Ledger.open(path), Policy(), Faults())   # keys: ledger.keys
     response_body = issuer.handle(mtype, request_body)
     # the body of a messages.ROUTES[mtype][0] message: 0x10 -> 0x11, 0x12 -> 0x13,
     # 0x14 -> 0x15
@@ -11,7 +11,6 @@ Before any answer exists (errors.py says what the bridge sends instead):
   body not a request of its type                    -> IssuerRequestError
   no key set for the KSN's BDK id, KSN counter bad  -> IssuerSecurityError
   request MAC wrong                                 -> IssuerSecurityError
-  the database fails while looking up the key       -> IssuerInternalError
 Then, in one SQLite transaction (the journal row, PIN tries, balances with their ledger
 entry, and outbox rows together):
   identity (terminal id, trace number) seen with the same request bytes -> the stored
@@ -23,6 +22,8 @@ Balance inquiry and purchase:
   expiry passed (on file or on the card) at the issuer's time -> 54
   no PIN tries left         -> 75
   PIN block undecipherable  -> 96 (tries unchanged)
+  (the key store checks the PIN block against the card's IBM 3624 offset; a card
+   migrated with a sealed scrypt hash gets its offset at its first right PIN)
   wrong PIN                 -> one try less: 55 with the tries left (key 10), or 75 with
                                0 and a security alert when none are left
   right PIN                 -> tries back to 3; a balance inquiry is approved (00)
@@ -52,23 +53,20 @@ before the alert is made: an alert never goes out for a purchase whose debit fai
 """
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 
 from . import dukpt
-from . import alerts, cards, codes, notify
+from . import alerts, cards, codes, notify, keystore
 from .cards import MAX_PIN_TRIES, is_expired
 from .dispatcher import Dispatcher
-from .errors import (IssuerInternalError, IssuerRequestError, IssuerSecurityError,
-                     IssuerUnavailable)
+from .errors import IssuerRequestError, IssuerSecurityError, IssuerUnavailable
 from .faults import Faults, corrupt_mac
 from .gateways import BuiltinGateway
 from .ledger import Ledger, request_digest
 from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, ROUTES, balance_response,
                        check_request_mac, reversal_response)
 from .money import format_amount
-from .pins import verify_pin
 from .policy import Policy
 
 log = logging.getLogger("posbridge.issuer")
@@ -101,6 +99,8 @@ class Issuer:
     def __init__(self, ledger: Ledger, policy: Policy = None, faults: Faults = None, *,
                  clock=time.time, sleep=time.sleep, gateways=None):
         self.ledger = ledger
+        # every key operation (MACs, PIN check) goes through it; no key is held here
+        self.keys = ledger.keys
         self.policy = policy or Policy()
         self.faults = faults or Faults()
         self._clock = clock
@@ -112,10 +112,12 @@ class Issuer:
         self.dispatcher = Dispatcher(ledger, self.policy, gateways, clock=clock)
 
     @classmethod
-    def open(cls, path, policy=None, faults=None) -> "Issuer":
-        """An issuer on the database at `path` (LedgerError if there is none), its
-        policy and faults from the environment unless given."""
-        return cls(Ledger.open(path), policy or Policy.from_env(), faults or Faults.from_env())
+    def open(cls, path, policy=None, faults=None, keys=None) -> "Issuer":
+        """An issuer on the database at `path` (LedgerError if there is none) and its
+        key store (`keys`, by default beside the database), its policy and faults from
+        the environment unless given."""
+        return cls(Ledger.open(path, keys), policy or Policy.from_env(),
+                   faults or Faults.from_env())
 
     def close(self):
         self.ledger.close()
@@ -137,32 +139,29 @@ class Issuer:
             raise IssuerUnavailable("issuer unavailable")
         request = parse(body)
         with self._lock:                   # one connection, shared by the bridge's threads
-            bdk = self._key_for(request)
-            check_request_mac(bdk, request)
-            response = self._answer(request, bdk, request_digest(body))
+            keys = self._key_for(request)
+            check_request_mac(keys, request)
+            response = self._answer(request, keys, request_digest(body))
         if self.faults.delay_s:
             self._sleep(self.faults.delay_s)
         if self.faults.bad_mac:
             response = corrupt_mac(response_type, response)
         return response
 
-    def _key_for(self, request) -> bytes:
-        try:
-            bdk = self.ledger.bdk_for(request.bdk_id)
-        except sqlite3.Error as exc:
-            raise IssuerInternalError(f"issuer database: {exc}") from None
-        if bdk is None:
+    def _key_for(self, request) -> "keystore.KeyStore":
+        """The key store, once it is known to hold the request's key set."""
+        if not self.keys.has_key_set(request.bdk_id):
             raise IssuerSecurityError(f"{request.name} refused: no key set for BDK id "
                                       f"{request.bdk_id}")
-        return bdk
+        return self.keys
 
-    def _declined(self, request, bdk, code) -> bytes:
+    def _declined(self, request, keys, code) -> bytes:
         """An answer that changes nothing: no balances, nothing alerted."""
         if request.kind == REVERSAL:
-            return reversal_response(request, bdk, code)
-        return balance_response(request, bdk, code, notify.NOTHING.as_cbor_map())
+            return reversal_response(request, keys, code)
+        return balance_response(request, keys, code, notify.NOTHING.as_cbor_map())
 
-    def _answer(self, request, bdk, digest) -> bytes:
+    def _answer(self, request, keys, digest) -> bytes:
         try:
             with self.ledger.transaction():
                 previous = self.ledger.find_transaction(request.terminal_id,
@@ -174,29 +173,29 @@ class Issuer:
                         return previous.response
                     log.warning("%s: identity reused by another request: 94",
                                 _label(request))
-                    return self._declined(request, bdk, codes.DUPLICATE)
+                    return self._declined(request, keys, codes.DUPLICATE)
                 now = int(self._clock())
                 if request.kind == REVERSAL:
-                    return self._reverse(request, bdk, digest, now)
-                outcome = self._decide(request, bdk, now)
-                return self._write(request, bdk, digest, outcome, now)
+                    return self._reverse(request, keys, digest, now)
+                outcome = self._decide(request, keys, now)
+                return self._write(request, keys, digest, outcome, now)
         except Exception as exc:           # noqa: BLE001 - any failure is a 96, MAC'd
             # the exception's text is not logged: it could hold request data
             log.error("%s failed (%s): 96", _label(request), type(exc).__name__)
             if request.kind == REVERSAL:
                 # not journaled: the board keeps the reversal and sends it again, and
                 # the same bytes must then be processed, not answered 96 for ever
-                return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
+                return self._declined(request, keys, codes.SYSTEM_MALFUNCTION)
             outcome = _Outcome(codes.SYSTEM_MALFUNCTION)
             try:
                 with self.ledger.transaction():
-                    return self._write(request, bdk, digest, outcome, int(self._clock()))
+                    return self._write(request, keys, digest, outcome, int(self._clock()))
             except Exception:              # noqa: BLE001 - answer even if not journaled
-                return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
+                return self._declined(request, keys, codes.SYSTEM_MALFUNCTION)
 
     # ---- the rules: balance inquiry and purchase ----------------------------------
 
-    def _decide(self, request, bdk, now) -> _Outcome:
+    def _decide(self, request, keys, now) -> _Outcome:
         card = self.ledger.card_by_pan(request.pan)
         if request.kind == PURCHASE:
             reversal_id = self.ledger.find_reversal_of(request.terminal_id,
@@ -223,14 +222,15 @@ class Issuer:
         if card.pin_tries_left <= 0:
             return _Outcome(codes.PIN_TRIES_EXCEEDED, card=card, tries_left=0)
         try:
-            pin = dukpt.decrypt_pin_block(bdk, request.ksn, request.pin_block,
-                                                request.pan)
+            # the PIN is deciphered and compared inside the key store, never here
+            check = keys.verify_pin(request.ksn, request.pin_block, request.pan,
+                                    card.pin_reference)
         except (dukpt.PinBlockError, dukpt.DukptError):
             log.warning("%s: PIN block undecipherable: 96", _label(request))
             return _Outcome(codes.SYSTEM_MALFUNCTION, card=card)
-        pin_ok = verify_pin(pin, card.pin_hash)
-        del pin
-        if pin_ok:
+        if check.replacement is not None:
+            cards.set_pin_reference(self.ledger, card.id, check.replacement)
+        if check.ok:
             if card.pin_tries_left != MAX_PIN_TRIES:
                 cards.set_pin_tries(self.ledger, card.id, MAX_PIN_TRIES)
             if request.kind == PURCHASE:
@@ -282,7 +282,7 @@ class Issuer:
         return notify.decide(kind, self.policy, card.holder, amount=amount,
                              currency=card.currency, now=now)
 
-    def _write(self, request, bdk, digest, outcome, now) -> bytes:
+    def _write(self, request, keys, digest, outcome, now) -> bytes:
         """The response for `outcome`, journaled with its ledger entry and outbox row
         (the caller holds the transaction). The journal row and the debit come first;
         then an alert due at once is sent, and the response says how that went."""
@@ -315,7 +315,7 @@ class Issuer:
                             self.dispatcher) if outcome.decision.alerts else None
         decision = alert.decision if alert else outcome.decision
         response = balance_response(
-            request, bdk, outcome.code, decision.as_cbor_map(),
+            request, keys, outcome.code, decision.as_cbor_map(),
             approval_code=approval_code, available=outcome.available,
             ledger=outcome.ledger, currency=card.currency if approved else None,
             tries_left=outcome.tries_left)
@@ -331,7 +331,7 @@ class Issuer:
 
     # ---- the rules: reversal -------------------------------------------------------
 
-    def _reverse(self, request, bdk, digest, now) -> bytes:
+    def _reverse(self, request, keys, digest, now) -> bytes:
         """Acknowledge the reversal (00) with what it did; journal it, and credit the
         purchase back at most once (the caller holds the transaction). Nothing is
         alerted: not the reversal, and the purchase's own alert stays as it is."""
@@ -357,7 +357,7 @@ class Issuer:
                             request.trace_number, original_label,
                             format_amount(request.amount, request.currency),
                             format_amount(original.amount, original.currency))
-        response = reversal_response(request, bdk, codes.APPROVED, outcome)
+        response = reversal_response(request, keys, codes.APPROVED, outcome)
         reversal_id = self.ledger.record_transaction(
             terminal_id=request.terminal_id, trace_number=request.trace_number,
             digest=digest, kind=REVERSAL, card_id=original.card_id if found else None,
