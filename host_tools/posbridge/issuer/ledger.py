@@ -45,7 +45,7 @@ import logging
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..link.pan import mask_pan
@@ -192,10 +192,12 @@ SCHEMA = [
 @dataclass(frozen=True)
 class Card:
     id: int
-    pan: str                 # decrypted when the card is read; never stored in clear
+    # decrypted when the card is read, never stored in clear; neither is in the repr,
+    # which a traceback or a test failure prints
+    pan: str = field(repr=False)
     expiry: str
     status: str
-    pin_reference: str       # keystore.py: an IBM 3624 offset, or a sealed old hash
+    pin_reference: str = field(repr=False)   # keystore.py: an IBM 3624 offset, or a sealed hash
     pin_tries_left: int
     account_id: int
     available: int
