@@ -123,8 +123,6 @@ class KeyStore:
             self._pvk_index = str(record["pvk_index"])
             data_key = bytes.fromhex(record["data_key"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, KeyStoreError):
-                raise
             raise KeyStoreError(f"key store {self.path} is damaged "
                                 f"({type(exc).__name__})") from None
         if (len(data_key) != 32 or self._pvk_index not in self._pvks
@@ -266,8 +264,8 @@ class KeyStore:
             scheme, _, rest = reference.partition("$")
             if scheme == IBM3624:
                 index, _, offset = rest.partition("$")
-                # the offset's length is the PIN's; compare_digest is constant-time
-                # for equal lengths, and a length alone gives nothing away
+                # compare_digest takes the same time whichever digit differs; only a
+                # length differs otherwise, and the offset on file shows that anyway
                 return PinCheck(hmac.compare_digest(self._offset(pin, pan, index).encode(),
                                                     offset.encode()))
             if scheme == SEALED_SCRYPT:
