@@ -17,6 +17,7 @@ inquiry, a purchase, a wrong PIN), and one made by the last version-4 build
 """
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -39,7 +40,14 @@ CANDIDATES = COMMON + [f"{n:04d}" for n in range(10000) if f"{n:04d}" not in COM
 
 
 def run(*args):
-    return CliRunner().invoke(posbridge, [str(a) for a in args], catch_exceptions=False)
+    # `posbridge` sets up logging for the whole process: put it back for the tests after
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return CliRunner().invoke(posbridge, [str(a) for a in args], catch_exceptions=False)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def _use(db: Path):

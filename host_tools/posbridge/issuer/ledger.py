@@ -564,7 +564,8 @@ class Ledger:
 
 
 # version of the file -> the step that brings it to the next version
-MIGRATIONS = {4: Ledger._to_version_5, 5: Ledger._to_version_6}
+MIGRATIONS = dict(enumerate([Ledger._to_version_5, Ledger._to_version_6],
+                           start=OLDEST_MIGRATED))
 
 
 def _key_source(db_path: Path, keys):
