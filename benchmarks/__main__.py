@@ -1,4 +1,5 @@
-"""make bench: link and codec cost against wire time, firmware heap against its heap.
+"""make bench: link and codec cost against wire time, firmware heap against its heap,
+the issuer's cost of one authorisation against the scrypt PIN check it replaced.
 
 Writes docs/benchmarks.md with the figures of this run."""
 import datetime
@@ -16,6 +17,7 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
+from . import issuer_auth
 from .visit import balance_inquiry, purchase, reversed_purchase, smallest_heap_kib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +118,7 @@ def main():
     measured = [(name, what, fn(FIRMWARE), smallest_heap_kib(FIRMWARE, visit=fn), names)
                 for name, what, fn, names in visits]
     qstrs = qstr_count()
+    authorisation = issuer_auth.markdown(issuer_auth.measure())
     rows = [
         ("encode a full frame (256-byte payload), MicroPython", codec["encode_frame_us"],
          frame_wire, "wire time of that frame"),
@@ -192,7 +195,7 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ]
+    ] + authorisation
     text = "\n".join(lines)
     print(text)
     (ROOT / "docs" / "benchmarks.md").write_text(text)

@@ -42,11 +42,11 @@ def _stop_on_signals(stop: threading.Event):
     signal.signal(signal.SIGTERM, handler)
 
 
-def _open_issuer(db):
+def _open_issuer(db, keys=None):
     from .issuer import Issuer
     from .issuer.errors import LedgerError
     try:
-        return Issuer.open(db)
+        return Issuer.open(db, keys=keys)
     except (LedgerError, ValueError) as exc:     # ValueError: POSBRIDGE_ISSUER_POLICY / _FAULTS
         raise click.ClickException(str(exc))
 
@@ -59,14 +59,17 @@ def _open_issuer(db):
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
               help="The issuer simulator's database (posbridge issuer init makes one).")
-def serve(port, baud, status_interval, issuer_db):
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store (default: beside the database, var/issuer.keys).")
+def serve(port, baud, status_interval, issuer_db, issuer_keys):
     """Bridge a board on PORT."""
     try:
         serial_port = open_port(port, baud)
     except PortError as exc:
         raise click.ClickException(str(exc))
     try:
-        issuer = _open_issuer(issuer_db)
+        issuer = _open_issuer(issuer_db, issuer_keys)
     except click.ClickException:
         serial_port.close()
         raise
@@ -99,9 +102,13 @@ def serve(port, baud, status_interval, issuer_db):
               help="Save every screen the firmware shows as a PNG in this directory.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), envvar="POSBRIDGE_ISSUER_DB",
               help="Issuer database to use; default: a fresh one with the demo data.")
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store (default: beside the database, var/issuer.keys).")
 @click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
               default=str(FIRMWARE_DIR), show_default=True)
-def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, firmware_dir):
+def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, issuer_keys,
+            firmware_dir):
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
 
@@ -134,7 +141,8 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, fir
             else:
                 steps.run(emulator, None, stop)
             return
-        issuer = _open_issuer(issuer_db) if issuer_db else _demo_issuer(stack, terminal_id)
+        issuer = (_open_issuer(issuer_db, issuer_keys) if issuer_db
+                  else _demo_issuer(stack, terminal_id))
         port = open_port(link_path)
         link = HostLink(port, frame_log=log_frame).start()
         bridge = Bridge(link, issuer=issuer)
@@ -251,10 +259,13 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
-              help="The issuer database whose key set derives the terminal's key and "
-                   "whose registry records the terminal.")
+              help="The issuer database whose registry records the terminal; its key "
+                   "store derives the terminal's key.")
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store (default: beside the database, var/issuer.keys).")
 @click.option("--bdk-id", default="12345678", show_default=True,
-              help="Key set (8 hex digits) in the issuer database.")
+              help="Key set (8 hex digits) in the issuer's key store.")
 @click.option("--derivation-id", required=True,
               help="8 hex digits, never issued before in the key set.")
 @click.option("--merchant-id", default=None,
@@ -268,17 +279,17 @@ def firmware_deploy(port, build_dir, state_dir):
                    "(480: UTC+8, the demo merchant's; -300: UTC-5).")
 @click.option("--force", is_flag=True,
               help="Re-key a terminal already provisioned, with a new derivation ID.")
-def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, merchant_id,
-              merchant_name, utc_offset_min, force):
+def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation_id,
+              merchant_id, merchant_name, utc_offset_min, force):
     """A terminal's records: its id and its DUKPT key registers, filled from its initial
-    key, derived from the issuer's BDK for initial key ID = BDK ID | derivation ID
-    (X9.24-3-2017), and its entry in the issuer's terminal registry. The BDK never
-    leaves the issuer's side, and the initial key never reaches the board: it gets the
-    registers only. A derivation ID is issued once."""
+    key, which the issuer's key store derives from its BDK for initial key ID = BDK ID |
+    derivation ID (X9.24-3-2017), and its entry in the issuer's terminal registry. The
+    BDK never leaves the key store, and the initial key never reaches the board: it gets
+    the registers only. A derivation ID is issued once."""
     from .issuer import terminals
     from .issuer.errors import LedgerError
+    from .issuer.keystore import UnknownKeySet
     from .issuer.ledger import Ledger
-    from .issuer.dukpt import derive_initial_key
     from .board.provision import TEST_MERCHANT_ID, TEST_MERCHANT_NAME, ProvisionError
     from .board.provision import provision as write_records
     try:
@@ -288,13 +299,15 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, merchant
     if len(key_id) != 8:
         raise click.ClickException("--bdk-id and --derivation-id: 8 hex digits each")
     try:
-        ledger = Ledger.open(issuer_db)
-    except LedgerError as exc:
+        ledger = Ledger.open(issuer_db, keys=issuer_keys)
+    except LedgerError as exc:                  # the key store's errors are LedgerErrors
         raise click.ClickException(str(exc))
     try:
-        bdk = ledger.bdk_for(bdk_id)
-        if bdk is None:
-            raise click.ClickException(f"no key set {bdk_id.upper()} in {issuer_db}")
+        try:
+            initial_key = ledger.keys.initial_key(key_id)
+        except UnknownKeySet:
+            raise click.ClickException(f"no key set {bdk_id.upper()} in "
+                                       f"{ledger.keys.path}") from None
         known = terminals.find(ledger, terminal_id)
         merchant_id = merchant_id or (known.merchant_id if known else TEST_MERCHANT_ID)
         merchant_name = merchant_name or (known.merchant_name if known else TEST_MERCHANT_NAME)
@@ -303,8 +316,7 @@ def provision(state_dir, terminal_id, issuer_db, bdk_id, derivation_id, merchant
         with ledger.transaction():
             terminals.register(ledger, terminal_id, key_id, merchant_id, merchant_name,
                                utc_offset_min=utc_offset_min, force=force)
-            path = write_records(Path(state_dir), terminal_id,
-                                 derive_initial_key(bdk, key_id), key_id,
+            path = write_records(Path(state_dir), terminal_id, initial_key, key_id,
                                  merchant_id=merchant_id, merchant_name=merchant_name,
                                  utc_offset_min=utc_offset_min, force=force)
     except (LedgerError, ProvisionError) as exc:

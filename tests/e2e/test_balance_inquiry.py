@@ -9,7 +9,6 @@ from posbridge.link import cbor_profile
 from posbridge.link import protocol as p
 from posbridge.link.framing import FrameSplitter
 from posbridge.issuer import cards
-from posbridge.issuer.pins import hash_pin
 from posbridge.board.peripherals import card_record
 
 from .wiretap import BOARD_TO_BRIDGE, BRIDGE_TO_BOARD
@@ -102,7 +101,7 @@ def _payloads(raw):
 
 def test_no_clear_pin_and_no_full_pan_outside_the_card_field(bank, issuer, caplog):
     pan, pin = "4761730000000094", "8531"   # a PIN no demo card has, to look for
-    cards.add(issuer.ledger, pan=pan, pin_hash=hash_pin(pin), expiry="3012",
+    cards.add(issuer.ledger, pan=pan, pin=pin, expiry="3012",
               available=4200, currency=156, name="Test Holder",
               phone="13811112222", subscribed=True, channel="sms",
               kinds=("balance_inquiry", "wrong_pin"), status="active")

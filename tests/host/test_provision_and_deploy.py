@@ -1,6 +1,7 @@
 """posbridge provision (a terminal's records from the issuer's key set) and
 posbridge firmware deploy (mpremote, mocked: no board here)."""
 import json
+import logging
 import subprocess
 
 import pytest
@@ -16,6 +17,18 @@ from posbridge.board.provision import TEST_BDK, register_record
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(autouse=True)
+def keep_root_logging():
+    """`posbridge` sets up logging for the whole process (basicConfig(force=True), with
+    its masking filter): put the root logger back as it was, for the tests after that
+    read their log records (caplog)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def clean_failure(result, *fragments):
@@ -101,6 +114,36 @@ def test_provision_without_an_issuer_database(tmp_path):
     clean_failure(run("provision", "--out", tmp_path / "b", "--terminal-id", "T1",
                       "--issuer-db", tmp_path / "none.sqlite", "--derivation-id", "90123457"),
                   "no issuer database")
+
+
+def test_provision_without_an_issuer_key_store(tmp_path, issuer_db):
+    issuer_db.with_suffix(".keys").unlink()
+    clean_failure(run("provision", "--out", tmp_path / "b", "--terminal-id", "T0000002",
+                      "--issuer-db", issuer_db, "--derivation-id", "90123457"),
+                  "no issuer key store at", "issuer.keys")
+    assert not (tmp_path / "b" / "terminal.json").exists()
+
+
+def test_provision_takes_the_key_store_it_is_given_and_writes_private_records(tmp_path,
+                                                                            issuer_db):
+    """The BDK is in the key store (--issuer-keys), not in the database (whose registry
+    records the terminal); the records hold the terminal's key registers, so they are
+    the owner's alone."""
+    keys = tmp_path / "elsewhere.keys"
+    issuer_db.with_suffix(".keys").rename(keys)
+    out = tmp_path / "board"
+    result = run("provision", "--out", out, "--terminal-id", "T0000002",
+                 "--issuer-db", issuer_db, "--issuer-keys", keys, "--derivation-id", "90123457")
+    assert result.exit_code == 0, result.output
+    for name in ("terminal.json", "keys.bin"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name
+    # again with --force over existing records: still private
+    result = run("provision", "--out", out, "--terminal-id", "T0000002",
+                 "--issuer-db", issuer_db, "--issuer-keys", keys,
+                 "--derivation-id", "90123458", "--force")
+    assert result.exit_code == 0, result.output
+    for name in ("terminal.json", "keys.bin"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name
 
 
 @pytest.fixture

@@ -112,8 +112,10 @@ class Emulator:
         # interned for good, and a short one is what the board has ("/app.mpy")
         env = dict(os.environ, MICROPYPATH=f".{os.pathsep}.frozen")
         try:
+            # umask 077: the records the firmware writes to its flash (keys, counters)
+            # are the owner's alone, as provisioning writes them
             self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r),
-                                         env=env, cwd=self._compiled.name,
+                                         env=env, cwd=self._compiled.name, umask=0o077,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT)
         except FileNotFoundError:

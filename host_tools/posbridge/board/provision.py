@@ -42,9 +42,17 @@ class ProvisionError(ValueError):
     pass
 
 
+RECORD_MODE = 0o600     # keys.bin holds the terminal's key registers
+
+
 def _write_atomic(path: Path, data: bytes):
+    """`data` in a temporary file made with mode 0600 (never readable by others, not
+    even for a moment), then renamed over the old one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RECORD_MODE)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
 
 
@@ -85,7 +93,7 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
         raise ProvisionError("initial key: 16 bytes (32 hex digits) expected")
     if len(initial_key_id) != 8:
         raise ProvisionError("initial key ID: 8 bytes (16 hex digits) expected")
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     terminal = state_dir / "terminal.json"
     if terminal.exists() and not force:
         raise ProvisionError(f"{terminal} exists: the terminal is provisioned already "

@@ -104,11 +104,11 @@ def remind(ctx: EventContext, due: datetime.date) -> "list[EventResult]":
         "AND e.event = 'repayment_reminder' AND e.new_value = ?) ORDER BY a.id",
         (due.isoformat(), due.isoformat())).fetchall()
     for row in accounts:
-        pan_row = ctx.ledger.execute("SELECT pan FROM cards WHERE account_id = ? "
-                                     "ORDER BY id LIMIT 1", (row["id"],)).fetchone()
-        if pan_row is None:
+        card_row = ctx.ledger.execute("SELECT id FROM cards WHERE account_id = ? "
+                                      "ORDER BY id LIMIT 1", (row["id"],)).fetchone()
+        if card_row is None:
             continue
-        card = ctx.ledger.card_by_pan(pan_row["pan"])
+        card = ctx.ledger.card_by_id(card_row["id"])
         account = _account(ctx.ledger, card.account_id)
         with ctx.ledger.transaction():
             event_id = _record(ctx, card, "repayment_reminder", None, due.isoformat())

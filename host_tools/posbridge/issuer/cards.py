@@ -1,6 +1,10 @@
 """Cards: the checks of a card's data (PAN length and Luhn, link/pan.py; expiry YYMM)
 and the only writes of the `cards` table: a card issued with its account and holder,
-its PIN tries, its status.
+its PIN tries, its status, its PIN reference.
+
+A card row holds its PAN encrypted, the keyed hash it is found by and its last 4 digits;
+its PIN as a reference made by the key store (an IBM 3624 offset): `ledger.keys` does
+every one of these, and the clear PAN and PIN exist only in memory.
 
 The cards table has its own owner because three flows change a card row: issuing
 (`posbridge issuer card add`, the demo set), PIN verification (service.py counts the
@@ -53,18 +57,22 @@ def is_expired(yymm: str, unix_time: int, utc_offset_min: int = 0) -> bool:
 
 # ---- the cards table ------------------------------------------------------------------
 
-def add(ledger, *, pan: str, pin_hash: str, expiry: str, available: int, currency: int,
+def add(ledger, *, pan: str, pin: str, expiry: str, available: int, currency: int,
         name: str, phone=None, subscribed=False, channel="sms", kinds=(), status="active",
         ledger_balance=None, credit_limit=0, purchase_limit=None,
         account_purchase_limit=None, threshold=None) -> int:
     """A card with its own new account (Ledger.open_account) and cardholder
     (preferences.add_cardholder), in one transaction; returns the card's id. The caller
-    checks PAN, expiry and phone and hashes the PIN. `threshold`: the cardholder's
+    checks PAN, expiry and phone. `threshold`: the cardholder's
     purchase alert threshold, minor units (None: the bank's default); the other
-    preferences are set with preferences.update."""
+    preferences are set with preferences.update. `pin` goes to the key store, which
+    gives the reference kept on file."""
     _check_status(status)
+    keys = ledger.keys
+    lookup = keys.pan_lookup(pan)
+    pin_reference = keys.pin_reference(pin, pan)
     with ledger.transaction():
-        if ledger.execute("SELECT 1 FROM cards WHERE pan = ?", (pan,)).fetchone():
+        if ledger.execute("SELECT 1 FROM cards WHERE pan_lookup = ?", (lookup,)).fetchone():
             raise LedgerError(f"card {mask_pan(pan)} is already on file")
         account_id = ledger.open_account(
             currency=currency, available=available, ledger_balance=ledger_balance,
@@ -73,16 +81,42 @@ def add(ledger, *, pan: str, pin_hash: str, expiry: str, available: int, currenc
             ledger, name=name, phone=phone, subscribed=subscribed, channel=channel,
             kinds=kinds, threshold=threshold)
         return ledger.execute(
-            "INSERT INTO cards (pan, expiry, status, pin_hash, pin_tries_left, "
-            "account_id, cardholder_id, purchase_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (pan, expiry, status, pin_hash, MAX_PIN_TRIES, account_id, holder_id,
-             purchase_limit)).lastrowid
+            "INSERT INTO cards (pan_lookup, pan_encrypted, pan_last4, expiry, status, "
+            "pin_reference, pin_tries_left, account_id, cardholder_id, purchase_limit) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (lookup, keys.encrypt_pan(pan), pan[-4:], expiry, status, pin_reference,
+             MAX_PIN_TRIES, account_id, holder_id, purchase_limit)).lastrowid
 
 
 def set_pin_tries(ledger, card_id: int, tries_left: int):
     if not 0 <= tries_left <= MAX_PIN_TRIES:
         raise LedgerError(f"PIN tries: 0 to {MAX_PIN_TRIES}, not {tries_left}")
     ledger.execute("UPDATE cards SET pin_tries_left = ? WHERE id = ?", (tries_left, card_id))
+
+
+def set_pin_reference(ledger, card_id: int, reference: str):
+    """A new PIN reference from the key store (a sealed old hash replaced by its offset
+    once the card's PIN was right)."""
+    ledger.execute("UPDATE cards SET pin_reference = ? WHERE id = ?", (reference, card_id))
+
+
+def copy_version_5_cards(ledger):
+    """Migration to schema version 6 (Ledger._to_version_6): every row of the old table
+    `cards_v5` into the new `cards`, same id, the PAN encrypted with its keyed hash and
+    last 4 digits, the scrypt PIN hash sealed under the data key."""
+    keys = ledger.keys
+    for row in ledger.execute(
+            "SELECT id, pan, expiry, status, pin_hash, pin_tries_left, account_id, "
+            "cardholder_id, purchase_limit FROM cards_v5 ORDER BY id").fetchall():
+        pan = row["pan"]
+        ledger.execute(
+            "INSERT INTO cards (id, pan_lookup, pan_encrypted, pan_last4, expiry, status, "
+            "pin_reference, pin_tries_left, account_id, cardholder_id, purchase_limit) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row["id"], keys.pan_lookup(pan), keys.encrypt_pan(pan), pan[-4:],
+             row["expiry"], row["status"], keys.seal_pin_hash(row["pin_hash"]),
+             row["pin_tries_left"], row["account_id"], row["cardholder_id"],
+             row["purchase_limit"]))
 
 
 def set_status(ledger, card_id: int, status: str):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from . import cards, codes, preferences, terminals
 from .account_events import set_statement
-from .pins import hash_pin
 from .quiet_hours import QuietHours
 
 # X9.24-3: initial key ID 1234567890123456 = BDK ID 12345678 | derivation ID 90123456
@@ -71,15 +70,16 @@ DEMO_CARDS = (
 
 
 def load_demo(ledger, terminal_id: str = DEMO_TERMINAL_ID) -> int:
-    """Put the demo key set, its terminal (`terminal_id` with the demo initial key) and
-    the cards into an (empty) ledger; returns the card count."""
-    ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
+    """Put the demo key set into the ledger's key store, and its terminal (`terminal_id`
+    with the demo initial key) and the cards (PINs as IBM 3624 offsets) into an (empty)
+    ledger; returns the card count."""
+    ledger.keys.import_bdk(DEMO_BDK_ID, DEMO_BDK, "ANSI X9.24-3-2017 AES-128 test BDK")
     terminals.register(ledger, terminal_id, DEMO_INITIAL_KEY_ID, DEMO_MERCHANT_ID,
                        DEMO_MERCHANT_NAME, utc_offset_min=DEMO_UTC_OFFSET_MIN)
     with ledger.transaction():
         for card in DEMO_CARDS:
             cards.add(
-                ledger, pan=card.pan, pin_hash=hash_pin(DEMO_PIN), expiry=card.expiry,
+                ledger, pan=card.pan, pin=DEMO_PIN, expiry=card.expiry,
                 available=card.balance, currency=CNY, name=card.name, phone=card.phone,
                 subscribed=card.subscribed, channel=card.channel, kinds=card.kinds,
                 status=card.status, credit_limit=card.credit_limit,

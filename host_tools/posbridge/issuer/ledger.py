@@ -6,7 +6,7 @@ that); any module may read:
 
 | table                                        | written by          |
 |----------------------------------------------|---------------------|
-| schema_version, key_sets, accounts, transactions (the journal), ledger_entries | ledger.py |
+| schema_version, accounts, transactions (the journal), ledger_entries | ledger.py |
 | terminals, terminal_keys (the registry)      | terminals.py        |
 | cards                                        | cards.py            |
 | cardholders, alert_kinds, alert_channels     | preferences.py      |
@@ -17,7 +17,11 @@ The accounts are the ledger's because their balances move only by postings, each
 its ledger entry and journal row; their terms (credit limit, statement) are set through
 it too. The card a request names is read here with its account and holder (Card).
 
-- key_sets: BDK id (hex of the KSN's first 4 bytes) -> BDK. The BDK lives only here.
+- No key: the BDKs, the PIN verification key and the data key are in the key store
+  (keystore.py), a file of its own; the ledger is opened with it (`ledger.keys`) to find
+  a card by its PAN's keyed hash and read its encrypted PAN.
+- cards: the PAN encrypted, its keyed hash to look it up, its last 4 digits in clear;
+  the PIN as an IBM 3624 offset under the PVK, never a hash of it.
 - terminals, terminal_keys: the registry (terminals.py): which terminal holds which
   initial key ID, for which merchant, and per initial key ID the highest KSN counter used.
 - transactions: the journal, a row for every MAC'd answer. The KSN is the transaction's
@@ -31,7 +35,9 @@ it too. The card a request names is read here with its account and holder (Card)
   its reversal positive), with the journal row that made it and the balances after.
 
 A database is opened with Ledger.open (it must exist) or Ledger.create (a new file);
-docs/issuer.md has the full data model. The other owners run their SQL through
+an older one is migrated when opened (MIGRATIONS); docs/issuer.md has the full data
+model. The database and its journal files are mode 0600, and deleted content is
+overwritten (secure_delete), so a copy of the file holds no trace of what was removed. The other owners run their SQL through
 Ledger.execute, on the same connection and in the same transactions.
 
 Writes that belong together run in one transaction (`with ledger.transaction():`),
@@ -40,28 +46,51 @@ of the same transaction identity.
 """
 import contextlib
 import hashlib
+import logging
+import os
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..link.pan import mask_pan
+from . import cards as card_rows
 from .errors import LedgerError
+from .keystore import KeyStore, path_beside
 from .preferences import Cardholder, load_cardholder
+
+log = logging.getLogger("posbridge.issuer")
 
 DEFAULT_PATH = Path("var") / "issuer.sqlite"
 
 # The schema, made whole when a database is created. Version 4 is the first kept: the
 # databases of versions 1 to 3 were made by development builds and are refused when
-# opened (`posbridge issuer init --force` makes a new one). A later change of the schema
-# raises the version and adds to MIGRATIONS the step from the version before it.
-SCHEMA_VERSION = 5
+# opened (`posbridge issuer init --force` makes a new one). Each later version has its
+# step in MIGRATIONS, which brings a database of the version before up to it.
+SCHEMA_VERSION = 6
+OLDEST_MIGRATED = 4
+DB_MODE = 0o600
 
 # (terminal id, trace number) names one transaction for this long after it was journaled
 # (issuer's clock); after it the board's trace may have wrapped (999999 -> 1), and the KSN
 # alone tells transactions apart. A board wraps after 999,999 requests: no counter
 # terminal makes that many in a day.
 IDENTITY_WINDOW_S = 24 * 3600
+
+CARDS_TABLE = """CREATE TABLE cards (
+        id INTEGER PRIMARY KEY,
+        pan_lookup TEXT NOT NULL UNIQUE CHECK (length(pan_lookup) = 64),
+        pan_encrypted BLOB NOT NULL,
+        pan_last4 TEXT NOT NULL CHECK (length(pan_last4) = 4),
+        expiry TEXT NOT NULL CHECK (length(expiry) = 4),
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'frozen', 'blocked')),
+        pin_reference TEXT NOT NULL,
+        pin_tries_left INTEGER NOT NULL CHECK (pin_tries_left >= 0),
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        cardholder_id INTEGER NOT NULL REFERENCES cardholders(id),
+        purchase_limit INTEGER CHECK (purchase_limit IS NULL OR purchase_limit > 0)
+    )"""
 
 _TRANSACTIONS = """CREATE TABLE transactions (
         id INTEGER PRIMARY KEY,
@@ -120,11 +149,6 @@ _REGISTRY = [
 
 SCHEMA = [
     """CREATE TABLE schema_version (version INTEGER NOT NULL)""",
-    """CREATE TABLE key_sets (
-        bdk_id TEXT PRIMARY KEY CHECK (length(bdk_id) = 8),
-        bdk TEXT NOT NULL CHECK (length(bdk) = 32),
-        label TEXT NOT NULL DEFAULT ''
-    )""",
     """CREATE TABLE accounts (
         id INTEGER PRIMARY KEY,
         number TEXT NOT NULL UNIQUE,
@@ -159,18 +183,7 @@ SCHEMA = [
         channel TEXT NOT NULL CHECK (channel IN ('sms', 'app')),
         PRIMARY KEY (cardholder_id, kind)
     )""",
-    """CREATE TABLE cards (
-        id INTEGER PRIMARY KEY,
-        pan TEXT NOT NULL UNIQUE,
-        expiry TEXT NOT NULL CHECK (length(expiry) = 4),
-        status TEXT NOT NULL DEFAULT 'active'
-            CHECK (status IN ('active', 'frozen', 'blocked')),
-        pin_hash TEXT NOT NULL,
-        pin_tries_left INTEGER NOT NULL CHECK (pin_tries_left >= 0),
-        account_id INTEGER NOT NULL REFERENCES accounts(id),
-        cardholder_id INTEGER NOT NULL REFERENCES cardholders(id),
-        purchase_limit INTEGER CHECK (purchase_limit IS NULL OR purchase_limit > 0)
-    )""",
+    CARDS_TABLE,
     _TRANSACTIONS,
     *_JOURNAL_INDEXES,
     """CREATE TABLE ledger_entries (
@@ -216,32 +229,31 @@ SCHEMA = [
     *_REGISTRY,
 ]
 
-# version -> the statements that bring a database of that version to the next one. They
-# run in one transaction with foreign keys off, so a table can be made again under its
-# own name (SQLite cannot drop a UNIQUE constraint); the foreign keys are checked after.
-MIGRATIONS = {
-    # 4 -> 5: the terminal registry; the journal without UNIQUE (terminal_id,
-    # trace_number), so that a terminal goes on after its trace wraps. The registry starts
-    # empty: `posbridge issuer terminal add` registers a terminal with its key.
-    4: [
-        *_REGISTRY,
-        "DROP INDEX transactions_by_original",
-        "ALTER TABLE transactions RENAME TO transactions_v4",
-        _TRANSACTIONS,
-        "INSERT INTO transactions SELECT * FROM transactions_v4",
-        "DROP TABLE transactions_v4",
-        *_JOURNAL_INDEXES,
-    ],
-}
+# 4 -> 5: the terminal registry; the journal without UNIQUE (terminal_id, trace_number),
+# so that a terminal goes on after its trace wraps. The registry starts empty: `posbridge
+# issuer terminal add` registers a terminal with its key. The statements run in the
+# migration's transaction with foreign keys off, so the journal can be made again under
+# its own name (SQLite cannot drop a UNIQUE constraint); the foreign keys are checked after.
+REGISTRY_STEP = [
+    *_REGISTRY,
+    "DROP INDEX transactions_by_original",
+    "ALTER TABLE transactions RENAME TO transactions_v4",
+    _TRANSACTIONS,
+    "INSERT INTO transactions SELECT * FROM transactions_v4",
+    "DROP TABLE transactions_v4",
+    *_JOURNAL_INDEXES,
+]
 
 
 @dataclass(frozen=True)
 class Card:
     id: int
-    pan: str
+    # decrypted when the card is read, never stored in clear; neither is in the repr,
+    # which a traceback or a test failure prints
+    pan: str = field(repr=False)
     expiry: str
     status: str
-    pin_hash: str
+    pin_reference: str = field(repr=False)   # keystore.py: an IBM 3624 offset, or a sealed hash
     pin_tries_left: int
     account_id: int
     available: int
@@ -283,24 +295,30 @@ def request_digest(body: bytes) -> str:
 
 
 class Ledger:
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path, keys: "KeyStore | None" = None):
         self._conn = conn
         self.path = path
+        self.keys = keys
 
     # ---- opening -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path=DEFAULT_PATH) -> "Ledger":
-        """An existing database of the current schema."""
+    def open(cls, path=DEFAULT_PATH, keys=None) -> "Ledger":
+        """An existing database, migrated to the current schema if it is older.
+        `keys`: the KeyStore, or its path; by default the file beside the database
+        (keystore.path_beside). A database older than version 6 without a key store
+        gets a new one: its migration puts the BDKs there."""
         path = Path(path)
         if not path.is_file():
             raise LedgerError(f"no issuer database at {path}: run posbridge issuer init")
-        return cls._connect(path)
+        return cls._connect(path, _key_source(path, keys))
 
     @classmethod
-    def create(cls, path=DEFAULT_PATH, force: bool = False) -> "Ledger":
+    def create(cls, path=DEFAULT_PATH, force: bool = False, keys=None) -> "Ledger":
         """A new, empty database (parent directories created). An existing file is
-        refused unless `force`, which deletes it first."""
+        refused unless `force`, which deletes it first, and with it the key store
+        beside it (or at `keys`): a new PVK and data key. An existing key store is
+        kept otherwise."""
         path = Path(path)
         if path.exists():
             if not force:
@@ -308,18 +326,23 @@ class Ledger:
             path.unlink()
             for suffix in ("-journal", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls._connect(path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if force and not isinstance(keys, KeyStore):
+            keys = KeyStore.create(keys or path_beside(path), force=True)
+        return cls._connect(path, _key_source(path, keys))
 
     @classmethod
-    def _connect(cls, path: Path) -> "Ledger":
+    def _connect(cls, path: Path, key_source) -> "Ledger":
+        _keep_private(path)
         conn = sqlite3.connect(str(path), timeout=10, isolation_level=None,
                                check_same_thread=False)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
+            # a deleted row's bytes are overwritten, not left in a free page of the file
+            conn.execute("PRAGMA secure_delete = ON")
             ledger = cls(conn, path)
-            ledger._check_schema()
+            ledger._check_schema(key_source)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise LedgerError(f"{path} is not an issuer database: {exc}") from None
@@ -328,13 +351,14 @@ class Ledger:
             raise
         return ledger
 
-    def _check_schema(self):
-        """An empty file gets the schema; an older one (version 4 on) is migrated; any
-        other must be of SCHEMA_VERSION."""
+    def _check_schema(self, key_source):
+        """An empty file gets the schema; an older one is migrated; any other must be
+        of SCHEMA_VERSION. The key store is opened (or made) here."""
         with self.transaction():
             tables = self._conn.execute("SELECT name FROM sqlite_master "
                                         "WHERE type = 'table'").fetchall()
             if not tables:
+                self.keys = key_source(True)
                 for statement in SCHEMA:
                     self._conn.execute(statement)
                 self._conn.execute("INSERT INTO schema_version (version) VALUES (?)",
@@ -346,34 +370,56 @@ class Ledger:
         if version > SCHEMA_VERSION:
             raise LedgerError(f"{self.path}: schema version {version} is newer than "
                               f"this posbridge ({SCHEMA_VERSION})")
-        if version < min(MIGRATIONS):
+        if version < OLDEST_MIGRATED:
             raise LedgerError(f"{self.path}: schema version {version} is from a development "
                               f"build and cannot be opened (this posbridge: {SCHEMA_VERSION}); "
                               "posbridge issuer init --force makes a new database")
+        self.keys = key_source(version < SCHEMA_VERSION)
         if version < SCHEMA_VERSION:
             self._migrate()
 
     def _migrate(self):
-        """Bring the database up to SCHEMA_VERSION, every step in one transaction."""
-        # neither pragma can change inside a transaction; with both, renaming the journal
-        # leaves the other tables' references to it by name, for the new journal to take
+        """Every step from the file's version to SCHEMA_VERSION, in one transaction, then
+        the file rewritten (VACUUM) so that no page of the old content is left in it."""
+        # the journal (5) and the cards table (6) are rebuilt: other tables' references
+        # to them must stay as they are, by name, which needs both of these off while it
+        # happens
         self._conn.execute("PRAGMA foreign_keys = OFF")
         self._conn.execute("PRAGMA legacy_alter_table = ON")
         try:
             with self.transaction():
-                version = self.schema_version()     # another process may have done it
-                while version < SCHEMA_VERSION:
-                    for statement in MIGRATIONS[version]:
-                        self._conn.execute(statement)
-                    version += 1
+                version = self.schema_version()        # another process may have done it
+                for step in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[step](self)
+                    log.info("%s: schema version %d -> %d", self.path, step, step + 1)
+                self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 broken = self._conn.execute("PRAGMA foreign_key_check").fetchall()
                 if broken:
                     raise LedgerError(f"{self.path}: migration to schema version "
                                       f"{SCHEMA_VERSION} broke {len(broken)} references")
-                self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         finally:
             self._conn.execute("PRAGMA legacy_alter_table = OFF")
             self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("VACUUM")
+
+    def _to_version_5(self):
+        """The terminal registry (REGISTRY_STEP): its tables, empty, and the journal
+        without UNIQUE (terminal_id, trace_number), its rows kept."""
+        for statement in REGISTRY_STEP:
+            self._conn.execute(statement)
+
+    def _to_version_6(self):
+        """Keys out of the ledger: the BDKs move to the key store and their table goes;
+        the cards table is rebuilt with the PAN encrypted and looked up by keyed hash,
+        and each scrypt PIN hash sealed under the data key until the card's next right
+        PIN replaces it with an offset (keystore.py)."""
+        for row in self._conn.execute("SELECT bdk_id, bdk, label FROM key_sets").fetchall():
+            self.keys.import_bdk(row["bdk_id"], bytes.fromhex(row["bdk"]), row["label"])
+        self._conn.execute("DROP TABLE key_sets")
+        self._conn.execute("ALTER TABLE cards RENAME TO cards_v5")
+        self._conn.execute(CARDS_TABLE)
+        card_rows.copy_version_5_cards(self)
+        self._conn.execute("DROP TABLE cards_v5")
 
     def close(self):
         self._conn.close()
@@ -405,24 +451,6 @@ class Ledger:
     def schema_version(self) -> int:
         return self._conn.execute("SELECT version FROM schema_version").fetchone()["version"]
 
-    # ---- keys ----------------------------------------------------------------------
-
-    def add_key_set(self, bdk_id: str, bdk: bytes, label: str = ""):
-        bdk_id = bdk_id.upper()
-        if len(bdk_id) != 8 or any(c not in "0123456789ABCDEF" for c in bdk_id):
-            raise LedgerError("BDK id: 8 hex digits expected (the KSN's first 4 bytes)")
-        if len(bdk) != 16:
-            raise LedgerError("BDK: 16 bytes (AES-128) expected")
-        with self.transaction():
-            self._conn.execute("INSERT OR REPLACE INTO key_sets (bdk_id, bdk, label) "
-                               "VALUES (?, ?, ?)",
-                               (bdk_id, bytes(bdk).hex().upper(), label))
-
-    def bdk_for(self, bdk_id: str) -> "bytes | None":
-        row = self._conn.execute("SELECT bdk FROM key_sets WHERE bdk_id = ?",
-                                 (bdk_id.upper(),)).fetchone()
-        return bytes.fromhex(row["bdk"]) if row else None
-
     # ---- accounts ------------------------------------------------------------------
 
     def open_account(self, *, currency: int, available: int, ledger_balance=None,
@@ -450,7 +478,7 @@ class Ledger:
     # ---- cards as a request reads them: the row with its account and holder -------
 
     _CARD_QUERY = """
-        SELECT c.id, c.pan, c.expiry, c.status, c.pin_hash, c.pin_tries_left,
+        SELECT c.id, c.pan_encrypted, c.expiry, c.status, c.pin_reference, c.pin_tries_left,
                c.purchase_limit, a.id AS account_id, a.available, a.ledger, a.currency,
                a.purchase_limit AS account_purchase_limit, a.credit_limit,
                c.cardholder_id AS holder_id
@@ -458,13 +486,16 @@ class Ledger:
 
     def _card(self, row) -> Card:
         holder = load_cardholder(self, row["holder_id"])
-        return Card(row["id"], row["pan"], row["expiry"], row["status"], row["pin_hash"],
+        return Card(row["id"], self.keys.decrypt_pan(row["pan_encrypted"]), row["expiry"],
+                    row["status"], row["pin_reference"],
                     row["pin_tries_left"], row["account_id"], row["available"],
                     row["ledger"], row["currency"], holder, row["purchase_limit"],
                     row["account_purchase_limit"], row["credit_limit"])
 
     def card_by_pan(self, pan: str) -> "Card | None":
-        row = self._conn.execute(self._CARD_QUERY + " WHERE c.pan = ?", (pan,)).fetchone()
+        """The card found by the keyed hash of `pan` (keystore.pan_lookup)."""
+        row = self._conn.execute(self._CARD_QUERY + " WHERE c.pan_lookup = ?",
+                                 (self.keys.pan_lookup(pan),)).fetchone()
         return self._card(row) if row else None
 
     def card_by_id(self, card_id: int) -> "Card | None":
@@ -573,7 +604,7 @@ class Ledger:
         """Every journal row for a person or a test: the card masked, and what the row
         moved on the account (`posted`, signed minor units, from the ledger entries)."""
         rows = self._conn.execute(
-            "SELECT t.id, t.terminal_id, t.trace_number, t.kind, c.pan, t.amount, "
+            "SELECT t.id, t.terminal_id, t.trace_number, t.kind, c.pan_encrypted, t.amount, "
             "t.currency, t.response_code, t.approval_code, t.merchant_id, t.merchant_name, "
             "t.ksn, t.original_trace, t.original_ksn, t.reversal_reason, "
             "t.reversal_outcome, t.original_id, t.reversed_by, t.request_time, "
@@ -583,8 +614,9 @@ class Ledger:
         out = []
         for r in rows:
             row = dict(r)
-            pan = row.pop("pan")
-            row = {"id": row.pop("id"), "card": mask_pan(pan) if pan else None, **row}
+            pan = row.pop("pan_encrypted")
+            row = {"id": row.pop("id"),
+                   "card": mask_pan(self.keys.decrypt_pan(pan)) if pan else None, **row}
             out.append(row)
         return out
 
@@ -622,3 +654,37 @@ class Ledger:
             "channel, destination, language, text, status, attempts, next_attempt_at, "
             "reason, sent_at, gateway_ref, created_at FROM outbox ORDER BY id")]
 
+
+
+# version of the file -> the step that brings it to the next version
+MIGRATIONS = dict(enumerate([Ledger._to_version_5, Ledger._to_version_6],
+                           start=OLDEST_MIGRATED))
+
+
+def _key_source(db_path: Path, keys):
+    """keys (a KeyStore, a path, or None for the file beside the database) -> a
+    function of may_create: the key store, made when missing if may_create (a new or a
+    migrated database), else KeyStoreError."""
+    def source(may_create: bool) -> KeyStore:
+        if isinstance(keys, KeyStore):
+            return keys
+        path = Path(keys) if keys is not None else path_beside(db_path)
+        if may_create and not path.exists():
+            return KeyStore.create(path)
+        return KeyStore.open(path)
+    return source
+
+
+def _keep_private(path: Path):
+    """The database file made (or kept) mode 0600 before SQLite opens it: SQLite makes
+    its journal, WAL and shared-memory files with the database's own mode."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, DB_MODE))
+    for name in (str(path), *(str(path) + s for s in ("-journal", "-wal", "-shm"))):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, DB_MODE)
+            log.info("%s: mode %04o -> %04o", name, mode, DB_MODE)

@@ -8,7 +8,8 @@ response answers which request and which class reads it.
 
 MACs: 8 bytes of AES-CMAC over the deterministic CBOR of the same map without the MAC
 field; the request's under the DUKPT MAC generation key of its KSN, the response's under
-the MAC verification key of the same KSN (dukpt.verify_request_mac / response_mac).
+the MAC verification key of the same KSN. The key store does both (`keys`,
+keystore.KeyStore): no key is ever in hand here.
 Every response carries the SHA-256 of the request bytes it answers under its MAC, so
 that an answer to an altered copy of a request is never taken for the request's own.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from ..link import protocol
 from . import dukpt
 from .errors import IssuerRequestError, IssuerSecurityError
+from .keystore import UnknownKeySet
 
 BALANCE_INQUIRY = "balance_inquiry"
 PURCHASE = "purchase"
@@ -108,24 +110,25 @@ ROUTES = {
 }
 
 
-def request_mac_ok(bdk: bytes, request: _Request) -> bool:
-    """Whether the request's MAC is right under its KSN; IssuerSecurityError if the KSN
-    has no keys (a counter the standard forbids), so that no answer can be MAC'd."""
+def request_mac_ok(keys, request: _Request) -> bool:
+    """Whether the request's MAC is right under its KSN (the key store `keys` checks it);
+    IssuerSecurityError if the KSN has no keys (a counter the standard forbids, a key set
+    not in the store), so that no answer can be MAC'd."""
     try:
-        dukpt.verify_request_mac(bdk, request.ksn, request.signed, request.mac)
+        keys.verify_request_mac(request.ksn, request.signed, request.mac)
     except dukpt.MacError:
         return False
-    except dukpt.DukptError as exc:
+    except (dukpt.DukptError, UnknownKeySet) as exc:
         raise IssuerSecurityError(f"{request.name} refused: {exc}") from None
     return True
 
 
-def _macd(rule: str, fields: dict, bdk: bytes, ksn: bytes) -> bytes:
-    mac = dukpt.response_mac(bdk, ksn, protocol.mac_input(rule, fields), protocol.MAC_LEN)
+def _macd(rule: str, fields: dict, keys, ksn: bytes) -> bytes:
+    mac = keys.response_mac(ksn, protocol.mac_input(rule, fields), protocol.MAC_LEN)
     return protocol.with_mac(rule, fields, mac)
 
 
-def balance_response(request, bdk: bytes, code: str, notification: dict, *,
+def balance_response(request, keys, code: str, notification: dict, *,
                      approval_code=None, available=None, ledger=None, currency=None,
                      tries_left=None) -> bytes:
     """The answer to a balance-request or a purchase-request (the same fields), MAC'd
@@ -135,10 +138,10 @@ def balance_response(request, bdk: bytes, code: str, notification: dict, *,
         response_code=code, notification=notification, ksn=request.ksn,
         approval_code=approval_code, available=available, ledger=ledger,
         currency=currency, pin_tries_left=tries_left, request_digest=request.digest)
-    return _macd(request.response, fields, bdk, request.ksn)
+    return _macd(request.response, fields, keys, request.ksn)
 
 
-def reversal_response(request: ReversalRequest, bdk: bytes, code: str,
+def reversal_response(request: ReversalRequest, keys, code: str,
                       outcome=None, notification=None) -> bytes:
     """The reversal-response body for `request`, MAC'd under its KSN; `outcome` and
     `notification` only with code 00."""
@@ -146,4 +149,4 @@ def reversal_response(request: ReversalRequest, bdk: bytes, code: str,
         request.response, terminal_id=request.terminal_id, trace=request.trace_number,
         response_code=code, ksn=request.ksn, original_trace=request.original_trace,
         outcome=outcome, notification=notification, request_digest=request.digest)
-    return _macd(request.response, fields, bdk, request.ksn)
+    return _macd(request.response, fields, keys, request.ksn)

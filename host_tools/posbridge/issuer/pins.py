@@ -1,6 +1,10 @@
-"""PINs on file: a salted scrypt hash, never the PIN. Stored as one text field,
-`scrypt$N$r$p$salt$hash` (hex), so the cost can be raised later without a migration:
-old hashes keep verifying with the parameters written in them.
+"""The PIN format, and the salted scrypt hashes that databases of schema version 5 and
+older kept: `scrypt$N$r$p$salt$hash` (hex).
+
+A new card's PIN is an IBM 3624 offset under the key store's PVK (keystore.py): a
+salted hash cannot protect a 4-digit PIN, which 10,000 tries find. A migrated database
+keeps its hashes sealed under the data key, and the key store verifies one here once,
+at the card's next right PIN, then replaces it by the offset.
 
 Verification compares in constant time (hmac.compare_digest). No function here logs or
 quotes a PIN; callers should drop the clear PIN as soon as verify_pin returns."""

@@ -1,6 +1,6 @@
 """The issuer: a financial request in, a MAC'd response out.
 
-    issuer = Issuer(Ledger.open(path), Policy(), Faults())
+    issuer = Issuer(Ledger.open(path), Policy(), Faults())   # keys: ledger.keys
     response_body = issuer.handle(mtype, request_body)
     # the body of a messages.ROUTES[mtype][0] message: 0x10 -> 0x11, 0x12 -> 0x13,
     # 0x14 -> 0x15
@@ -10,7 +10,6 @@ Before any answer can be MAC'd (errors.py says what the bridge sends instead):
   fault "unavailable"                               -> IssuerUnavailable
   body not a request of its type                    -> IssuerRequestError
   no key set for the KSN's BDK id, KSN counter bad  -> IssuerSecurityError
-  the database fails while looking up the key       -> IssuerInternalError
 Every answer from here on is MAC'd under the request's KSN and names the SHA-256 of the
 request bytes it answers (the board takes only an answer to the bytes it sent):
   request MAC wrong         -> 63, nothing journaled, nothing changed; logged as a
@@ -33,6 +32,8 @@ Balance inquiry and purchase:
   expiry passed (on file or on the card) at the issuer's time -> 54
   no PIN tries left         -> 75
   PIN block undecipherable  -> 96 (tries unchanged)
+  (the key store checks the PIN block against the card's IBM 3624 offset; a card
+   migrated with a sealed scrypt hash gets its offset at its first right PIN)
   wrong PIN                 -> one try less: 55 with the tries left (key 10), or 75 with
                                0 and a security alert when none are left
   right PIN                 -> tries back to 3; a balance inquiry is approved (00)
@@ -73,23 +74,20 @@ answer ("queued") stays true.
 """
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 
 from . import dukpt
-from . import alerts, cards, codes, notify, outbox, terminals
+from . import alerts, cards, codes, keystore, notify, outbox, terminals
 from .cards import MAX_PIN_TRIES, is_expired
 from .dispatcher import Dispatcher
-from .errors import (IssuerInternalError, IssuerRequestError, IssuerSecurityError,
-                     IssuerUnavailable)
+from .errors import IssuerRequestError, IssuerSecurityError, IssuerUnavailable
 from .faults import Faults, corrupt_mac
 from .gateways import BuiltinGateway
 from .ledger import Ledger, request_digest
 from .messages import (BALANCE_INQUIRY, PURCHASE, REVERSAL, ROUTES, balance_response,
                        request_mac_ok, reversal_response)
 from .money import format_amount
-from .pins import verify_pin
 from .policy import Policy
 
 log = logging.getLogger("posbridge.issuer")
@@ -146,6 +144,8 @@ class Issuer:
                  clock=time.time, sleep=time.sleep, gateways=None,
                  max_age_s: int = MAX_REQUEST_AGE_S, max_ahead_s: int = MAX_REQUEST_AHEAD_S):
         self.ledger = ledger
+        # every key operation (MACs, PIN check) goes through it; no key is held here
+        self.keys = ledger.keys
         self.policy = policy or Policy()
         self.faults = faults or Faults()
         self.max_age_s = max_age_s
@@ -159,10 +159,12 @@ class Issuer:
         self.dispatcher = Dispatcher(ledger, self.policy, gateways, clock=clock)
 
     @classmethod
-    def open(cls, path, policy=None, faults=None) -> "Issuer":
-        """An issuer on the database at `path` (LedgerError if there is none), its
-        policy and faults from the environment unless given."""
-        return cls(Ledger.open(path), policy or Policy.from_env(), faults or Faults.from_env())
+    def open(cls, path, policy=None, faults=None, keys=None) -> "Issuer":
+        """An issuer on the database at `path` (LedgerError if there is none) and its
+        key store (`keys`, by default beside the database), its policy and faults from
+        the environment unless given."""
+        return cls(Ledger.open(path, keys), policy or Policy.from_env(),
+                   faults or Faults.from_env())
 
     def close(self):
         self.ledger.close()
@@ -184,28 +186,25 @@ class Issuer:
             raise IssuerUnavailable("issuer unavailable")
         request = parse(body)
         with self._lock:                   # one connection, shared by the bridge's threads
-            bdk = self._key_for(request)
-            if request_mac_ok(bdk, request):
-                response = self._answer(request, bdk, request_digest(body))
+            keys = self._key_for(request)
+            if request_mac_ok(keys, request):
+                response = self._answer(request, keys, request_digest(body))
             else:
-                response = self._refuse_unauthenticated(request, bdk)
+                response = self._refuse_unauthenticated(request, keys)
         if self.faults.delay_s:
             self._sleep(self.faults.delay_s)
         if self.faults.bad_mac:
             response = corrupt_mac(response_type, response)
         return response
 
-    def _key_for(self, request) -> bytes:
-        try:
-            bdk = self.ledger.bdk_for(request.bdk_id)
-        except sqlite3.Error as exc:
-            raise IssuerInternalError(f"issuer database: {exc}") from None
-        if bdk is None:
+    def _key_for(self, request) -> "keystore.KeyStore":
+        """The key store, once it is known to hold the request's key set."""
+        if not self.keys.has_key_set(request.bdk_id):
             raise IssuerSecurityError(f"{request.name} refused: no key set for BDK id "
                                       f"{request.bdk_id}")
-        return bdk
+        return self.keys
 
-    def _refuse_unauthenticated(self, request, bdk) -> bytes:
+    def _refuse_unauthenticated(self, request, keys) -> bytes:
         """63 to a request whose MAC is wrong: MAC'd, so that the terminal whose request
         it is may take it, and bound to these very bytes, so that an altered copy's
         refusal is never taken for the original's answer. Nothing is journaled: an
@@ -214,15 +213,15 @@ class Issuer:
         log.warning("security: %s refused: request MAC does not match (KSN %s)%s: 63",
                     _label(request), request.ksn.hex().upper(),
                     ", an identity already journaled: an altered copy" if known else "")
-        return self._declined(request, bdk, codes.SECURITY_VIOLATION)
+        return self._declined(request, keys, codes.SECURITY_VIOLATION)
 
-    def _declined(self, request, bdk, code) -> bytes:
+    def _declined(self, request, keys, code) -> bytes:
         """An answer that changes nothing: no balances, nothing alerted."""
         if request.kind == REVERSAL:
-            return reversal_response(request, bdk, code)
-        return balance_response(request, bdk, code, notify.NOTHING.as_cbor_map())
+            return reversal_response(request, keys, code)
+        return balance_response(request, keys, code, notify.NOTHING.as_cbor_map())
 
-    def _answer(self, request, bdk, digest) -> bytes:
+    def _answer(self, request, keys, digest) -> bytes:
         try:
             with self.ledger.transaction():
                 previous = self.ledger.find_by_ksn(request.ksn)
@@ -237,12 +236,12 @@ class Issuer:
                                                now):
                     log.warning("%s: identity reused by another request: 94",
                                 _label(request))
-                    return self._duplicate(request, bdk, digest, terminal, now)
+                    return self._duplicate(request, keys, digest, terminal, now)
                 if request.kind == REVERSAL:
-                    reply = self._reverse(request, bdk, digest, now)
+                    reply = self._reverse(request, keys, digest, now)
                 else:
-                    outcome = self._decide(request, bdk, now, terminal)
-                    reply = self._write(request, bdk, digest, outcome, now)
+                    outcome = self._decide(request, keys, now, terminal)
+                    reply = self._write(request, keys, digest, outcome, now)
         except IssuerSecurityError:
             raise                          # refused: nothing written, no answer
         except Exception as exc:           # noqa: BLE001 - any failure is a 96, MAC'd
@@ -251,17 +250,17 @@ class Issuer:
             if request.kind == REVERSAL:
                 # not journaled: the board keeps the reversal and sends it again, and
                 # the same bytes must then be processed, not answered 96 for ever
-                return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
+                return self._declined(request, keys, codes.SYSTEM_MALFUNCTION)
             outcome = _Outcome(codes.SYSTEM_MALFUNCTION)
             try:
                 with self.ledger.transaction():
                     outcome.terminal = terminals.admit(self.ledger, request)
-                    return self._write(request, bdk, digest, outcome,
+                    return self._write(request, keys, digest, outcome,
                                        int(self._clock())).response
             except IssuerSecurityError:
                 raise
             except Exception:              # noqa: BLE001 - answer even if not journaled
-                return self._declined(request, bdk, codes.SYSTEM_MALFUNCTION)
+                return self._declined(request, keys, codes.SYSTEM_MALFUNCTION)
         # committed: outside the try, so that nothing after this can turn a charged
         # purchase into a 96
         return self._send_after_commit(reply)
@@ -290,11 +289,11 @@ class Issuer:
         log.info("alert %s: notification %d", alert.message_id, alert.decision.status)
         return response
 
-    def _duplicate(self, request, bdk, digest, terminal, now) -> bytes:
+    def _duplicate(self, request, keys, digest, terminal, now) -> bytes:
         """94 to a request whose (terminal id, trace number) another one took: journaled
         under its own KSN, so a retransmission gets the same 94 and the KSN stays used.
         Never an acknowledgement: a reversal's row names no original."""
-        response = self._declined(request, bdk, codes.DUPLICATE)
+        response = self._declined(request, keys, codes.DUPLICATE)
         extra = {}
         if request.kind == PURCHASE:
             extra = dict(amount=request.amount, currency=request.currency,
@@ -309,12 +308,12 @@ class Issuer:
 
     # ---- the rules: balance inquiry and purchase ----------------------------------
 
-    def _decide(self, request, bdk, now, terminal) -> _Outcome:
-        outcome = self._rules(request, bdk, now, terminal)
+    def _decide(self, request, keys, now, terminal) -> _Outcome:
+        outcome = self._rules(request, keys, now, terminal)
         outcome.terminal = terminal
         return outcome
 
-    def _rules(self, request, bdk, now, terminal) -> _Outcome:
+    def _rules(self, request, keys, now, terminal) -> _Outcome:
         card = self.ledger.card_by_pan(request.pan)
         # the time is under the request's MAC, but the terminal's clock is set by the
         # bridge unauthenticated: a wrong one refuses, never charges
@@ -347,14 +346,15 @@ class Issuer:
         if card.pin_tries_left <= 0:
             return _Outcome(codes.PIN_TRIES_EXCEEDED, card=card, tries_left=0)
         try:
-            pin = dukpt.decrypt_pin_block(bdk, request.ksn, request.pin_block,
-                                                request.pan)
+            # the PIN is deciphered and compared inside the key store, never here
+            check = keys.verify_pin(request.ksn, request.pin_block, request.pan,
+                                    card.pin_reference)
         except (dukpt.PinBlockError, dukpt.DukptError):
             log.warning("%s: PIN block undecipherable: 96", _label(request))
             return _Outcome(codes.SYSTEM_MALFUNCTION, card=card)
-        pin_ok = verify_pin(pin, card.pin_hash)
-        del pin
-        if pin_ok:
+        if check.replacement is not None:
+            cards.set_pin_reference(self.ledger, card.id, check.replacement)
+        if check.ok:
             if card.pin_tries_left != MAX_PIN_TRIES:
                 cards.set_pin_tries(self.ledger, card.id, MAX_PIN_TRIES)
             if request.kind == PURCHASE:
@@ -406,7 +406,7 @@ class Issuer:
         return notify.decide(kind, self.policy, card.holder, amount=amount,
                              currency=card.currency, now=now)
 
-    def _write(self, request, bdk, digest, outcome, now) -> _Reply:
+    def _write(self, request, keys, digest, outcome, now) -> _Reply:
         """The response for `outcome`, journaled with its ledger entry and outbox row
         (the caller holds the transaction), and the alert to send after the COMMIT. The
         journal row and the debit come first, then the alert is made and stored."""
@@ -442,7 +442,7 @@ class Issuer:
 
         def respond(decision):
             return balance_response(
-                request, bdk, outcome.code, decision.as_cbor_map(),
+                request, keys, outcome.code, decision.as_cbor_map(),
                 approval_code=approval_code, available=outcome.available,
                 ledger=outcome.ledger, currency=card.currency if approved else None,
                 tries_left=outcome.tries_left)
@@ -459,7 +459,7 @@ class Issuer:
 
     # ---- the rules: reversal -------------------------------------------------------
 
-    def _reverse(self, request, bdk, digest, now) -> _Reply:
+    def _reverse(self, request, keys, digest, now) -> _Reply:
         """Acknowledge the reversal (00) with what it did; journal it, credit the
         purchase back at most once, and alert the credit as notify.py's reversal rules
         say (the caller holds the transaction). The purchase's own alert stays as it
@@ -524,7 +524,7 @@ class Issuer:
                                     policy=self.policy))
 
         def respond(decision):
-            return reversal_response(request, bdk, codes.APPROVED, outcome,
+            return reversal_response(request, keys, codes.APPROVED, outcome,
                                      decision.as_cbor_map())
         response = respond(decision.before_send())
         self.ledger.set_response(reversal_id, response)

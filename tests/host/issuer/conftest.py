@@ -4,6 +4,7 @@ import pytest
 
 from posbridge.issuer import Faults, Issuer, Ledger, Policy
 from posbridge.issuer.demo_data import load_demo
+from posbridge.issuer.keystore import path_beside
 
 from .request_builder import NOW, TerminalRequestBuilder
 
@@ -12,7 +13,7 @@ ISSUER_NOW = NOW + 125    # the issuer's clock, 125 s after the board's: 2026-11
 
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory):
-    """The demo database, made once (scrypt makes each PIN hash cost tens of ms)."""
+    """The demo database and its key store (issuer.keys beside it), made once."""
     path = tmp_path_factory.mktemp("template") / "issuer.sqlite"
     ledger = Ledger.create(path)
     load_demo(ledger)
@@ -25,6 +26,7 @@ def db_path(demo_template, tmp_path):
     path = tmp_path / "var" / "issuer.sqlite"
     path.parent.mkdir()
     shutil.copy(demo_template, path)
+    shutil.copy(path_beside(demo_template), path_beside(path))   # mode 0600 kept
     return path
 
 

@@ -62,6 +62,28 @@ def test_init_default_path_is_var_under_the_working_directory(tmp_path, monkeypa
     assert (tmp_path / "var" / "issuer.sqlite").is_file()
 
 
+def test_init_default_key_store_is_beside_the_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("POSBRIDGE_ISSUER_DB", raising=False)
+    monkeypatch.delenv("POSBRIDGE_ISSUER_KEYS", raising=False)
+    result = run("init")
+    assert result.exit_code == 0, result.output
+    assert "key store var/issuer.keys" in result.output
+    assert (tmp_path / "var" / "issuer.keys").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_key_store_elsewhere(tmp_path):
+    db, keys = tmp_path / "db" / "issuer.sqlite", tmp_path / "hsm" / "bank.keys"
+    assert run("--db", db, "--keys", keys, "init").exit_code == 0
+    assert keys.is_file() and not db.with_suffix(".keys").exists()
+    result = run("--db", db, "card", "add", "--pan", "4111111111111111", "--expiry", "3106",
+                 "--pin", "4321", env={"POSBRIDGE_ISSUER_KEYS": str(keys)})
+    assert result.exit_code == 0, result.output
+    assert "411111******1111" in run("--db", db, "--keys", keys, "ledger").output
+    # without it the database is of no use, and says so
+    assert_clean_failure(run("--db", db, "ledger"), "no issuer key store at")
+
+
 def test_db_from_the_environment(db_path):
     result = run("ledger", env={"POSBRIDGE_ISSUER_DB": str(db_path)})
     assert result.exit_code == 0 and "476173******0011" in result.output

@@ -219,9 +219,9 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def table_ledger(tmp_path_factory):
-    """One cardholder for the outbox rows of the table (the PIN hash is never checked)."""
+    """One cardholder for the outbox rows of the table (the PIN is never checked)."""
     ledger = Ledger.create(tmp_path_factory.mktemp("table") / "issuer.sqlite")
-    cards.add(ledger, pan="4761730000000011", pin_hash="not-checked-here", expiry="3012",
+    cards.add(ledger, pan="4761730000000011", pin="1234", expiry="3012",
               available=100000, currency=156, name="Test", phone=PHONE)
     yield ledger
     ledger.close()
@@ -363,7 +363,7 @@ FACTORS = dict(bank=(True, False), bank_large=(True, False), queue=(False, True)
 @pytest.mark.parametrize("kind", [PU, BI, WP, AC, RR, SEC, FROZEN])
 def test_every_combination(tmp_path, kind):
     ledger = Ledger.create(tmp_path / "issuer.sqlite")
-    cards.add(ledger, pan="4761730000000011", pin_hash="x", expiry="3012", available=0,
+    cards.add(ledger, pan="4761730000000011", pin="1234", expiry="3012", available=0,
               currency=156, name="Test", phone=PHONE)
     names = list(FACTORS)
     seen = set()

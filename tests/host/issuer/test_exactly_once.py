@@ -5,12 +5,7 @@ of the rules predicts every answer; at the end the balance is the opening balanc
 the purchases charged and not reversed, and no purchase is debited or credited twice.
 A purchase first delivered after a later request of the terminal has a KSN counter
 below the highest used: refused (IssuerSecurityError, nothing charged), unless a
-reversal named it first (then 94).
-
-The card's PIN hash is scrypt with a tiny cost (verify_pin reads the cost from the
-stored hash), so hundreds of PIN checks take no time."""
-import hashlib
-import os
+reversal named it first (then 94)."""
 import random
 import tempfile
 from collections import Counter
@@ -33,17 +28,11 @@ LIMIT = 40000                     # single-purchase limit: some purchases get 61
 MAX_AMOUNT = 45000
 
 
-def cheap_pin_hash(pin):
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, n=16, r=1, p=1, dklen=32)
-    return f"scrypt$16$1$1${salt.hex()}${digest.hex()}"
-
-
 def new_issuer(path: Path) -> Issuer:
     ledger = Ledger.create(path)
-    ledger.add_key_set(DEMO_BDK_ID, DEMO_BDK)
+    ledger.keys.import_bdk(DEMO_BDK_ID, DEMO_BDK)
     terminals.register(ledger, "T0000001", INITIAL_KEY_ID, MERCHANT_ID, MERCHANT_NAME)
-    cards.add(ledger, pan=PAN, pin_hash=cheap_pin_hash("1234"), expiry="3012",
+    cards.add(ledger, pan=PAN, pin="1234", expiry="3012",
               available=OPENING, currency=156, name="Random", purchase_limit=LIMIT)
     return Issuer(ledger, clock=lambda: ISSUER_NOW)
 

@@ -27,7 +27,7 @@ def test_create_makes_parent_directories(tmp_path):
     ledger = Ledger.open(path)
     assert ledger.schema_version() == SCHEMA_VERSION
     tables = {r[0] for r in ledger._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"schema_version", "key_sets", "accounts", "cardholders", "alert_kinds", "cards",
+    assert {"schema_version", "accounts", "cardholders", "alert_kinds", "cards",
             "transactions", "outbox"} <= tables
     ledger.close()
 
@@ -104,9 +104,8 @@ def test_a_trace_names_a_transaction_within_the_identity_window(db_path):
 
 def test_demo_data(db_path):
     ledger = Ledger.open(db_path)
-    assert ledger.bdk_for(DEMO_BDK_ID) == DEMO_BDK
-    assert ledger.bdk_for(DEMO_BDK_ID.lower()) == DEMO_BDK
-    assert ledger.bdk_for("00000000") is None
+    assert ledger.keys.has_key_set(DEMO_BDK_ID) and ledger.keys.has_key_set(DEMO_BDK_ID.lower())
+    assert not ledger.keys.has_key_set("00000000")
     on_file = {c.pan: c for c in ledger.cards()}
     assert set(on_file) == {d.pan for d in DEMO_CARDS}
     for demo in DEMO_CARDS:
@@ -115,21 +114,20 @@ def test_demo_data(db_path):
         assert (card.expiry, card.status, card.available, card.currency) == \
             (demo.expiry, demo.status, demo.balance, 156)
         assert card.holder.subscribed == demo.subscribed
-        assert verify_pin(DEMO_PIN, card.pin_hash)
+        assert card.pin_reference.startswith("ibm3624$1$")
+        assert card.pin_reference == ledger.keys.pin_reference(DEMO_PIN, card.pan)
     ledger.close()
 
 
-def test_pin_column_holds_salted_hashes(db_path):
+def test_pin_column_holds_offsets_under_the_pvk(db_path):
     conn = sqlite3.connect(db_path)
-    hashes = [r[0] for r in conn.execute("SELECT pin_hash FROM cards")]
+    references = [r[0] for r in conn.execute("SELECT pin_reference FROM cards")]
     conn.close()
-    for h in hashes:
-        scheme, n, r, p, salt, digest = h.split("$")
-        assert (scheme, len(salt), len(digest)) == ("scrypt", 32, 64)
-        assert int(n) >= 2 ** 14
-    salts = [h.split("$")[4] for h in hashes]
-    assert len(set(salts)) == len(salts)            # a salt per card
-    assert len(set(hashes)) == len(hashes)          # same PIN, different hashes
+    for reference in references:
+        scheme, index, offset = reference.split("$")
+        assert (scheme, index, len(offset)) == ("ibm3624", "1", len(DEMO_PIN))
+    # the same PIN gives another offset on another card (the PAN is the validation data)
+    assert len(set(references)) > len(references) // 2
 
 
 def test_journal_keeps_no_request(issuer, terminal, db_path):
@@ -148,7 +146,7 @@ def test_journal_keeps_no_request(issuer, terminal, db_path):
 def test_add_card_refuses_a_pan_on_file_without_quoting_it(db_path):
     ledger = Ledger.open(db_path)
     with pytest.raises(LedgerError) as err:
-        cards.add(ledger, pan=LI_WEI, pin_hash="x", expiry="3012", available=0, currency=156,
+        cards.add(ledger, pan=LI_WEI, pin="1234", expiry="3012", available=0, currency=156,
                   name="Dup")
     assert "476173******0011 is already on file" in str(err.value)
     assert LI_WEI not in str(err.value)
@@ -162,7 +160,7 @@ def test_add_card_refuses_a_pan_on_file_without_quoting_it(db_path):
 def test_add_card_checks_its_choices(db_path, field, value, message):
     ledger = Ledger.open(db_path)
     with pytest.raises(LedgerError, match=message):
-        cards.add(ledger, **{"pan": "4111111111111111", "pin_hash": "x", "expiry": "3012",
+        cards.add(ledger, **{"pan": "4111111111111111", "pin": "1234", "expiry": "3012",
                              "available": 0, "currency": 156, "name": "N", field: value})
     ledger.close()
 
@@ -173,7 +171,7 @@ def test_add_card_checks_its_choices(db_path, field, value, message):
 def test_key_set_checks(db_path, bdk_id, bdk, message):
     ledger = Ledger.open(db_path)
     with pytest.raises(LedgerError, match=message):
-        ledger.add_key_set(bdk_id, bdk)
+        ledger.keys.import_bdk(bdk_id, bdk)
     ledger.close()
 
 
@@ -187,9 +185,10 @@ def _tables(ledger):
 
 def test_a_new_database_has_the_whole_schema(tmp_path):
     ledger = Ledger.create(tmp_path / "new.sqlite")
-    assert ledger.schema_version() == SCHEMA_VERSION == 5
+    assert ledger.schema_version() == SCHEMA_VERSION == 6
     assert {"ledger_entries", "account_events", "alert_channels", "outbox", "terminals",
             "terminal_keys"} <= _tables(ledger)
+    assert "key_sets" not in _tables(ledger)
     assert {"threshold", "large_amount_limit", "quiet_hours", "language"} <= \
         _columns(ledger, "cardholders")
     assert {"ksn", "merchant_name", "reversed_by"} <= _columns(ledger, "transactions")

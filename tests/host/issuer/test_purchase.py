@@ -11,7 +11,6 @@ from posbridge.link import cbor_profile
 from posbridge.issuer import Faults, IssuerRequestError, IssuerUnavailable
 from posbridge.issuer import Ledger, cards, codes, outbox
 from posbridge.issuer.cards import MAX_PIN_TRIES
-from posbridge.issuer.pins import hash_pin
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 from tests.schema import schema_for
 
@@ -116,7 +115,7 @@ def test_purchases_add_up(issuer, terminal):
 
 
 def test_credit_limit_lets_the_balance_go_below_zero(issuer, terminal):
-    cards.add(issuer.ledger, pan="4111111111111111", pin_hash=hash_pin("1234"), expiry="3012",
+    cards.add(issuer.ledger, pan="4111111111111111", pin="1234", expiry="3012",
               available=10000, currency=156, name="Overdraft",
               credit_limit=5000)
     assert buy(issuer, terminal, "4111111111111111", 15001)[3] == codes.INSUFFICIENT_FUNDS
@@ -125,7 +124,7 @@ def test_credit_limit_lets_the_balance_go_below_zero(issuer, terminal):
 
 
 def test_the_lower_of_card_and_account_limit_counts(issuer, terminal):
-    cards.add(issuer.ledger, pan="4111111111111111", pin_hash=hash_pin("1234"), expiry="3012",
+    cards.add(issuer.ledger, pan="4111111111111111", pin="1234", expiry="3012",
               available=900000, currency=156, name="Limits",
               purchase_limit=30000, account_purchase_limit=20000)
     assert buy(issuer, terminal, "4111111111111111", 20001)[3] == codes.EXCEEDS_LIMIT

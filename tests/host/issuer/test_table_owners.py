@@ -12,8 +12,7 @@ from posbridge.issuer import Ledger
 PACKAGE = Path(__file__).resolve().parents[3] / "host_tools" / "posbridge"
 
 OWNERS = {
-    "schema_version": "issuer/ledger.py",
-    "key_sets": "issuer/ledger.py",
+    "schema_version": "issuer/ledger.py",     # and the migrations (no keys: keystore.py)
     "accounts": "issuer/ledger.py",          # balances move only by postings
     "transactions": "issuer/ledger.py",      # the journal
     "ledger_entries": "issuer/ledger.py",    # the postings

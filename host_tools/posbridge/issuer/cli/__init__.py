@@ -10,6 +10,8 @@
     terminal add|list                      the terminal registry                  (terminals.py)
 
 `--db PATH` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by default;
+`--keys PATH` (or POSBRIDGE_ISSUER_KEYS) its key store, by default beside it
+(var/issuer.keys);
 `--policy FILE.toml` (or POSBRIDGE_ISSUER_POLICY) the bank's alert policy; common.py
 has what the commands share. A card is named by its full PAN; no output ever holds a
 full PAN or a PIN. Errors are one line and a non-zero exit, never a traceback:
@@ -44,13 +46,18 @@ class IssuerGroup(click.Group):
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PATH,
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
               help="The issuer's SQLite database (env POSBRIDGE_ISSUER_DB).")
+@click.option("--keys", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store, mode 0600 (env POSBRIDGE_ISSUER_KEYS; "
+                   "default: beside the database, var/issuer.keys).")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
               help="The bank's alert policy, a TOML file (env POSBRIDGE_ISSUER_POLICY; "
                    "default: the shipped default_policy.toml).")
 @click.pass_context
-def issuer(ctx, db, policy_file):
+def issuer(ctx, db, keys, policy_file):
     """Issuer simulator: ledger, cards, alerts, outbox."""
     ctx.meta[common.DB] = db
+    ctx.meta[common.KEYS] = keys
     ctx.meta[common.POLICY] = policy_file
 
 

@@ -7,7 +7,7 @@ from ..cards import check_pan, parse_expiry
 from ..demo_data import DEMO_BDK_ID, DEMO_MERCHANT_NAME, DEMO_TERMINAL_ID, load_demo
 from ..ledger import Ledger
 from ..money import currency_code, format_amount, parse_amount
-from ..pins import check_pin_format, hash_pin
+from ..pins import check_pin_format
 from ..preferences import check_phone
 from . import common
 
@@ -15,16 +15,19 @@ from . import common
 @click.command()
 @click.option("--force", is_flag=True, help="Replace an existing database.")
 def init(force):
-    """Create the database with the demo key set and test cards (docs/issuer.md)."""
-    path = click.get_current_context().meta[common.DB]
-    ledger = Ledger.create(path, force=force)
+    """Create the database and its key store (mode 0600) with the demo key set and test
+    cards (docs/issuer.md)."""
+    meta = click.get_current_context().meta
+    path = meta[common.DB]
+    ledger = Ledger.create(path, force=force, keys=meta.get(common.KEYS))
     try:
         count = load_demo(ledger)
         on_file = ledger.cards()
     finally:
         ledger.close()
-    click.echo(f"issuer database {path}: key set {DEMO_BDK_ID} (X9.24-3 test BDK), "
-               f"{count} demo test cards (docs/issuer.md lists them with their PIN)")
+    click.echo(f"issuer database {path}, key store {ledger.keys.path}: key set "
+               f"{DEMO_BDK_ID} (X9.24-3 test BDK), {count} demo test cards "
+               "(docs/issuer.md lists them with their PIN)")
     for card in on_file:
         click.echo(f"  {card.masked}  {card.status:<7} {card.expiry}  {card.holder.name}")
     click.echo(f"terminal {DEMO_TERMINAL_ID} ({DEMO_MERCHANT_NAME}) registered with the "
@@ -82,7 +85,7 @@ def card_add(pan, pin, expiry, balance, currency, name, phone, subscribe, channe
         if kind not in codes.ALERT_KINDS:
             raise ValueError(f"alert kind {kind!r}: one of {', '.join(codes.ALERT_KINDS)}")
     with common.open_ledger() as ledger:
-        cards.add(ledger, pan=pan, pin_hash=hash_pin(pin), expiry=expiry, available=available,
+        cards.add(ledger, pan=pan, pin=pin, expiry=expiry, available=available,
                   currency=currency, name=name, phone=phone, subscribed=subscribe,
                   channel=channel, kinds=kinds, status=status, purchase_limit=purchase_limit,
                   threshold=threshold)

@@ -1,5 +1,5 @@
-"""What the `posbridge issuer` commands share: the database and policy the group was
-given, the time they act at, and the --pan option."""
+"""What the `posbridge issuer` commands share: the database, key store and policy the
+group was given, the time they act at, and the --pan option."""
 import contextlib
 import time
 
@@ -10,13 +10,15 @@ from ..ledger import Ledger
 from ..policy import Policy
 
 DB = "posbridge.issuer.db"
+KEYS = "posbridge.issuer.keys"
 POLICY = "posbridge.issuer.policy"
 
 
 @contextlib.contextmanager
 def open_ledger():
-    """The database of --db, closed when the block ends."""
-    ledger = Ledger.open(click.get_current_context().meta[DB])
+    """The database of --db with the key store of --keys, closed when the block ends."""
+    meta = click.get_current_context().meta
+    ledger = Ledger.open(meta[DB], meta.get(KEYS))
     try:
         yield ledger
     finally:
