@@ -8,8 +8,7 @@ One record (journal.json, store.py's write-temp-then-rename, so a power cut leav
 old list or the new one) holding a list of entries of plain values. No card, PIN or
 track data is ever in it:
 
-    [state, trace, KSN (hex), amount, currency, reason or approval code,
-     reversal request (hex), reversal MAC key (hex)]
+    [state, trace, KSN (hex), amount, currency, reason or approval code]
 
     state 0  in flight: journaled before it is sent
     state 1  to reverse, until the issuer acknowledges the reversal; reason 1 no answer
@@ -17,11 +16,12 @@ track data is ever in it:
              3 found in flight at boot (power cut), 4 an ERROR instead of an answer
     state 2  approved, with its approval code, until the approval has been seen
 
-A reversal's request and MAC key are "" until the reversal sender first builds it: its
-bytes, MAC'd under its own KSN, and the MAC verification key of that KSN, with which
-the board checks the acknowledgement. That key is on flash only while the reversal
-waits: it checks answers to this one request and derives nothing (the terminal's DUKPT
-registers hold no key of a counter already used, dukpt.py).
+No reversal request and no key is in it: the reversal sender builds each try afresh,
+and the MAC verification key of its KSN stays in RAM for that try only, so a copy of
+the flash holds no key of a request already sent (the terminal's DUKPT registers hold
+no key of a counter already used, dukpt.py). Entries written by earlier firmware carry
+two more slots, a built request and its key: they are read as the first six, and
+recover writes the journal again without them.
 
 A purchase meets the rules in this order:
 
@@ -36,13 +36,13 @@ A purchase meets the rules in this order:
 4. recover: a purchase still in flight when its visit ended without settling it (a
    fault) or at boot (a power cut) is reversed; an approval not yet seen is shown
    again, not reversed.
-5. next_reversal: the oldest reversal goes at idle, tries backing off by RETRY_MS. The
-   first try builds it under the next trace number and DUKPT counter (taken then, at
-   idle: a counter reserved earlier would have lost its key to the purchases since),
-   and built saves its bytes before they are sent: every try after sends the same
-   bytes. It stays on flash until the issuer acknowledges it (acknowledged, 00 with a
-   verified MAC); a 94 (its identity was taken by another request) has it built again
-   under a new one at the next try (renew).
+5. next_reversal: the oldest reversal goes at idle, tries backing off by RETRY_MS. Each
+   try builds it afresh under the next trace number and DUKPT counter (taken then, at
+   idle, and on flash before the key is used: a counter reserved earlier would have
+   lost its key to the purchases since). The issuer knows the purchase by its KSN and
+   answers a repeated reversal 00, "already reversed", so a lost answer costs nothing.
+   It stays on flash until the issuer acknowledges it (acknowledged, 00 with a
+   verified MAC); anything else, 94 included, waits for the next try.
 
 So whenever the power goes, a purchase ends either charged and shown approved (maybe
 after the reboot), or reversed: never charged without the approval on the screen.
@@ -71,8 +71,7 @@ _KSN = const(2)
 _AMOUNT = const(3)
 _CURRENCY = const(4)
 _REASON = const(5)          # a reversal's reason, or an approval's code
-_REV_REQUEST = const(6)     # hex, "" until built
-_REV_KEY = const(7)         # hex, "" until built
+_SLOTS = const(6)           # earlier firmware wrote two more: a built reversal and its key
 
 # entry states
 _IN_FLIGHT = const(0)
@@ -102,7 +101,8 @@ def load(store):
 
 def save(term, entries):
     """Replace the journal, and count what it holds."""
-    term.store.save("journal", {"entries": entries})
+    # an entry of earlier firmware loses its reversal and key at its first write
+    term.store.save("journal", {"entries": [e[:_SLOTS] for e in entries]})
     _count(term, entries)
 
 
@@ -131,7 +131,7 @@ def begin(term, trace, ksn, amount, currency):
         term.recover_reason = _NO_ANSWER
     entries = load(term.store)
     entries.append([_IN_FLIGHT, trace, binascii.hexlify(ksn).decode(), amount, currency,
-                    0, "", ""])
+                    0])
     save(term, entries)
 
 
@@ -175,7 +175,9 @@ def recover(term):
     entries = load(term.store)
     found = False
     seen = None
+    old = False
     for e in entries:
+        old = old or len(e) > _SLOTS   # earlier firmware's: its key is to leave the flash
         if e[_STATE] == _IN_FLIGHT:
             e[_STATE] = _TO_REVERSE
             e[_REASON] = reason
@@ -184,7 +186,7 @@ def recover(term):
             seen = e
     if seen is not None:
         entries.remove(seen)
-    if found or seen is not None:
+    if found or seen is not None or old:
         save(term, entries)   # another approval left makes the terminal recover again
     else:
         _count(term, entries)   # nothing changed: nothing to write
@@ -200,9 +202,9 @@ def recover(term):
 
 def next_reversal(term, now):
     """The oldest reversal if one is due, as (purchase trace, amount, currency, purchase
-    KSN, reason, request, MAC key), the last two None until it is built; None if none
-    is due. The try after it is booked first: whatever happens to this one, the
-    terminal backs off rather than retrying in a tight loop."""
+    KSN, reason), to be built afresh for this try; None if none is due. The try after
+    it is booked first: whatever happens to this one, the terminal backs off rather
+    than retrying in a tight loop."""
     if not term.reversals or time.ticks_diff(now, term.reversal_due) < 0:
         return None
     term.reversal_due = time.ticks_add(
@@ -210,18 +212,9 @@ def next_reversal(term, now):
     term.reversal_tries += 1
     for e in load(term.store):
         if e[_STATE] == _TO_REVERSE:
-            built = e[_REV_REQUEST]
             return (e[_TRACE], e[_AMOUNT], e[_CURRENCY], binascii.unhexlify(e[_KSN]),
-                    e[_REASON], binascii.unhexlify(built) if built else None,
-                    bytearray(binascii.unhexlify(e[_REV_KEY])) if built else None)
+                    e[_REASON])
     return None
-
-
-def built(term, trace, request, mac_key):
-    """The reversal of purchase `trace`, built under its own identity (already taken on
-    flash): its bytes and MAC verification key, saved before it is first sent."""
-    _set(term, trace, binascii.hexlify(request).decode(),
-         binascii.hexlify(mac_key).decode())
 
 
 def acknowledged(term, trace):
@@ -231,18 +224,3 @@ def acknowledged(term, trace):
                 if e[_STATE] != _TO_REVERSE or e[_TRACE] != trace])
     term.reversal_tries = 0
     term.reversal_due = term.clock()
-
-
-def renew(term, trace):
-    """94 to the reversal of purchase `trace`: its identity was used by another request.
-    Built again, under the next trace number and DUKPT counter, at the next try."""
-    _set(term, trace, "", "")
-
-
-def _set(term, trace, request, mac_key):
-    entries = load(term.store)
-    for e in entries:
-        if e[_STATE] == _TO_REVERSE and e[_TRACE] == trace:
-            e[_REV_REQUEST] = request
-            e[_REV_KEY] = mac_key
-    save(term, entries)

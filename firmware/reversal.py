@@ -1,10 +1,12 @@
 """The reversal sender: sends the oldest reversal of the journal and shows what became
 of it (docs/protocol.md, REVERSAL_REQUEST). What is sent, when, and what an answer does
 to the journal are journal.py's rules; this module builds the request and reads the
-answer. A reversal is built (its trace number and DUKPT counter taken, its bytes
-MAC'd and saved in the journal) at its first try, here, at idle: the visit's code is
-gone from the heap by then, and a counter taken with the purchase would have lost its
-key to the purchases made since (dukpt.py).
+answer. A reversal is built afresh at every try (its trace number and DUKPT counter
+taken, its bytes MAC'd), here, at idle: the visit's code is gone from the heap by then,
+and a counter taken with the purchase would have lost its key to the purchases made
+since (dukpt.py). Nothing of a built reversal is saved: its MAC verification key is in
+RAM for its try only, so a copy of the flash cannot forge its acknowledgement. The
+issuer knows the purchase by its KSN and answers a repeated reversal 00, outcome 3.
 
 The terminal runs a Sender in a visit's place (the contract is in app.py), at idle and
 before the next card: at boot, after a fault that ended a visit, and whenever a
@@ -15,10 +17,8 @@ shown again; then, if one is due and the host is online, one reversal goes.
     00, MAC verified     acknowledged: the entry leaves the journal; the screen shows
                          what became of the purchase and of the cardholder's alert of the
                          credit (key 8, as under a purchase's answer)
-    94                   its identity was used by another request: built again under
-                         a new trace number and KSN at the next try
-    anything else        (no answer, ERROR, a MAC that fails, 96) the same bytes again
-                         at the next try
+    anything else        (no answer, ERROR, a MAC that fails, 94, 96) the key is wiped;
+                         the next try builds it anew under the next trace number and KSN
 """
 import gc
 import sys
@@ -80,16 +80,15 @@ class Sender:
         if due is None:
             return
         # the purchase's trace names the reversal in the journal and in its answer
-        self.purchase, amount, currency, ksn, reason, body, self.mac_key = due
+        self.purchase, amount, currency, ksn, reason = due
         self._amount(amount, currency)
         term.display.show("REVERSAL", "", "Sending reversal", "of a purchase",
                           self.amount_text, "", "Please wait")
+        body = self._build({_K_AMOUNT: amount, _K_CURRENCY: currency,
+                            _K_ORIGINAL_TRACE: self.purchase, _K_ORIGINAL_KSN: ksn,
+                            _K_REASON: reason})
         if body is None:
-            body = self._build({_K_AMOUNT: amount, _K_CURRENCY: currency,
-                                _K_ORIGINAL_TRACE: self.purchase, _K_ORIGINAL_KSN: ksn,
-                                _K_REASON: reason})
-            if body is None:
-                return
+            return
         f = cbor.decode(body)   # its identity, to know its answer by
         self.trace, self.ksn = f[_K_REQ_TRACE], f[_K_REQ_KSN]
         import hashlib
@@ -108,8 +107,9 @@ class Sender:
         self.amount_text = cur + " " + amount
 
     def _build(self, fields):
-        """The reversal's bytes under the next identity, saved in the journal before they
-        are sent; None (and the reason shown) if the terminal has no key left."""
+        """This try's reversal bytes under the next identity (taken on flash before its
+        key is used); its MAC verification key kept in RAM only, until the try ends.
+        None (and the reason shown) if the terminal has no key left."""
         import terminal_keys
         try:
             keys = terminal_keys.take(self.term.store, False)
@@ -127,7 +127,6 @@ class Sender:
         finally:
             _unload("financial", "cmac")
         self.mac_key = pending.mac_key
-        journal.built(self.term, self.purchase, body, self.mac_key)
         return body
 
     def step(self, now):
@@ -173,8 +172,6 @@ class Sender:
             self._show("Acknowledged", _OUTCOMES[outcome] if outcome in (1, 2, 3) else "",
                        "", note)
             return True
-        if code == "94":
-            journal.renew(self.term, self.purchase)
         self._failed("Refused " + code if code else "Bad answer")
         return True
 

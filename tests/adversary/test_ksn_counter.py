@@ -52,8 +52,8 @@ def test_a_retransmission_gets_its_stored_answer_after_later_requests(issuer, te
 
 
 def test_a_reversal_built_before_later_purchases_is_taken(issuer, terminal):
-    # the board builds a reversal once and sends the same bytes at each try; its tries
-    # back off, so later purchases may go first, under higher counters
+    # a terminal that builds a reversal once and sends the same bytes at each try; its
+    # tries back off, so later purchases may go first, under higher counters
     purchase = terminal.purchase(LI_WEI, 1250)
     assert send(issuer, terminal, purchase)[3] == codes.APPROVED
     reversal = terminal.reversal(purchase[1])

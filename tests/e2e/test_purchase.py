@@ -191,8 +191,10 @@ def test_issuer_unavailable_is_reversed_and_the_reversal_waits_for_it(bank, issu
     assert (row["kind"], row["reversal_outcome"]) == ("reversal", 2)
 
 
-def test_a_reversal_goes_again_as_the_same_bytes_until_acknowledged(bank, issuer):
-    # the purchase's answer and the first reversal answer fail their MAC on the way
+def test_a_reversal_goes_again_built_afresh_until_acknowledged(bank, issuer):
+    # the purchase's answer and the first reversal answer fail their MAC on the way: the
+    # issuer credited the purchase back at the first try, and the next, a new request
+    # under a new trace and KSN, is answered "already reversed"
     purchase_answer = _flip_mac((p.PURCHASE_RESPONSE,))
     reversal_answer = _flip_mac((p.REVERSAL_RESPONSE,), times=1)
     bank.tap.tamper = lambda d, payload: purchase_answer(d, payload) or reversal_answer(
@@ -204,7 +206,14 @@ def test_a_reversal_goes_again_as_the_same_bytes_until_acknowledged(bank, issuer
     assert len(board_journal(bank)) == 1
     bank.emulator.wait_for_screen("Acknowledged\n", timeout=25, after=start)
     first, *again = sent(bank, p.REVERSAL_REQUEST)
-    assert again and all(r == first for r in again)      # the same request, byte for byte
+    assert again
+    for r in again:      # each try a new request of the same purchase
+        assert (r[2], r[6]) != (first[2], first[6])
+        assert [r[k] for k in (8, 9, 12, 13, 14)] == [first[k] for k in (8, 9, 12, 13, 14)]
+    traces = [r[2] for r in [first] + again]
+    ksns = [r[6] for r in [first] + again]
+    assert len(set(traces)) == len(traces) and len(set(ksns)) == len(ksns)
+    assert any("Reversed before" in s.text for s in bank.emulator.screens[start:])
     assert available(issuer, LI_WEI) == LI_WEI_BALANCE  # credited once
     assert [e["amount"] for e in issuer.ledger.ledger_entries()] == [-1250, 1250]
     assert board_journal(bank) == []

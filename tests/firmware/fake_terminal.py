@@ -125,6 +125,17 @@ class FakeTerminal:
     def journal(self):
         return self.store.load("journal", {}).get("entries", [])
 
+    def holds(self, secret):
+        """Whether any file on the flash holds `secret`, as bytes or as hex."""
+        text = binascii.hexlify(secret)
+        for name in os.listdir(self.directory):
+            with open(self.directory + "/" + name, "rb") as f:
+                data = f.read()
+            if secret in data or text in data \
+                    or text in binascii.hexlify(data):
+                return True
+        return False
+
     def close(self):
         remove_dir(self.directory)
 

@@ -1,6 +1,6 @@
 # The purchase journal on flash (journal.py): a purchase is in flight before it is sent,
-# then approved, cleared, or turned into a reversal, which keeps its own request once
-# built (until a 94 has it built again); nothing of the card is ever in it. A reversal goes when due, backing off, and stays until
+# then approved, cleared, or turned into a reversal; nothing of the card, and no built
+# reversal or key, is ever in it. A reversal goes when due, backing off, and stays until
 # acknowledged; the terminal's figures follow the journal.
 import journal
 from journal import RETRY_MS
@@ -18,7 +18,7 @@ def test_a_purchase_in_flight_holds_its_identity_and_amount_only():
     term = Term()
     try:
         in_flight(term)
-        assert term.journal() == [[0, 5, "123456789012345600000005", 1250, 156, 0, "", ""]]
+        assert term.journal() == [[0, 5, "123456789012345600000005", 1250, 156, 0]]
         with open(term.store.path("journal")) as f:
             raw = f.read()
         assert PAN not in raw and PAN[-4:] not in raw
@@ -51,7 +51,7 @@ def test_an_approval_is_kept_until_seen_then_cleared():
         term.close()
 
 
-def test_a_purchase_without_answer_becomes_a_reversal_built_later():
+def test_a_purchase_without_answer_becomes_a_reversal_built_at_each_try():
     term = Term()
     try:
         in_flight(term, trace=5)
@@ -59,8 +59,8 @@ def test_a_purchase_without_answer_becomes_a_reversal_built_later():
         term.clock.advance(777)
         journal.reverse(term, 1, 5)
         [entry] = term.journal()
-        assert entry == [1, 5, "123456789012345600000005", 1250, 156, 1, "", ""]
-        assert term.next_identity() == identity   # its own is taken when it is built
+        assert entry == [1, 5, "123456789012345600000005", 1250, 156, 1]
+        assert term.next_identity() == identity   # each try takes its own when it goes
         assert term.reversals == 1 and term.reversal_due == term.clock()
     finally:
         term.close()
@@ -84,7 +84,7 @@ def test_at_boot_every_purchase_in_flight_is_reversed_for_the_power_cut():
         term.close()
 
 
-def test_end_never_removes_a_reversal_and_renew_has_it_built_again():
+def test_end_never_removes_a_reversal():
     term = booted(Term())
     try:
         in_flight(term, trace=5)
@@ -92,16 +92,31 @@ def test_end_never_removes_a_reversal_and_renew_has_it_built_again():
         journal.end(term, 5)
         entries = term.journal()
         assert len(entries) == 1 and entries[0][0] == 1
-        journal.built(term, 5, b"\xa1\x02\x07", bytearray(b"\x5a" * 16))
-        assert term.journal()[0][6:] == ["a10207", "5a" * 16]
-        assert term.journal()[0][:6] == entries[0][:6]
-        # every try after sends these bytes and checks the answer with this key
-        assert journal.next_reversal(term, term.clock())[5:] == (
-            b"\xa1\x02\x07", bytearray(b"\x5a" * 16))
-        journal.renew(term, 5)
-        assert term.journal()[0] == entries[0]     # built again at the next try
-        term.clock.now = term.reversal_due
-        assert journal.next_reversal(term, term.clock())[5:] == (None, None)
+    finally:
+        term.close()
+
+
+def test_a_journal_of_earlier_firmware_loads_and_its_reversal_key_leaves_the_flash():
+    # earlier firmware kept a built reversal and its MAC key in two more slots
+    term = Term()
+    try:
+        key = b"\x5a" * 16
+        term.store.save("journal", {"entries": [
+            [1, 5, "123456789012345600000005", 1250, 156, 2, "a10207", "5a" * 16],
+            [0, 7, "123456789012345600000007", 300, 156, 0, "", ""]]})
+        assert term.holds(key)
+        assert journal.recover(term) is None     # as the terminal boots
+        assert term.journal() == [[1, 5, "123456789012345600000005", 1250, 156, 2],
+                                  [1, 7, "123456789012345600000007", 300, 156, 3]]
+        assert not term.holds(key) and term.reversals == 2
+        assert journal.next_reversal(term, term.clock()) == (5, 1250, 156, KSN, 2)
+        # nothing else to do at boot: written again all the same, without the key
+        term.store.save("journal", {"entries": [
+            [1, 5, "123456789012345600000005", 1250, 156, 2, "a10207", "5a" * 16]]})
+        term.recover_reason = 3
+        assert journal.recover(term) is None
+        assert term.journal() == [[1, 5, "123456789012345600000005", 1250, 156, 2]]
+        assert not term.holds(key)
     finally:
         term.close()
 
@@ -208,7 +223,7 @@ def test_the_oldest_reversal_goes_when_due_and_the_next_try_backs_off():
         journal.reverse(term, 2, 5)
         journal.reverse(term, 1, 7)
         now = term.clock()
-        assert journal.next_reversal(term, now) == (5, 1250, 156, KSN, 2, None, None)
+        assert journal.next_reversal(term, now) == (5, 1250, 156, KSN, 2)
         assert term.reversal_due == now + RETRY_MS[0] and term.reversal_tries == 1
         assert journal.next_reversal(term, now + RETRY_MS[0] - 1) is None   # not yet
         gaps = []

@@ -1,7 +1,8 @@
-# The reversal sender (reversal.py): the oldest reversal on flash goes as the same bytes
-# until the issuer acknowledges it (00 with a verified MAC): built at its first try under
-# the next identity and saved before it is sent; 94 has it built again under a new one;
-# tries back off; purchases left in flight at boot are reversed, approvals shown again.
+# The reversal sender (reversal.py): the oldest reversal on flash goes until the issuer
+# acknowledges it (00 with a verified MAC), built afresh at every try under the next
+# identity (taken on flash before it is sent); nothing of it, least of all its MAC key,
+# is saved; tries back off; purchases left in flight at boot are reversed, approvals
+# shown again.
 import cbor
 import journal
 import messages as m
@@ -48,10 +49,11 @@ def test_the_reversal_request_names_the_purchase_under_its_own_identity():
             "T0000001", 1250, 156, 5, KSN, 1)
         assert req[2] == 6 and req[6][-4:] == b"\x00\x00\x00\x06"   # its own trace, KSN
         assert request_mac_ok(body)
-        # taken, and the bytes saved, before they were sent
+        # taken before it was sent; neither its bytes nor its key on flash
         assert term.next_identity() == (7, 6)
         [entry] = term.link.journal_at_send[-1]
-        assert bytes.fromhex(entry[6]) == body
+        assert len(entry) == 6 and not term.holds(body)
+        assert sender.mac_key is not None and not term.holds(bytes(sender.mac_key))
         assert "Sending reversal" in term.display.text() and "CNY 12.50" in term.display.text()
     finally:
         term.close()
@@ -94,18 +96,29 @@ def test_acknowledged_reversal_shows_the_alert_of_the_credit():
         term.close()
 
 
-def test_no_answer_then_the_same_bytes_after_a_pause():
+def fresh(first, again, trace):
+    """`again` is the reversal `first` built anew under trace number and counter
+    `trace`."""
+    old, new = cbor.decode(first), cbor.decode(again)
+    assert (new[2], new[6][-4:]) == (trace, trace.to_bytes(4, "big"))
+    assert [new[k] for k in (8, 9, 12, 13, 14)] == [old[k] for k in (8, 9, 12, 13, 14)]
+    assert request_mac_ok(again)
+
+
+def test_no_answer_then_built_afresh_after_a_pause():
     term = with_reversal()
     try:
         sender, first = send(term)
+        key = sender.mac_key
         started = term.clock()
         until_done(term, sender)
         assert "Not acknowledged" in term.display.all_text()
+        assert sender.mac_key is None and key == bytearray(len(key))   # wiped
         assert len(term.journal()) == 1 and term.reversals == 1
         assert term.reversal_due - started == RETRY_MS[0]
         sender, again = send(term)
-        assert again == first
-        assert term.next_identity() == (7, 6)      # nothing new taken for a retry
+        fresh(first, again, 7)
+        assert term.next_identity() == (8, 7)      # each try takes its own
     finally:
         term.close()
 
@@ -125,8 +138,9 @@ def test_answers_that_are_not_an_acknowledgement_keep_the_reversal():
             assert sender.on_message(m.REVERSAL_RESPONSE, rsp)
             assert len(term.journal()) == 1 and term.reversals == 1
             assert "Not acknowledged" in term.display.text()
+            assert sender.mac_key is None
             _, again = send_after_pause(term, sender)
-            assert again == body
+            fresh(body, again, 7)
         finally:
             term.close()
 
@@ -142,12 +156,9 @@ def test_94_sends_it_again_under_a_new_trace_and_ksn():
     try:
         sender, body = send(term)
         sender.on_message(m.REVERSAL_RESPONSE, answer_for(body, {3: "94", 12: 5}))
-        assert term.journal()[0][6:] == ["", ""]
+        assert len(term.journal()) == 1
         sender, again = send_after_pause(term, sender)
-        old, new = cbor.decode(body), cbor.decode(again)
-        assert (new[2], new[6][-4:]) == (7, b"\x00\x00\x00\x07")
-        assert [new[k] for k in (8, 9, 12, 13, 14)] == [old[k] for k in (8, 9, 12, 13, 14)]
-        assert request_mac_ok(again)
+        fresh(body, again, 7)
         sender.on_message(m.REVERSAL_RESPONSE, answer_for(again, {3: "00", 12: 5, 16: 1}))
         assert term.journal() == []
     finally:
@@ -229,7 +240,7 @@ def test_at_boot_an_approval_the_power_took_off_the_screen_is_shown_again():
         term.close()
 
 
-def test_after_a_reset_the_saved_reversal_goes_again_and_its_answer_is_checked():
+def test_after_a_reset_the_reversal_goes_again_built_afresh_and_its_answer_is_checked():
     term = with_reversal()
     try:
         sender, body = send(term)
@@ -237,15 +248,21 @@ def test_after_a_reset_the_saved_reversal_goes_again_and_its_answer_is_checked()
         again.clock.now = term.clock()
         journal.recover(again)
         sender, resent = send(again)
-        assert resent == body and again.next_identity() == (7, 6)
-        # an acknowledgement with a bad MAC is none; the right one is taken
-        sender.on_message(m.REVERSAL_RESPONSE,
-                          answer_for(body, {3: "00", 12: 5, 16: 1}, mac_ok=False))
-        assert len(again.journal()) == 1
-        sender, _ = send_after_pause(again, sender)
+        fresh(body, resent, 7)
+        assert again.next_identity() == (8, 7)
+        # the answer to the try the power cut is not this try's; a bad MAC is none
         assert sender.on_message(m.REVERSAL_RESPONSE,
                                  answer_for(body, {3: "00", 12: 5, 16: 1}))
-        assert again.journal() == []
+        assert len(again.journal()) == 1
+        sender, third = send_after_pause(again, sender)
+        sender.on_message(m.REVERSAL_RESPONSE,
+                          answer_for(third, {3: "00", 12: 5, 16: 3}, mac_ok=False))
+        assert len(again.journal()) == 1
+        sender, fourth = send_after_pause(again, sender)
+        # the issuer matched it to the first: already reversed, acknowledged
+        assert sender.on_message(m.REVERSAL_RESPONSE,
+                                 answer_for(fourth, {3: "00", 12: 5, 16: 3}))
+        assert again.journal() == [] and "Reversed before" in again.display.text()
     finally:
         term.close()
 
@@ -256,6 +273,6 @@ def test_a_terminal_out_of_keys_keeps_the_reversal():
         term.provision(0, 5)       # exhausted
         sender = Sender(term)
         assert term.link.sent == [] and "No terminal key" in term.display.text()
-        assert len(term.journal()) == 1 and term.journal()[0][6] == ""
+        assert len(term.journal()) == 1
     finally:
         term.close()

@@ -12,10 +12,11 @@ A request is admitted when its terminal is registered, its KSN's initial key ID 
 terminal's active key, a reversal's original KSN is one of that terminal's keys, and
 its KSN counter is above the highest its key has used; the counter is then the highest.
 A counter at or below it is admitted only once and only for a request the board made
-ahead of time: a reversal (the board builds it once and sends the same bytes at every
-try, also after later transactions) or the purchase a journaled reversal names (it came
-after its reversal, and is answered 94). The caller answers a byte-identical
-retransmission from the journal before it calls admit.
+ahead of time: a reversal built before later transactions (the board builds each try
+afresh under its next counter, which needs no exception; a terminal that built a
+reversal once and sent it again after later transactions does) or the purchase a
+journaled reversal names (it came after its reversal, and is answered 94). The caller
+answers a byte-identical retransmission from the journal before it calls admit.
 
 The merchant a purchase is journaled and alerted under is the registry's: the request's
 merchant fields are not used (a difference is logged).
