@@ -24,7 +24,6 @@ import gc
 import sys
 import time
 
-import cbor
 import journal
 import messages as m
 import settings
@@ -35,8 +34,6 @@ from micropython import const
 _SHOW_MS = const(3000)
 _LAST_SHOW_MS = const(15000)
 # reversal-request / reversal-response keys (docs/protocol.cddl)
-_K_REQ_TRACE = const(2)
-_K_REQ_KSN = const(6)
 _K_AMOUNT = const(8)
 _K_CURRENCY = const(9)
 _K_ORIGINAL_TRACE = const(12)
@@ -89,10 +86,6 @@ class Sender:
                             _K_REASON: reason})
         if body is None:
             return
-        f = cbor.decode(body)   # its identity, to know its answer by
-        self.trace, self.ksn = f[_K_REQ_TRACE], f[_K_REQ_KSN]
-        import hashlib
-        self.digest = hashlib.sha256(body).digest()   # the bytes its answer must name
         if term.link.send(m.REVERSAL_REQUEST, body):
             self.mtype = m.REVERSAL_REQUEST
             self.deadline = time.ticks_add(now, settings.ANSWER_TIMEOUT_MS)
@@ -126,7 +119,9 @@ class Sender:
                 self.term.terminal_id, wallclock.now() or 0, keys, fields)
         finally:
             _unload("financial", "cmac")
-        self.mac_key = pending.mac_key
+        # its identity and the bytes its answer must name, as the request code made them
+        self.trace, self.ksn, self.mac_key, self.digest = (
+            pending.trace, pending.ksn, pending.mac_key, pending.digest)
         return body
 
     def step(self, now):
