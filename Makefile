@@ -16,7 +16,7 @@ MPY_STUBS_PORTS  := esp32 unix
 MPY_PORT_STUBS   := 1.29.0.post1
 MPY_STDLIB_STUBS := 1.29.0.post2
 
-.PHONY: demo test soak firmware bench clean
+.PHONY: demo console test soak firmware bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(VENV)/bin/posbridge emulate --scenario scenarios/demo.json
+
+# the emulated terminal in a browser page: http://127.0.0.1:8080/ (CONSOLE_PORT=n for another)
+CONSOLE_PORT ?= 8080
+console: $(STAMP)
+	$(VENV)/bin/posbridge console --port $(CONSOLE_PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -2,6 +2,7 @@
 
     posbridge serve --port PORT       bridge a board on a serial port
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
+    posbridge console [--port 8080]   the emulated terminal in a browser page
     posbridge firmware build          precompile the firmware to .mpy
     posbridge firmware deploy         copy it (and a terminal's records) to a board
     posbridge provision               a terminal's identity and DUKPT key registers
@@ -166,6 +167,50 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, iss
         stack.close()
         if link_alias:
             Path(link_alias).unlink(missing_ok=True)
+
+
+@main.command("console")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port of the page (0: any free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anyone who can reach it can use the terminal: "
+                   "keep it on this machine unless you mean otherwise.")
+@click.option("--heap", default="64k", show_default=True, help="MicroPython heap size.")
+@click.option("--issuer-db", type=click.Path(dir_okay=False), envvar="POSBRIDGE_ISSUER_DB",
+              help="Issuer database to use; default: a fresh one with the demo data.")
+@click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
+              envvar="POSBRIDGE_ISSUER_KEYS",
+              help="The issuer's key store (default: beside the database, var/issuer.keys).")
+@click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
+              default=str(FIRMWARE_DIR), show_default=True)
+def console_command(port, host, heap, issuer_db, issuer_keys, firmware_dir):
+    """The emulated terminal in a browser page: its display, PIN pad and card reader,
+    the cardholder's phone, the link's messages, issuer faults and power cuts."""
+    from .web.run import run
+    from .web.server import PortInUse
+
+    def listening(address, bound_port):
+        shown = f"[{address}]" if ":" in address else address
+        console.print(f"POS console on http://{shown}:{bound_port}/  (Ctrl-C stops)")
+        if address not in ("127.0.0.1", "::1", "localhost"):
+            console.print(f"[bold yellow]listening on {address}: anyone who can reach "
+                          "this machine can use the terminal[/]")
+
+    with contextlib.ExitStack() as stack:
+        if issuer_db:
+            issuer = _open_issuer(issuer_db, issuer_keys)
+            stack.callback(issuer.close)
+        else:
+            issuer = _demo_issuer(stack)
+        try:
+            run(issuer, host, port, listening, heap=heap, firmware_dir=Path(firmware_dir))
+        except PortInUse as exc:
+            raise click.ClickException(str(exc))
+        except (EmulatorError, PortError) as exc:
+            raise click.ClickException(f"the emulated board did not start: {exc}")
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    log.info("console stopped")
 
 
 def _demo_issuer(stack, terminal_id=None):

@@ -1,0 +1,142 @@
+"""The console's HTTP and websocket server (aiohttp): the page and its files from the
+package (static/), and one websocket per page: the state as events, and the page's
+commands, checked (page_input.py) before the terminal acts on them.
+
+A page is not trusted. A websocket from another origin (a web site open in the same
+browser) is refused; a message that is not a command gets a refusal and changes
+nothing; the page's files carry a Content-Security-Policy that lets the page load
+nothing from anywhere but this server."""
+import asyncio
+import errno
+import json
+import logging
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+from .hub import Hub
+from .page_input import PageInputError, PowerCut
+from .terminal import Terminal
+
+log = logging.getLogger("posbridge")
+
+STATIC = Path(__file__).resolve().parent / "static"
+CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+MAX_WS_MESSAGE = 4096
+
+
+class PortInUse(Exception):
+    pass
+
+
+@web.middleware
+async def _headers(request, handler):
+    response = await handler(request)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def make_app(terminal: Terminal, hub: Hub) -> web.Application:
+    app = web.Application(middlewares=[_headers])
+    pages: set = set()
+
+    async def index(request):
+        return web.FileResponse(STATIC / "index.html")
+
+    async def websocket(request):
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in (f"http://{request.host}",
+                                                 f"https://{request.host}"):
+            log.warning("console: websocket from origin %s refused", origin)
+            raise web.HTTPForbidden(text="another site's page may not drive this terminal")
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
+        await ws.prepare(request)
+        pages.add(ws)
+        queue = hub.subscribe()       # before the snapshot: nothing falls between them
+        writer = asyncio.create_task(_write(ws, queue))
+        try:
+            for event in terminal.snapshot():
+                await ws.send_str(json.dumps(event, ensure_ascii=False))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
+                    refusal = await _act(terminal, msg.data)
+                    if refusal:
+                        await ws.send_str(json.dumps({"type": "refused", "reason": refusal}))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            hub.unsubscribe(queue)
+            writer.cancel()
+            pages.discard(ws)
+        return ws
+
+    async def close_pages(app):
+        for ws in list(pages):
+            await ws.close(code=1001, message=b"console stopping")
+
+    app.router.add_get("/", index)
+    app.router.add_get("/ws", websocket)
+    app.router.add_static("/static", STATIC, follow_symlinks=False)
+    app.on_shutdown.append(close_pages)
+    return app
+
+
+async def _act(terminal: Terminal, raw):
+    try:
+        command = terminal.parse(raw)
+    except PageInputError as exc:
+        return f"refused: {exc}"
+    if isinstance(command, PowerCut):
+        # seconds of work (the firmware boots again): off the event loop
+        return await asyncio.to_thread(terminal.act, command)
+    try:
+        return terminal.act(command)
+    except Exception:              # noqa: BLE001 - a page's message never stops the server
+        log.exception("console: command failed")
+        return "the console could not do that"
+
+
+async def _write(ws, queue):
+    while True:
+        text = await queue.get()
+        if text is None:
+            await ws.close(code=1008, message=b"page stopped reading")
+            return
+        try:
+            await ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            return
+
+
+async def serve(terminal: Terminal, hub: Hub, host: str, port: int, stop: asyncio.Event,
+                on_listening):
+    """Serve until `stop` is set: listen first (PortInUse if the port is taken), then
+    boot the board, so that a taken port is said before anything starts."""
+    runner = web.AppRunner(make_app(terminal, hub), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(f"port {port} on {host} is in use (another console, or "
+                                f"another program): choose another with --port") from None
+            raise
+        bound = runner.addresses[0]
+        hub.bind(asyncio.get_running_loop())
+        on_listening(bound[0], bound[1])
+        started = asyncio.ensure_future(asyncio.to_thread(terminal.start))
+        started.add_done_callback(lambda task: task.exception() and stop.set())
+        await stop.wait()
+        # a Ctrl-C while the board boots: let the boot end, then the caller stops it all
+        await asyncio.wait([started])
+        if started.exception():
+            raise started.exception()
+    finally:
+        await runner.cleanup()
