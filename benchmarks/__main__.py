@@ -17,7 +17,7 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
-from . import issuer_auth
+from . import console_keys, issuer_auth
 from .visit import balance_inquiry, purchase, reversed_purchase, smallest_heap_kib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ] + authorisation
+    ] + authorisation + console_keys.bench()
     text = "\n".join(lines)
     print(text)
     (ROOT / "docs" / "benchmarks.md").write_text(text)

@@ -8,6 +8,9 @@ to this list; anything else is refused with a reason and changes nothing.
     {"type": "bad_swipe"}              a swipe the reader could not read
     {"type": "faults", "slow": true, "unavailable": false, "bad_mac": false}
     {"type": "power_cut"}              kill the firmware and boot it again on its flash
+    {"type": "ping", "n": 7}           answered {"type": "pong", "n": 7} at once: the
+                                       websocket's own round trip, the baseline of the
+                                       key-to-display time (benchmarks/console_keys.py)
 """
 import json
 from dataclasses import dataclass
@@ -49,6 +52,11 @@ class PowerCut:
     pass
 
 
+@dataclass(frozen=True)
+class Ping:
+    n: int
+
+
 def parse(raw, card_ids) -> object:
     """The command in the page's message `raw` (str or bytes), for a console whose cards
     are numbered `card_ids`; PageInputError says what is wrong."""
@@ -87,4 +95,9 @@ def parse(raw, card_ids) -> object:
         return SetFaults(**values)
     if kind == "power_cut":
         return PowerCut()
-    raise PageInputError("type: key, swipe, bad_swipe, faults or power_cut")
+    if kind == "ping":
+        n = msg.get("n")
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2 ** 31:
+            raise PageInputError("ping: n, a number from 0 to 2**31 - 1")
+        return Ping(n)
+    raise PageInputError("type: key, swipe, bad_swipe, faults, power_cut or ping")

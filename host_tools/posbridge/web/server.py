@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from .hub import Hub
-from .page_input import PageInputError, PowerCut
+from .page_input import PageInputError, Ping, PowerCut
 from .terminal import Terminal
 
 log = logging.getLogger("posbridge")
@@ -62,9 +62,9 @@ def make_app(terminal: Terminal, hub: Hub) -> web.Application:
                 await ws.send_str(json.dumps(event, ensure_ascii=False))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
-                    refusal = await _act(terminal, msg.data)
-                    if refusal:
-                        await ws.send_str(json.dumps({"type": "refused", "reason": refusal}))
+                    answer = await _act(terminal, msg.data)
+                    if answer:
+                        await ws.send_str(json.dumps(answer))
                 elif msg.type == WSMsgType.ERROR:
                     break
         except (ConnectionError, asyncio.CancelledError):
@@ -87,18 +87,23 @@ def make_app(terminal: Terminal, hub: Hub) -> web.Application:
 
 
 async def _act(terminal: Terminal, raw):
+    """The answer to the page's message: a pong, a refusal, or None when it was done."""
     try:
         command = terminal.parse(raw)
     except PageInputError as exc:
-        return f"refused: {exc}"
-    if isinstance(command, PowerCut):
-        # seconds of work (the firmware boots again): off the event loop
-        return await asyncio.to_thread(terminal.act, command)
+        return {"type": "refused", "reason": f"refused: {exc}"}
+    if isinstance(command, Ping):
+        return {"type": "pong", "n": command.n}
     try:
-        return terminal.act(command)
+        if isinstance(command, PowerCut):
+            # seconds of work (the firmware boots again): off the event loop
+            refusal = await asyncio.to_thread(terminal.act, command)
+        else:
+            refusal = terminal.act(command)
     except Exception:              # noqa: BLE001 - a page's message never stops the server
         log.exception("console: command failed")
-        return "the console could not do that"
+        refusal = "the console could not do that"
+    return {"type": "refused", "reason": refusal} if refusal else None
 
 
 async def _write(ws, queue):

@@ -209,11 +209,21 @@ class Terminal:
             return "the board is not on"
         self._set_power("off")
         log.info("console: power cut")
+        self._note("POWER_CUT", "the firmware killed where it stood")
         try:
             self.session.power_cut()
         except Exception as exc:       # noqa: BLE001 - said to the page and the log
             log.error("console: the board did not boot again: %s", exc)
             self._set_power("failed")
             return f"the board did not boot again: {exc}"
+        self._note("POWER_ON", "the firmware booted again on the same flash")
         self._set_power("on")
         return None
+
+    def _note(self, name: str, text: str):
+        """A line of the link panel that is not a message: where the power went."""
+        event = {"type": "message", "dir": "console", "name": name, "seq": None,
+                 "fields": {}, "problem": text, "at": time.time()}
+        with self._state_lock:
+            self._messages.append(event)
+        self.hub.publish(event)

@@ -8,7 +8,10 @@ const ON = [150, 220, 255], OFF = [8, 12, 24];     // the OLED's colours, as scr
 const MAX_MESSAGES = 300;
 
 // what the tests read: every screen's text, and key press -> screen drawn times
-const posConsole = window.posConsole = { screens: [], latencies: [], ws: null };
+const posConsole = window.posConsole = { screens: [], latencies: [], pongs: [], ws: null };
+const pings = new Map();
+// the websocket's own round trip, without the board: the baseline of a key's latency
+posConsole.ping = (n) => { pings.set(n, performance.now()); return send({ type: "ping", n }); };
 let pendingKey = null;       // {key, at}: the last key sent, until the next screen is drawn
 let retry = 500;
 
@@ -86,9 +89,10 @@ function describeFields(fields) {
 
 function addMessage(m) {
   const li = document.createElement("li");
-  li.className = `${m.name} ${m.dir === "board>bridge" ? "from-board" : "from-bridge"}`;
+  const from = { "board>bridge": "from-board", "bridge>board": "from-bridge" }[m.dir] || "note";
+  li.className = `${m.name} ${from}`;
   const time = new Date(m.at * 1000).toLocaleTimeString();
-  const dir = m.dir === "board>bridge" ? "board → bridge" : "bridge → board";
+  const dir = { "board>bridge": "board → bridge", "bridge>board": "bridge → board" }[m.dir] || "";
   li.innerHTML = `<span class="dir"></span> <span class="name"></span> <span class="fields"></span>`;
   li.querySelector(".dir").textContent = `${time} ${dir}`;
   li.querySelector(".name").textContent = m.name;
@@ -185,6 +189,10 @@ const handlers = {
     $("#power-cut").disabled = msg.state !== "on";
   },
   refused(msg) { notice(msg.reason); },
+  pong(msg) {
+    const at = pings.get(msg.n);
+    if (at !== undefined) { pings.delete(msg.n); posConsole.pongs.push(performance.now() - at); }
+  },
 };
 
 // ---- input
