@@ -49,7 +49,7 @@ def measure(page, card_id: int = 1, rounds: int = 3) -> dict:
 
 
 def report_lines(result: "dict | None", why_not: str = "") -> list[str]:
-    lines = ["## Console", ""]
+    lines = ["", "## Console", ""]
     if result is None:
         return lines + [f"Key-to-display time not measured: {why_not}.", ""]
     ratio = result["median_ms"] / result["websocket_rtt_median_ms"]

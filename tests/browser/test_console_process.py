@@ -3,6 +3,7 @@ told otherwise, refuses a port in use before it starts anything, refuses a webso
 from another site's page and an oversized message, and Ctrl-C stops it with no
 MicroPython process left behind."""
 import asyncio
+import shutil
 import socket
 import subprocess
 import urllib.request
@@ -87,5 +88,34 @@ def test_websocket_from_another_origin_or_oversized_is_refused():
         assert first["type"] == "hello"
         assert closed == 1009                  # message too big
         assert pong == {"type": "pong", "n": 5}
+    finally:
+        assert console.stop() == 0, console.output
+
+
+async def _events_until(url, predicate, timeout=30):
+    ws_url = url.replace("http://", "ws://") + "ws"
+    seen = []
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url) as ws:
+            async def read():
+                while not predicate(seen):
+                    seen.append(await ws.receive_json())
+            await asyncio.wait_for(read(), timeout)
+    return seen
+
+
+def test_a_firmware_that_stops_by_itself_is_said_on_the_page(tmp_path):
+    firmware = tmp_path / "firmware"
+    shutil.copytree(ROOT / "firmware", firmware)
+    (firmware / "unix_main.py").write_text(
+        "print('unix_main: cannot go on')\nraise SystemExit(3)\n")
+    console = ConsoleProcess("--firmware", str(firmware))
+    try:
+        events = asyncio.run(_events_until(console.url, lambda seen: any(
+            e.get("name") == "FIRMWARE_STOPPED" for e in seen)))
+        note = next(e for e in events if e.get("name") == "FIRMWARE_STOPPED")
+        assert "cannot go on" in note["problem"]
+        assert {"type": "power", "state": "stopped"}.items() <= next(
+            e for e in reversed(events) if e["type"] == "power").items()
     finally:
         assert console.stop() == 0, console.output

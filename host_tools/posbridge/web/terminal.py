@@ -57,6 +57,7 @@ class Terminal:
         self._status: dict = {}
         self._phone_event: dict = self.phone.snapshot()
         self._power = "off"
+        self._power_lock = threading.Lock()    # held through a power cut
         self._stop = threading.Event()
         self._ticker: Optional[threading.Thread] = None
 
@@ -118,6 +119,7 @@ class Terminal:
                     self.session.request_status()
                 except LinkError:
                     pass               # the board is off or booting: asked next time
+            self._watch_board()
             self._publish_status()
             with self._phone_lock:
                 if self._stop.is_set():
@@ -126,6 +128,25 @@ class Terminal:
             if event is not None:
                 self._phone_event = event
                 self.hub.publish(event)
+
+    def _watch_board(self):
+        """A firmware that ended by itself (an uncaught error, the heap exhausted) is
+        said on the page, with its last lines; the power button boots it again."""
+        if not self._power_lock.acquire(blocking=False):
+            return                     # a power cut under way: the firmware is meant to stop
+        try:
+            if self._power != "on" or self.session.running:
+                return
+            self._firmware_stopped()
+        finally:
+            self._power_lock.release()
+
+    def _firmware_stopped(self):
+        emulator = self.session.emulator
+        last = emulator.stderr_lines[-3:] if emulator is not None else []
+        log.error("console: the firmware stopped: %s", " | ".join(last))
+        self._set_power("stopped")
+        self._note("FIRMWARE_STOPPED", mask_pans_in_text(" | ".join(last)) or "no output")
 
     def _publish_status(self):
         bridge = self.session.bridge
@@ -205,8 +226,16 @@ class Terminal:
         return None
 
     def _power_cut(self) -> Optional[str]:
-        if self._power != "on":
-            return "the board is not on"
+        if not self._power_lock.acquire(blocking=False):
+            return "the board is off already: it boots again by itself"
+        try:
+            return self._cut_and_boot()
+        finally:
+            self._power_lock.release()
+
+    def _cut_and_boot(self) -> Optional[str]:
+        if self._power not in ("on", "stopped", "failed"):
+            return "the board is off already: it boots again by itself"
         self._set_power("off")
         log.info("console: power cut")
         self._note("POWER_CUT", "the firmware killed where it stood")

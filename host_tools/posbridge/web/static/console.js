@@ -186,7 +186,9 @@ const handlers = {
   faults: showFaults,
   power(msg) {
     setBadge("#power", `board: ${msg.state}`, msg.state === "on" ? "ok" : "bad");
-    $("#power-cut").disabled = msg.state !== "on";
+    const restart = ["stopped", "failed"].includes(msg.state);
+    $("#power-cut").disabled = !(restart || msg.state === "on");
+    $("#power-cut").textContent = restart ? "Power on" : "Power cut";
   },
   refused(msg) { notice(msg.reason); },
   pong(msg) {
