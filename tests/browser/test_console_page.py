@@ -16,6 +16,7 @@ from posbridge.issuer.demo_data import DEMO_CARDS, DEMO_PIN
 from .conftest import Page
 
 LI_WEI = 1                       # the cards' places in the page's list (the issuer's order)
+WANG_FANG = 3
 LI_WEI_PAN = DEMO_CARDS[0].pan
 DISPLAY = "document.querySelector('#display-text').textContent"
 
@@ -108,6 +109,25 @@ def test_balance_inquiry_keyed_on_the_keyboard(page, artifacts):
     assert "Li Wei" in phone and "138****5678" in phone
     assert "Card ending 0011" in phone
     shoot(page, artifacts, "balance-inquiry")
+    page.keyboard.press("Enter")
+    wait_screen(page, "Insert card")
+
+
+def test_the_phone_speaks_the_cardholders_language(page, artifacts):
+    """Wang Fang reads Chinese, by app push: the alert is sent, or held in the outbox for
+    her quiet hours (22:00-07:00 her time), in Chinese either way."""
+    to_idle(page)
+    swipe(page, WANG_FANG)
+    wait_screen(page, "1 Balance")
+    page.keyboard.press("1")
+    wait_screen(page, "Enter PIN")
+    page.keyboard.type(DEMO_PIN)
+    page.keyboard.press("Enter")
+    wait_screen(page, "BALANCE CNY", timeout=30)
+    wait_phone(page, "您尾号0037的卡")
+    assert "Wang Fang" in page.inner_text("#phone-owner")
+    assert page.eval_on_selector_all("#alerts li", "ls => ls.map(l => l.lang)") == ["zh"]
+    shoot(page, artifacts, "phone-in-chinese")
     page.keyboard.press("Enter")
     wait_screen(page, "Insert card")
 

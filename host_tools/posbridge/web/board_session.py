@@ -4,6 +4,7 @@ starts the firmware again on the same records, as a board that lost its power, s
 what it kept on flash (a purchase in flight) is reversed at boot."""
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -79,7 +80,7 @@ class BoardSession:
                 self.emulator.proc.kill()
                 self.emulator.proc.wait()
             self._close()
-            threading.Event().wait(off_s)
+            time.sleep(off_s)
             self._start()
 
     def stop(self):

@@ -1,5 +1,7 @@
 """The cardholder's phone: the alerts of the card in use as they leave the issuer's
 outbox (status "sent"), each in the language the issuer wrote it in, the cardholder's.
+An alert still waiting there (held for the cardholder's quiet hours, queued, failed) is
+listed apart as waiting: `posbridge issuer dispatch` sends those, not the console.
 
 It reads the outbox through a connection of its own to the issuer's database, so that
 it never shares a connection (and a transaction) with the issuer's thread; it writes
@@ -28,28 +30,28 @@ class Phone:
         self._shown = []
 
     def alerts(self) -> list[dict]:
-        """The sent alerts of the card in use, oldest first."""
+        """The alerts of the card in use, oldest first: sent, or waiting in the outbox."""
         if self.last4 is None:
             return []
         out = []
         for row in self._ledger.outbox():
-            if row["id"] < self._first_id or row["card_last4"] != self.last4 \
-                    or row["status"] != "sent":
+            if row["id"] < self._first_id or row["card_last4"] != self.last4:
                 continue
             # destination is masked in the outbox (138****5678): the full number never
             # leaves the gateway
             out.append({"id": row["id"], "kind": row["kind"], "channel": row["channel"],
                         "to": row["destination"], "language": row["language"],
-                        "text": row["text"], "sent_at": row["sent_at"]})
+                        "text": row["text"], "status": row["status"],
+                        "sent_at": row["sent_at"], "next_attempt_at": row["next_attempt_at"]})
         return out
 
     def news(self) -> Optional[dict]:
         """The phone's event for the page when the list changed since last asked, else None."""
         alerts = self.alerts()
-        ids = [a["id"] for a in alerts]
-        if ids == self._shown:
+        shown = [(a["id"], a["status"]) for a in alerts]
+        if shown == self._shown:
             return None
-        self._shown = ids
+        self._shown = shown
         return self.snapshot(alerts)
 
     def snapshot(self, alerts: Optional[list] = None) -> dict:

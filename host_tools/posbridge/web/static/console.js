@@ -115,11 +115,15 @@ function showPhone(msg) {
   list.textContent = "";
   for (const a of msg.alerts) {
     const li = document.createElement("li");
-    li.className = a.channel === "app" ? "app" : "sms";
+    const sent = a.status === "sent";
+    li.className = (a.channel === "app" ? "app" : "sms") + (sent ? "" : " waiting");
     li.lang = a.language || "";
     const meta = document.createElement("span");
     meta.className = "meta";
-    const when = a.sent_at ? new Date(a.sent_at * 1000).toLocaleTimeString() : "";
+    const at = (t) => new Date(t * 1000).toLocaleTimeString();
+    const when = sent ? (a.sent_at ? at(a.sent_at) : "")
+      : `not sent yet: ${a.status} in the issuer's outbox` +
+        (a.next_attempt_at ? ` until ${at(a.next_attempt_at)}` : "");
     meta.textContent = `${a.channel === "app" ? "Bank app" : "SMS"} · ${when}`;
     li.appendChild(meta);
     li.appendChild(document.createTextNode(a.text));
