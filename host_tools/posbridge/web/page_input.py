@@ -11,6 +11,10 @@ to this list; anything else is refused with a reason and changes nothing.
     {"type": "ping", "n": 7}           answered {"type": "pong", "n": 7} at once: the
                                        websocket's own round trip, the baseline of the
                                        key-to-display time (benchmarks/console_keys.py)
+
+The page's Tap button sends {"type": "tap", "card": 3}; it is enabled, and a "tap" is
+taken here (like a swipe: a listed card), once the emulator has a contactless reader
+(the terminal's hello then says "contactless": true). Until then it is an unknown type.
 """
 import json
 from dataclasses import dataclass
