@@ -15,7 +15,6 @@ from typing import Optional
 
 from ..board.emulator import FIRMWARE_DIR, Screen
 from ..board.peripherals import bad_read_record, card_record, pin_keys
-from ..issuer.faults import Faults
 from ..issuer.preferences import mask_phone
 from ..link import protocol as p
 from ..link.host_link import LinkError
