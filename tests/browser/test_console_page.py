@@ -152,6 +152,27 @@ def test_purchase_keyed_on_the_buttons(page, artifacts):
     wait_screen(page, "Insert card")
 
 
+def test_a_bad_swipe_and_an_unavailable_issuer(page, artifacts):
+    to_idle(page)
+    page.click("#bad-swipe")
+    wait_screen(page, "Read error")
+    wait_screen(page, "Insert card")
+    errors = count_messages(page, "ERROR")
+    page.check("#fault-unavailable")
+    swipe(page)
+    wait_screen(page, "1 Balance")
+    page.keyboard.press("1")
+    wait_screen(page, "Enter PIN")
+    page.keyboard.type(DEMO_PIN)
+    page.keyboard.press("Enter")
+    wait_screen(page, "unavailable", timeout=30)
+    wait_message(page, "ERROR", after=errors)       # the bridge's ERROR: no issuer
+    page.uncheck("#fault-unavailable")
+    page.wait_for_function("!document.querySelector('#fault-unavailable').checked")
+    shoot(page, artifacts, "issuer-unavailable")
+    to_idle(page)
+
+
 def test_power_cut_mid_purchase_shows_the_reversal(page, artifacts):
     to_idle(page)
     reversals = count_messages(page, "REVERSAL_RESPONSE")
