@@ -8,4 +8,5 @@
     hub.py            fan-out of events to every open page
     terminal.py       the one owner of the console's state: what the page sees and does
     server.py         the HTTP and websocket server, the static page in static/
+    run.py            posbridge console from start to a clean stop (Ctrl-C)
 """
