@@ -9,6 +9,21 @@ from posbridge.link import iso8583_framing as framing
 from posbridge.link import iso8583_spec as spec
 
 
+async def _cancel_all():
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stop_loop(loop, thread):
+    """End every task of `loop` (run by `thread`), then the loop."""
+    asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
+    loop.close()
+
+
 class RunningHost:
     """`posbridge issuer serve` in this process, on a free port of 127.0.0.1."""
 
@@ -36,8 +51,7 @@ class RunningHost:
             self.task.result(timeout=10)
         except BaseException:      # noqa: BLE001 - cancelled
             pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
+        stop_loop(self.loop, self.thread)
 
 
 class Client:
@@ -150,7 +164,6 @@ class TamperProxy:
         self.loop.call_soon_threadsafe(cut)
 
     def close(self):
-        self.server.close()
+        self.loop.call_soon_threadsafe(self.server.close)
         self.drop_connections()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
+        stop_loop(self.loop, self.thread)

@@ -79,14 +79,13 @@ class Upstream:
         return self
 
     def close(self):
-        if self._runner is not None:
-            self.loop.call_soon_threadsafe(self._runner.cancel)
-            try:
-                self._runner.result(timeout=5)
-            except BaseException:      # noqa: BLE001 - cancelled, as asked
-                pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        """Stop: the connection closed, every task of the loop ended, the loop closed."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(_cancel_all(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
     def reachable(self) -> bool:
         return self._signed_on
@@ -238,3 +237,11 @@ class Upstream:
             if not future.done():
                 future.set_exception(IssuerUnavailable("issuer host connection lost"))
         self._pending.clear()
+
+
+async def _cancel_all():
+    """Cancel every other task of the running loop and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
