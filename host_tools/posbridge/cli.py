@@ -80,8 +80,6 @@ def serve(ports, baud, status_interval, upstream, upstream_timeout, echo_interva
     """Bridge the boards on the --port(s) to the issuer."""
     stack = contextlib.ExitStack()
     with stack:
-        issuer = _bridge_issuer(stack, upstream, upstream_timeout, echo_interval,
-                                issuer_db, issuer_keys)
         links = []
         for port in ports:
             try:
@@ -92,6 +90,8 @@ def serve(ports, baud, status_interval, upstream, upstream_timeout, echo_interva
             link = HostLink(serial_port, frame_log=log_frame).start()
             stack.callback(link.close)
             links.append((port, link))
+        issuer = _bridge_issuer(stack, upstream, upstream_timeout, echo_interval,
+                                issuer_db, issuer_keys)
         stop = threading.Event()
         _stop_on_signals(stop)
         log.info("bridge on %s at %d baud; Ctrl-C stops", ", ".join(ports), baud)

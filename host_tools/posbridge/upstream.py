@@ -68,6 +68,7 @@ class Upstream:
         self._stan = 0            # the bridge's own, for its 0800s
         self._runner = None
         self._last_heard = 0.0
+        self._closing = False
         self.connects = 0         # connections made: for the tests and the logs
         self.echoes_sent = 0
 
@@ -80,6 +81,9 @@ class Upstream:
 
     def close(self):
         """Stop: the connection closed, every task of the loop ended, the loop closed."""
+        # a flag as well as the cancel: asyncio.wait_for may swallow a cancel that comes
+        # as the connection attempt fails (Python before 3.12), and _run would go on
+        self._closing = True
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(_cancel_all(), self.loop).result(10)
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -146,7 +150,7 @@ class Upstream:
 
     async def _run(self):
         delay = RECONNECT_MIN_S
-        while True:
+        while not self._closing:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), self.timeout)

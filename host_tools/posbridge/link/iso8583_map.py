@@ -191,12 +191,29 @@ class Arpc(_Codec):
 # ---- rows: where each CBOR field goes --------------------------------------------
 
 
-class Row:
-    """CBOR key path (a tuple: (8, 1) is key 1 of the map in key 8) <-> ISO field."""
+def _key_path(rule: str, names) -> tuple:
+    """The CBOR keys of a field named by its path of names in `rule`: ("card", "pan")
+    is the PAN in the card map (the numbers are the schema's, protocol.py)."""
+    keys = []
+    for name in names:
+        key = protocol.KEYS[rule][name]
+        keys.append(key)
+        rule = protocol.TABLES[rule][key].limits
+    return tuple(keys)
 
-    def __init__(self, path, field, codec):
-        self.path, self.field, self.codec = path, str(field), codec
+
+class Row:
+    """A CBOR field, by its path of names, <-> one ISO field."""
+
+    def __init__(self, names, field, codec):
+        self.names, self.field, self.codec = names, str(field), codec
         self.fields = (self.field,)
+        self.path = None
+
+    def bind(self, rule):
+        row = Row(self.names, self.field, self.codec)
+        row.path = _key_path(rule, self.names)
+        return row
 
     def to_iso(self, body: dict, iso: dict):
         value = _get(body, self.path)
@@ -234,14 +251,21 @@ class Balances:
     00, amount type (01 ledger, 02 available), currency (000 when key 7 is absent),
     C or D, 12 digits (ISO 8583:1987 field 54)."""
     fields = ("49", "54")
-    TYPES = ((6, "01"), (5, "02"))     # ledger first, as the codes go
+    TYPES = (("ledger", "01"), ("available", "02"))     # as the amount type codes go
+
+    def bind(self, rule):
+        bound = Balances()
+        keys = protocol.KEYS[rule]
+        bound.currency = keys["currency"]
+        bound.types = [(keys[name], kind) for name, kind in self.TYPES]
+        return bound
 
     def to_iso(self, body, iso):
-        currency = body.get(7)
+        currency = body.get(self.currency)
         if currency is not None:
             iso["49"] = Number(3).to_iso(currency)
         blocks = []
-        for key, kind in self.TYPES:
+        for key, kind in self.types:
             value = body.get(key)
             if value is not None:
                 sign = "C" if value >= 0 else "D"
@@ -252,24 +276,25 @@ class Balances:
 
     def from_iso(self, iso, body):
         if "49" in iso:
-            body[7] = Number(3).from_iso(iso["49"])
+            body[self.currency] = Number(3).from_iso(iso["49"])
         text = iso.get("54")
         if text is None:
             return
-        currency = f"{body.get(7, 0):03d}"
+        currency = f"{body.get(self.currency, 0):03d}"
         blocks = [text[i:i + 20] for i in range(0, len(text), 20)]
-        kinds = dict((kind, key) for key, kind in self.TYPES)
+        kinds = dict((kind, key) for key, kind in self.types)
         seen = []
         for block in blocks:
             if (len(block) != 20 or block[:2] != "00" or block[2:4] not in kinds
                     or block[4:7] != currency or block[7] not in "CD"):
                 raise MappingError("field 54: not an amount block of ours")
             magnitude = Number(12).from_iso(block[8:])
-            if block[7] == "D" and magnitude == 0:
+            sign = block[7:8]
+            if sign == "D" and magnitude == 0:
                 raise MappingError("field 54: D with zero")
             seen.append(block[2:4])
-            body[kinds[block[2:4]]] = magnitude if block[7] == "C" else -magnitude
-        if seen != [k for _, k in self.TYPES if k in seen]:
+            body[kinds[block[2:4]]] = magnitude if sign == "C" else -magnitude
+        if seen != [k for _, k in self.types if k in seen]:
             raise MappingError("field 54: blocks repeated or out of order")
 
 
@@ -278,8 +303,10 @@ class Mac:
     field above 64), as ISO 8583:1987 places the MAC."""
     fields = ("64", "128")
 
-    def __init__(self, key):
-        self.key = key
+    def bind(self, rule):
+        bound = Mac()
+        bound.key = protocol.mac_key(protocol.SCHEMA[rule]["type"])
+        return bound
 
     def to_iso(self, body, iso):
         if self.key in body:
@@ -295,70 +322,70 @@ class Mac:
             body[self.key] = Binary().from_iso(iso[place])
 
 
-def _notification(key):
-    return [Row((key, 1), 60, Number(2)), Row((key, 2), 61, Text()),
-            Row((key, 3), 62, Text(encoding="utf-8")),
-            Row((key, 4), 63, Text(encoding="utf-8"))]
-
-
+_NOTIFICATION = [
+    Row(("notification", "status"), 60, Number(2)),
+    Row(("notification", "channel"), 61, Text()),
+    Row(("notification", "destination"), 62, Text(encoding="utf-8")),
+    Row(("notification", "detail"), 63, Text(encoding="utf-8")),
+]
 _CARD_REQUEST = [
-    Row((1,), 41, Text(8)),
-    Row((2,), 11, Number(6)),
-    Row((3,), 48, Number(max_digits=19)),
-    Row((4, 1), 2, Digits()),
-    Row((4, 2), 14, Digits()),
-    Row((4, 3), 40, Digits()),
-    Row((5,), 52, Binary()),
-    Row((6,), 53, Binary()),
-    Row((18,), 22, EntryMode()),
-    Row((19,), 55, Binary()),
+    Row(("terminal_id",), 41, Text(8)),
+    Row(("trace",), 11, Number(6)),
+    Row(("time",), 48, Number(max_digits=19)),
+    Row(("card", "pan"), 2, Digits()),
+    Row(("card", "expiry"), 14, Digits()),
+    Row(("card", "service_code"), 40, Digits()),
+    Row(("pin_block",), 52, Binary()),
+    Row(("ksn",), 53, Binary()),
+    Row(("entry_mode",), 22, EntryMode()),
+    Row(("icc",), 55, Binary()),
 ]
 _CARD_RESPONSE = [
-    Row((1,), 41, Text(8)),
-    Row((2,), 11, Number(6)),
-    Row((3,), 39, Text(2)),
-    Row((4,), 38, Text(6)),
+    Row(("terminal_id",), 41, Text(8)),
+    Row(("trace",), 11, Number(6)),
+    Row(("response_code",), 39, Text(2)),
+    Row(("approval_code",), 38, Text(6)),
     Balances(),
-    *_notification(8),
-    Row((9,), 53, Binary()),
-    Row((10,), 120, Number(max_digits=3)),
-    Row((18,), 55, Arpc()),
-    # key 17, the request digest, is not sent: both ends have the request's bytes
+    *_NOTIFICATION,
+    Row(("ksn",), 53, Binary()),
+    Row(("pin_tries_left",), 120, Number(max_digits=3)),
+    Row(("arpc",), 55, Arpc()),
+    # the request digest is not sent: both ends have the request's bytes
 ]
 
 # schema rule -> its rows (the MAC row last: its field depends on the others)
-TABLES = {
-    "balance-request": _CARD_REQUEST + [Mac(7)],
+_ROWS = {
+    "balance-request": _CARD_REQUEST + [Mac()],
     "purchase-request": _CARD_REQUEST + [
-        Row((8,), 4, Number(12)),
-        Row((9,), 49, Number(3)),
-        Row((10,), 42, Text(15)),
-        Row((11,), 43, MerchantName()),
-        Mac(7)],
+        Row(("amount",), 4, Number(12)),
+        Row(("currency",), 49, Number(3)),
+        Row(("merchant_id",), 42, Text(15)),
+        Row(("merchant_name",), 43, MerchantName()),
+        Mac()],
     "reversal-request": [
-        Row((1,), 41, Text(8)),
-        Row((2,), 11, Number(6)),
-        Row((3,), 48, Number(max_digits=19)),
-        Row((6,), 53, Binary()),
-        Row((8,), 4, Number(12)),
-        Row((9,), 49, Number(3)),
-        Row((12,), 90, OriginalData()),
-        Row((13,), 123, Binary()),
-        Row((14,), 121, Number(1)),
-        Mac(7)],
-    "balance-response": _CARD_RESPONSE + [Mac(15)],
-    "purchase-response": _CARD_RESPONSE + [Mac(15)],
+        Row(("terminal_id",), 41, Text(8)),
+        Row(("trace",), 11, Number(6)),
+        Row(("time",), 48, Number(max_digits=19)),
+        Row(("ksn",), 53, Binary()),
+        Row(("amount",), 4, Number(12)),
+        Row(("currency",), 49, Number(3)),
+        Row(("original_trace",), 90, OriginalData()),
+        Row(("original_ksn",), 123, Binary()),
+        Row(("reason",), 121, Number(1)),
+        Mac()],
+    "balance-response": _CARD_RESPONSE + [Mac()],
+    "purchase-response": _CARD_RESPONSE + [Mac()],
     "reversal-response": [
-        Row((1,), 41, Text(8)),
-        Row((2,), 11, Number(6)),
-        Row((3,), 39, Text(2)),
-        *_notification(8),
-        Row((9,), 53, Binary()),
-        Row((12,), 90, OriginalData()),
-        Row((16,), 122, Number(1)),
-        Mac(15)],
+        Row(("terminal_id",), 41, Text(8)),
+        Row(("trace",), 11, Number(6)),
+        Row(("response_code",), 39, Text(2)),
+        *_NOTIFICATION,
+        Row(("ksn",), 53, Binary()),
+        Row(("original_trace",), 90, OriginalData()),
+        Row(("outcome",), 122, Number(1)),
+        Mac()],
 }
-_DIGEST_KEY = 17        # of every response: not on the ISO link
+TABLES = {rule: [row.bind(rule) for row in rows] for rule, rows in _ROWS.items()}
 
 # ---- fields derived from the CBOR ones: present, and checked ---------------------
 
@@ -374,19 +401,25 @@ def _utc(seconds: int):
         raise MappingError("terminal time out of range") from None
 
 
+def _value(rule: str, name: str, body: dict):
+    return body[protocol.KEYS[rule][name]]
+
+
 def derived_request_fields(mti: str, body: dict) -> dict:
     """Fields 3, 7, 12, 13, 25 and 37 of a request, from its MTI, time (key 3) and
     trace (key 2). Field 37, the retrieval reference number, is YDDDhh (the last digit
     of the year, the day of the year, the hour) and the STAN, as acquirers commonly
     make it."""
-    t = _utc(body[3])
+    rule = RULE[MTYPE[mti]]
+    t = _utc(_value(rule, "time", body))
+    trace = _value(rule, "trace", body)
     return {
         "3": _PROCESSING[mti],
         "7": _time.strftime("%m%d%H%M%S", t),
         "12": _time.strftime("%H%M%S", t),
         "13": _time.strftime("%m%d", t),
         "25": "00",                         # normal presentment
-        "37": f"{t.tm_year % 10}{t.tm_yday:03d}{t.tm_hour:02d}{body[2]:06d}",
+        "37": f"{t.tm_year % 10}{t.tm_yday:03d}{t.tm_hour:02d}{trace:06d}",
     }
 
 
@@ -474,7 +507,7 @@ def response_to_iso(mtype: int, body: bytes, request: dict) -> dict:
     fields = _decoded(rule, body)
     _, request_body = iso_to_request(request)
     digest = hashlib.sha256(request_body).digest()
-    if fields.get(_DIGEST_KEY) != digest:
+    if fields.get(protocol.KEYS[rule]["request_digest"]) != digest:
         raise MappingError("response does not answer this request's bytes")
     iso = {"t": MTI[mtype], **{n: request[n] for n in ECHOED if n in request},
            **_to_iso(rule, fields)}
@@ -492,7 +525,7 @@ def iso_to_response(iso: dict, request_digest: bytes):
         raise MappingError(f"MTI {mti} is not a financial response")
     rule = RULE[mtype]
     fields, known = _from_iso(rule, iso)
-    fields[_DIGEST_KEY] = request_digest
+    fields[protocol.KEYS[rule]["request_digest"]] = request_digest
     body = _checked(rule, fields)
     extra = sorted(set(iso) - known - set(ECHOED) - {"t"}, key=int)
     if extra:
