@@ -82,8 +82,8 @@ class Number(_Codec):
 
     def from_iso(self, text):
         value = int(_digits(text, "number"))
-        if self.width is None and text != str(value):
-            raise MappingError("number with leading zeros")
+        if text != (str(value) if self.width is None else f"{value:0{self.width}d}"):
+            raise MappingError("number not in its one form")
         return value
 
 
