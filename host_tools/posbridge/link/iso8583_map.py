@@ -77,7 +77,8 @@ class Number(_Codec):
     def to_iso(self, value):
         text = str(value) if self.width is None else f"{value:0{self.width}d}"
         if value < 0 or (self.max_digits and len(text) > self.max_digits):
-            raise MappingError(f"{value} does not fit {self.max_digits} digits")
+            # the value is not quoted: it may be a balance
+            raise MappingError(f"number does not fit {self.max_digits} digits")
         return text
 
     def from_iso(self, text):
