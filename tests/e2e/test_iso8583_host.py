@@ -1,14 +1,14 @@
 """End to end through ISO 8583: the real firmware under MicroPython, the bridge with
 `--upstream iso8583://...` (upstream.Upstream), a TCP proxy that records and can alter
-or hold the ISO 8583 messages, and the issuer as `posbridge issuer serve` on its TCP
-port. Balance inquiry, purchase and reversal; a host that does not answer; an approval
+or hold the ISO 8583 messages, and the issuer as `posbridge issuer serve`, a process of
+its own on the test's database, on its TCP port. Balance inquiry, purchase and reversal; a host that does not answer; an approval
 altered on the TCP link."""
 import pytest
 
 from posbridge.link import protocol as p
 from posbridge.upstream import Upstream
 
-from tests.iso8583_net import RunningHost, TamperProxy
+from tests.iso8583_net import HostProcess, TamperProxy
 
 from .conftest import Session
 from .test_purchase import (DEMO_PIN, LI_WEI, LI_WEI_BALANCE, available, board_journal,
@@ -20,7 +20,8 @@ class IsoBank:
     """Board, bridge, ISO 8583 link through a proxy, issuer host."""
 
     def __init__(self, issuer):
-        self.host = RunningHost(issuer)
+        # `posbridge issuer serve` on the issuer's database, as a process of its own
+        self.host = HostProcess(issuer.ledger.path)
         self.proxy = TamperProxy(self.host.port)
         self.upstream = Upstream("127.0.0.1", self.proxy.port, timeout=3.0,
                                  echo_interval=60).start()

@@ -1,12 +1,7 @@
 """The commands as a person runs them: `posbridge issuer serve --listen` as a process of
 its own, and `posbridge serve --port A --port B --upstream iso8583://...` against it."""
 import os
-import select
-import signal
-import subprocess
-import sys
 import tty
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,60 +10,21 @@ from posbridge.cli import main
 from posbridge.link import iso8583_map as m
 from posbridge.link import iso8583_spec as spec
 
-from tests.iso8583_net import Client
-
-POSBRIDGE = [sys.executable, "-m", "posbridge.cli"]
-
-
-def _start(args, cwd):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(POSBRIDGE + args, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def _line_with(proc, fragment, seconds=20):
-    """The first line of the process's output holding `fragment` (all it said, if none)."""
-    seen = []
-    while True:
-        ready, _, _ = select.select([proc.stdout], [], [], seconds)
-        if not ready:
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if fragment in line:
-            return line
-    raise AssertionError(f"no {fragment!r} in: {''.join(seen)}")
-
-
-def _stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
+from tests.iso8583_net import Client, HostProcess, line_with, start_posbridge, stop_process
 
 @pytest.fixture
 def iso_host(db_path):
-    proc = _start(["issuer", "--db", str(db_path), "serve", "--listen", "127.0.0.1:0"],
-                  Path(db_path).parent)
-    line = _line_with(proc, "listening on")
-    port = int(line.rsplit(":", 1)[1])
-    yield proc, port
-    if proc.poll() is None:
-        _stop(proc)
+    host = HostProcess(db_path)
+    yield host
+    host.close()
 
 
 def test_issuer_serve_answers_over_tcp_and_stops_on_sigterm(iso_host):
-    proc, port = iso_host
-    client = Client(port)
+    client = Client(iso_host.port)
     answer = client.exchange(m.network(spec.SIGN_ON, 1, 1795334400))
     assert answer["t"] == "0810" and answer["39"] == "00"
     client.close()
-    assert _stop(proc) == 0
+    assert iso_host.close() == 0
 
 
 def test_issuer_serve_without_a_database_says_so(tmp_path):
@@ -98,17 +54,17 @@ def test_serve_refuses_a_bad_upstream(tmp_path):
 def test_one_bridge_two_boards_upstream(iso_host, tmp_path):
     """Two ports (pseudo-terminals standing for two boards) bridged to the host: the
     bridge signs on, and stops cleanly on SIGTERM."""
-    _, port = iso_host
+    port = iso_host.port
     ptys = [os.openpty() for _ in range(2)]
     for master, slave in ptys:
         tty.setraw(master)
     try:
-        bridge = _start(["serve", *sum((["--port", os.ttyname(s)] for _, s in ptys), []),
+        bridge = start_posbridge(["serve", *sum((["--port", os.ttyname(s)] for _, s in ptys), []),
                          "--upstream", f"iso8583://127.0.0.1:{port}",
                          "--status-interval", "0"], tmp_path)
-        _line_with(bridge, "signed on to the issuer host")
+        line_with(bridge, "signed on to the issuer host")
         assert bridge.poll() is None
-        assert _stop(bridge) == 0
+        assert stop_process(bridge) == 0
     finally:
         for master, slave in ptys:
             os.close(master)
