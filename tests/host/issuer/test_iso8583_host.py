@@ -217,3 +217,9 @@ def test_a_peer_that_never_reads_its_answers_is_let_go(issuer):
         hog.close()
     finally:
         running.close()
+
+
+def test_an_unasked_0810_is_not_answered(client):
+    client.send(m.network_response(m.network(spec.ECHO_TEST, 11, 1795334400)))
+    # the next answer is to the echo test after it: nothing came back for the 0810
+    assert client.exchange(m.network(spec.ECHO_TEST, 12, 1795334400))["11"] == "000012"
