@@ -277,10 +277,13 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--utc-offset", "utc_offset_min", type=int, default=480, show_default=True,
               help="The merchant's local time on the screen, minutes east of UTC "
                    "(480: UTC+8, the demo merchant's; -300: UTC-5).")
+@click.option("--cvm-limit", type=int, default=100_000, show_default=True,
+              help="Contactless CVM limit, minor units: a tapped purchase above it asks "
+                   "for the PIN, at or below it none (100000: CNY 1,000.00).")
 @click.option("--force", is_flag=True,
               help="Re-key a terminal already provisioned, with a new derivation ID.")
 def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation_id,
-              merchant_id, merchant_name, utc_offset_min, force):
+              merchant_id, merchant_name, utc_offset_min, cvm_limit, force):
     """A terminal's records: its id and its DUKPT key registers, filled from its initial
     key, which the issuer's key store derives from its BDK for initial key ID = BDK ID |
     derivation ID (X9.24-3-2017), and its entry in the issuer's terminal registry. The
@@ -318,7 +321,8 @@ def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation
                                utc_offset_min=utc_offset_min, force=force)
             path = write_records(Path(state_dir), terminal_id, initial_key, key_id,
                                  merchant_id=merchant_id, merchant_name=merchant_name,
-                                 utc_offset_min=utc_offset_min, force=force)
+                                 utc_offset_min=utc_offset_min, force=force,
+                                 cvm_limit=cvm_limit)
     except (LedgerError, ProvisionError) as exc:
         raise click.ClickException(str(exc))
     finally:
