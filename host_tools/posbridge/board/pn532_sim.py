@@ -311,7 +311,7 @@ class Pn532Simulator:
             self.sam_configured = True
             self._answer(command)
         elif command == RF_CONFIGURATION:
-            if len(args) >= 4 and args[0] == 0x05:           # MaxRetries: ATR, PSL, passive
+            if len(args) >= 4 and args.startswith(b"\x05"):   # MaxRetries: ATR, PSL, passive
                 self.passive_retries = args[3]
             self._answer(command)
         elif command == IN_LIST_PASSIVE_TARGET:
