@@ -85,6 +85,20 @@ def test_read_record_out_of_the_afl_and_unknown_commands(keys):
     assert c.apdu(bytes.fromhex("00A404000E") + PPSE[:5]) == b"\x67\x00"  # Lc past the end
 
 
+def test_a_mastercard_gives_its_cryptogram_at_generate_ac(keys):
+    c = card(keys, profile="mastercard-16", pan="5413330000000019")
+    assert c.apdu(bytes.fromhex("80AE8000") + bytes([29]) + bytes(29)) == b"\x69\x85"
+    read = read_card(c, 500)
+    assert c.apdus == 6 and read["values"]["9F36"] == b"\x00\x01"
+    cdol1 = ok(c.apdu(bytes.fromhex("00B2010C00")))["70"]["8C"]
+    assert cdol1.hex().upper() == "9F02069F03069F1A0295055F2A029A039C019F3704"
+    c.apdu(select(bytes.fromhex("A0000000041010")))
+    c.apdu(bytes.fromhex("80A80000") + bytes([35, 0x83, 33]) + bytes(33) + b"\x00")
+    assert c.apdu(bytes.fromhex("80AE800003000000")) == b"\x67\x00"
+    # a Visa card knows no GENERATE AC in its contactless flow
+    assert card(keys).apdu(bytes.fromhex("80AE800003000000")) == b"\x6d\x00"
+
+
 def test_a_card_without_ppse_answers_6a82(keys):
     c = card(keys, faults=("ppse_6a82",))
     assert c.apdu(select(PPSE)) == b"\x6a\x82"

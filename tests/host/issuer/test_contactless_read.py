@@ -17,6 +17,7 @@ from posbridge.board.pn532_sim import Pn532Simulator  # noqa: E402
 from posbridge.issuer import codes  # noqa: E402
 from posbridge.link.protocol import PURCHASE_REQUEST  # noqa: E402
 
+from .test_contactless import MASTERCARD, mastercard  # noqa: E402,F401 (a fixture)
 from .test_purchase import available  # noqa: E402
 
 LI_WEI = "4761730000000011"
@@ -70,15 +71,19 @@ def _tap_and_read(sim, driver, card, amount, cvm_required=False):
 
 
 @pytest.mark.parametrize("pan, profile", [(LI_WEI, "visa-18"), ("4761730000000029", "visa-10"),
-                                          ("6225880000000076", "unionpay-10")])
+                                          ("6225880000000076", "unionpay-10"),
+                                          (MASTERCARD, "mastercard-16"),
+                                          (MASTERCARD, "mastercard-17")])
 def test_the_boards_read_gives_icc_data_the_issuer_verifies(issuer, terminal, reader, pan,
-                                                            profile):
+                                                            profile, mastercard):
     sim, driver = reader
     card = EmvCard.personalise(issuer.ledger.keys, pan, expiry="3012", profile=profile)
     got_pan, expiry, service_code, masked, icc = _tap_and_read(sim, driver, card, 2500)
     assert (got_pan, expiry, service_code) == (pan, "3012", "201")
     assert masked == pan[:6] + "******" + pan[-4:]
     assert sim.commands[:2] == [0x14, 0x32] and sim.card is None      # released: lifted
+    # a Mastercard gives its cryptogram at GENERATE AC: one APDU more
+    assert card.apdus == (6 if profile.startswith("mastercard") else 5)
     before = available(issuer, pan)
     body, pending = terminal.purchase(pan, 2500, pin=None, expiry=expiry, entry_mode=7,
                                       icc=icc)
