@@ -36,7 +36,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyemv import tlv
 
@@ -151,11 +151,16 @@ class _Field:
 
 @dataclass
 class Timeline:
-    """When a tap happened and what crossed after it: the tap-to-PAN figure."""
-    tap_at: "float | None" = None
-    pan_at: "float | None" = None        # the READ RECORD answer holding 5A sent
-    wire_bits: int = 0                   # both ways, from the tap to the PAN
-    frames: list = field(default_factory=list)
+    """When a tap happened and what crossed after it: the tap-to-PAN figure
+    (time.monotonic() seconds)."""
+    tap_at: "float | None" = None        # the card put in the field
+    listed_at: "float | None" = None     # its activation answered to the board's poll
+    pan_at: "float | None" = None        # the READ RECORD answer holding 5A delivered
+    wire_bits: int = 0                   # both ways, from the activation to the PAN
+
+    @property
+    def counting(self) -> bool:
+        return self.listed_at is not None and self.pan_at is None
 
 
 class Pn532Simulator:
@@ -273,23 +278,25 @@ class Pn532Simulator:
         if self.baud:
             time.sleep(len(data) * 10 / self.baud)
         self.sock.sendall(data)
-        if record and self.timeline.tap_at is not None and self.timeline.pan_at is None:
+        if record and self.timeline.counting:
             self.timeline.wire_bits += len(data) * 10
 
     def _pace_in(self, size: int):
         if self.baud and size:
             time.sleep(size * 10 / self.baud)
-        if self.timeline.tap_at is not None and self.timeline.pan_at is None:
+        if self.timeline.counting:
             self.timeline.wire_bits += size * 10
 
     def _answer(self, command: int, data: bytes = b"", holds_pan: bool = False):
         frame = information_frame(bytes([command + 1]) + bytes(data))
         self._last = frame
         line = self.timeline
-        if holds_pan and line.tap_at is not None and line.pan_at is None:
+        if holds_pan and line.counting:
             # the PAN is the board's once this frame's last byte is there
             line.wire_bits += len(frame) * 10
             line.pan_at = time.monotonic() + (len(frame) * 10 / self.baud if self.baud else 0)
+            self._send(frame, record=False)
+            return
         self._send(frame)
 
     def _command(self, body: bytes, size: int):
@@ -343,6 +350,8 @@ class Pn532Simulator:
             self._waiting = None
             self._answer(IN_LIST_PASSIVE_TARGET,
                          bytes([1, 1]) + SENS_RES + bytes([SEL_RES, len(NFCID)]) + NFCID + ATS)
+            if self.timeline.tap_at is not None and self.timeline.listed_at is None:
+                self.timeline.listed_at = time.monotonic()
         elif self._waiting[0] is not None and time.monotonic() >= self._waiting[0]:
             self._waiting = None
             self._answer(IN_LIST_PASSIVE_TARGET, b"\x00")    # no target found
