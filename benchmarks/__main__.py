@@ -17,7 +17,7 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
-from . import issuer_auth
+from . import issuer_auth, tap_to_pan
 from .visit import balance_inquiry, purchase, reversed_purchase, smallest_heap_kib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +119,7 @@ def main():
                 for name, what, fn, names in visits]
     qstrs = qstr_count()
     authorisation = issuer_auth.markdown(issuer_auth.measure())
+    tap = tap_to_pan.markdown(tap_to_pan.measure())
     rows = [
         ("encode a full frame (256-byte payload), MicroPython", codec["encode_frame_us"],
          frame_wire, "wire time of that frame"),
@@ -195,7 +196,7 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ] + authorisation
+    ] + authorisation + [""] + tap
     text = "\n".join(lines)
     print(text)
     (ROOT / "docs" / "benchmarks.md").write_text(text)

@@ -133,6 +133,9 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, iss
         raise click.ClickException(str(exc))
     try:
         if link_alias:
+            # the virtual cards come from the key store of the issuer the other
+            # process runs, when it is found
+            emulator.card_keys = _card_keys(issuer_keys)
             attach_link_path(link_path, link_alias)
             log.info("board's host link is on %s (-> %s); attach a bridge: "
                      "posbridge serve --port %s", link_alias, link_path, link_alias)
@@ -143,6 +146,7 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, iss
             return
         issuer = (_open_issuer(issuer_db, issuer_keys) if issuer_db
                   else _demo_issuer(stack, terminal_id))
+        emulator.card_keys = issuer.ledger.keys       # personalises the virtual cards
         port = open_port(link_path)
         link = HostLink(port, frame_log=log_frame).start()
         bridge = Bridge(link, issuer=issuer)
@@ -184,6 +188,18 @@ def _demo_issuer(stack, terminal_id=None):
     issuer = _open_issuer(path)
     stack.callback(issuer.close)
     return issuer
+
+
+def _card_keys(issuer_keys):
+    """The issuer's key store at `issuer_keys` (default var/issuer.keys), or None when
+    there is none: a tap then says so."""
+    from .issuer.keystore import KeyStore, KeyStoreError, path_beside
+    from .issuer.ledger import DEFAULT_PATH
+    try:
+        return KeyStore.open(issuer_keys or path_beside(DEFAULT_PATH))
+    except KeyStoreError as exc:
+        log.warning("no contactless cards: %s", exc)
+        return None
 
 
 def _screen_printer(screens_dir):
