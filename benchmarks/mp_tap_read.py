@@ -8,6 +8,12 @@ import time
 
 import emv
 import pn532
+import wallclock
+
+
+class Terminal:   # what the read takes from the terminal: its contactless CVM limit
+    cvm_limit = 100000
+
 
 stream = open(int(sys.argv[1]), "r+b")
 reader = pn532.PN532(stream)
@@ -22,8 +28,8 @@ while not isinstance(tg, int) or not tg:
         sys.exit(1)
     time.sleep_ms(5)
 t0 = time.ticks_us()
-pan, expiry, service_code, masked, icc = emv.read(reader, tg, 2500, 0x00, False, 156, 156,
-                                                   time.time())
+wallclock.set_time(time.time() if time.time() > 1577836800 else 1795334400)
+pan, expiry, service_code, masked, icc = emv.read(reader, tg, 2500, Terminal())
 t1 = time.ticks_us()
 reader.release(tg)
 reader.wipe()

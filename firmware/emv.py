@@ -7,9 +7,8 @@ B, entry point; EMV Book 3, commands, DOLs, AFL):
     GET PROCESSING OPTIONS with the PDOL's data -> 80 (AIP, AFL) or 77 (82, 94, ...)
     READ RECORD for each record of the AFL -> 70 templates
 
-The cryptogram (9F26 ARQC) is the one the card computes at GET PROCESSING OPTIONS, as
-qVSDC and QuickPass cards do; a card that gives none by its last record is refused
-(GENERATE AC, with which M/Chip cards give it, is not sent).
+    GENERATE AC (ARQC) over the CDOL1's data (8C), for a card that gave no cryptogram
+    at GET PROCESSING OPTIONS as qVSDC and QuickPass cards do (M/Chip cards)
 
 A tapped card is read once the cardholder has chosen balance or purchase and keyed the
 amount (transaction.py), since its cryptogram covers them: transaction.py hands over to
@@ -154,7 +153,8 @@ def read(reader, tg, amount, term):
         t = time.gmtime(t)
         data[0x9A] = _bcd((t[0] % 100) * 10000 + t[1] * 100 + t[2], 3)   # YYMMDD
     card = {0x84: None, 0x9F26: None, 0x9F27: None, 0x9F10: None, 0x9F36: None,
-            0x82: None, 0x94: None, 0x57: None, 0x5A: None, 0x5F24: None, 0x5F34: None}
+            0x82: None, 0x94: None, 0x57: None, 0x5A: None, 0x5F24: None, 0x5F34: None,
+            0x8C: None}
     try:
         card[0x84] = aid = _choose(reader, tg)
         r = _command(reader, tg, b"\x00\xa4\x04\x00" + bytes((len(aid),)) + aid + b"\x00")
@@ -183,6 +183,20 @@ def read(reader, tg, amount, term):
                 if count > 16:
                     raise CardError("Card read error")
                 r = _command(reader, tg, bytes((0, 0xB2, rec, sfi << 3 | 4, 0)))
+                tlv.collect(r, 0, len(r), card)
+        if card[0x9F26] is None and card[0x8C] is not None:
+            pdol = _dol(card[0x8C], data)
+            r = _command(reader, tg, b"\x80\xae\x80\x00" + bytes((len(pdol),)) + pdol
+                         + b"\x00")
+            if len(r) and r[0] == 0x80:   # format 1: CID, ATC, AC, IAD
+                _, _, start, end = tlv.head(r, 0, len(r))
+                if end - start < 11:
+                    raise CardError("Card read error")
+                card[0x9F27] = bytearray(r[start:start + 1])
+                card[0x9F36] = bytearray(r[start + 1:start + 3])
+                card[0x9F26] = bytearray(r[start + 3:start + 11])
+                card[0x9F10] = bytearray(r[start + 11:end])
+            else:
                 tlv.collect(r, 0, len(r), card)
         r = fci = pdol = None
         for tag in (0x9F26, 0x9F27, 0x9F10, 0x9F36, 0x82, 0x57):   # mandatory

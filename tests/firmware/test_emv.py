@@ -126,6 +126,25 @@ def test_bad_afl_is_a_read_error():
             "Card read error"
 
 
+def test_format1_gpo_then_generate_ac_for_the_cryptogram():
+    cdol1 = h("9F0206 9F0306 9F1A02 9505 5F2A02 9A03 9C01 9F3704 9F3501")
+    record = t("70", t("57", h("5413330089020011d2512201" + "0000000f")),
+               t("5F24", h("251231")), t("8C", cdol1)) + OK
+    genac = h("80 0F") + b"\x80" + b"\x00\x09" + bytes(range(8)) + h("0110A000") + OK
+    card = FakeCard({"00a404000e": ppse_answer((h("A0000000041010"), 1)),
+                     "00a4040007a0000000041010": t("6F", t("84", h("A0000000041010"))) + OK,
+                     "80a80000": h("80 06 1980 08010100") + OK,
+                     "00b2010c": record, "80ae8000": genac})
+    pan, expiry, service, _, icc = read(card, amount=500)
+    assert (pan, expiry, service) == ("5413330089020011", "2512", "201")
+    f = icc_tags(icc)
+    assert f[0x9F26] == bytes(range(8)) and f[0x9F27] == b"\x80"
+    assert f[0x9F36] == b"\x00\x09" and f[0x9F10] == h("0110A000") and f[0x82] == h("1980")
+    genac_apdu = card.seen[-1]
+    assert genac_apdu[:5] == h("80AE80001E") and genac_apdu[5:11] == h("000000000500")
+    assert genac_apdu[-2] == 0x21   # terminal type: attended, online only
+
+
 def test_get_response_after_61xx():
     answer = FakeCard().answers["00b2010c"]
     card = FakeCard({"00b2010c": h("61") + bytes((len(answer) - 2,)), "00c00000": answer})
