@@ -109,7 +109,7 @@ class PN532:
         self.sum = 0
         self.state = _SYNC
         self.last_rx = 1         # the byte before, for the start code 00 FF
-        self.out = bytearray(_MAX_DATA + 10)
+        self.out = bytearray(_MAX_DATA + 12)   # an extended frame of a 262-byte APDU: 275
         self.rx = bytearray(32)
         self.rx_pos = 0
         self.rx_len = 0

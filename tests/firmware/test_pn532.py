@@ -138,6 +138,9 @@ def test_longest_apdu_goes_in_an_extended_frame():
     apdu = h("80 A8 00 00 FF") + bytes(range(255)) + b"\x00"   # 261 bytes
     r.apdu(1, apdu)
     assert chip.commands[-1] == (0x40, b"\x01" + apdu)
+    apdu = h("80 A8 00 00 00 01 00") + bytes(255)   # 262: the chip's limit, extended Lc
+    r.apdu(1, apdu)
+    assert chip.commands[-1] == (0x40, b"\x01" + apdu)
     raises(ReaderError, r.apdu, 1, bytes(263))
 
 
