@@ -51,6 +51,10 @@ VISIT_MODULES = ("transaction", "digit_entry", "terminal_keys", "financial", "pi
                  "reversal", "pn532", "emv", "tlv")
 _HELLO_REPLY_WAIT_MS = const(5000)   # from sending HELLO until we retry it
 _STATUS_REPLY_WAIT_MS = const(5000)
+# Contactless purchases above the terminal's CVM limit (minor units) ask for the online
+# PIN, at or below it none. Its record (terminal.json, cvm_limit) sets it; this is the
+# limit of a record without one: CNY 1,000.00, the issuer simulator's own.
+_CVM_LIMIT = const(100000)
 
 
 class Terminal:
@@ -82,7 +86,7 @@ class Terminal:
         self.utc_offset_min = record.get("utc_offset_min") if record else None
         # contactless purchases above it ask for the PIN (terminal.json, provisioning)
         limit = record.get("cvm_limit") if record else None
-        self.cvm_limit = limit if type(limit) is int and limit >= 0 else settings.CVM_LIMIT
+        self.cvm_limit = limit if type(limit) is int and limit >= 0 else _CVM_LIMIT
         self.terminal_id = terminal_id
         import journal   # the reversal figures start as the journal's owner sets them
         journal.boot(self)

@@ -98,8 +98,6 @@ class FakeTerminal:
         self.keys = KeyReader(ScriptedStream())
         self.link = Link(self.store)
         self.host_online = True
-        self.nfc_stream = None      # a FakeChip for a contactless visit
-        self.cvm_limit = 100000
         # as app.Terminal starts: the journal not yet looked at. Not kept loaded: the
         # visits under test load it when they need it, as on the board
         import journal
