@@ -107,7 +107,7 @@ class IccData:
                                    f"not {low}" + ("" if low == high else f" to {high}"))
         icc = cls(decoded)
         icc.cvn                                          # IccDataError if none fits
-        icc.amount, icc.psn                              # BCD checked
+        icc.amount, icc.currency, icc.psn                # BCD checked
         return icc
 
     def __getitem__(self, tag: str) -> bytes:

@@ -222,6 +222,8 @@ def test_malformed_icc_data_is_a_clear_30(issuer, terminal, caplog, name, change
     ({"9F26": None}, "tag 9F26 missing"),
     ({"9F36": b"\x01"}, "tag 9F36 is 1 bytes"),
     ({"9F02": bytes.fromhex("0000000000AA")}, "9F02 is not BCD"),
+    ({"5F2A": bytes.fromhex("01FF")}, "5F2A is not BCD"),
+    ({"5F34": bytes.fromhex("AB")}, "5F34 is not BCD"),
     ({"84": bytes.fromhex("A0000000999999")}, "no cryptogram version"),
     ({"9F10": bytes.fromhex("06016303A00000")}, "no cryptogram version"),
     ({"9F27": b"\x40"}, "not an ARQC"),
@@ -273,3 +275,33 @@ def test_icc_data_and_pan_stay_out_of_the_log(issuer, terminal, caplog):
     assert LI_WEI not in text and read["icc"].hex().upper() not in text
     assert read["values"]["9F26"].hex().upper() not in text
     assert "ARQC VERIFIED" in text
+
+
+def test_icc_data_fuzzed_gives_only_clear_errors(issuer):
+    # seeded: bytes of a real tap mutated, cut, spliced, and random ones; the parser
+    # gives ICC data or IccDataError, nothing else
+    import random
+    rng = random.Random(12)
+    good = read_card(card_of(issuer, LI_WEI, "visa-18", "01"), 100)["icc"]
+    outcomes = {"parsed": 0, "refused": 0}
+    for n in range(3000):
+        blob = bytearray(good)
+        kind = n % 4
+        if kind == 0:
+            for _ in range(rng.randint(1, 4)):
+                blob[rng.randrange(len(blob))] = rng.randrange(256)
+        elif kind == 1:
+            blob = blob[:rng.randrange(len(blob))]
+        elif kind == 2:
+            at = rng.randrange(len(blob))
+            blob = blob[:at] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))) \
+                + blob[at:]
+        else:
+            blob = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 255)))
+        try:
+            IccData.parse(bytes(blob))
+            outcomes["parsed"] += 1
+        except IccDataError as exc:
+            assert "ICC data" in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["parsed"] > 0 and outcomes["refused"] > 1000
