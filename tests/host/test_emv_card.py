@@ -165,3 +165,24 @@ def test_the_arqc_is_what_pyemv_computes_from_the_issuer_master_key(keys, profil
 def test_the_card_never_shows_its_keys():
     c = EmvCard("4761730000000011", "3012", "visa-18", bytes(16))
     assert "4761730000000011" not in repr(c) and "0011" in repr(c)
+
+
+# ---- the emulator's cards -----------------------------------------------------------------
+
+def test_the_emulator_personalises_the_demo_chips_and_keeps_their_atc(keys):
+    from posbridge.board.emulator import Emulator, EmulatorError
+    em = Emulator(nfc=False)
+    with pytest.raises(EmulatorError, match="no issuer key store"):
+        em.card(PAN)
+    em.card_keys = keys
+    li_wei = em.card(PAN)
+    assert (li_wei.profile, li_wei.psn, li_wei.name) == ("visa-18", "01", "LI WEI")
+    assert em.card("6225880000000076").profile == "unionpay-10"
+    read_card(li_wei, 100)
+    assert em.card(PAN) is li_wei and li_wei.atc == 1
+    broken = em.card(PAN, ("ppse_6a82",))
+    assert broken.faults == ("ppse_6a82",) and broken.atc == 1       # the same chip
+    with pytest.raises(EmulatorError, match="card 999999...0000"):
+        em.card("9999990000000000")                                  # no keys for its range
+    with pytest.raises(EmulatorError, match="no contactless reader"):
+        em.tap(PAN)

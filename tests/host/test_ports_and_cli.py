@@ -337,6 +337,17 @@ def test_amount_step_keys_minor_units_then_enter(mocker):
                                                                       (b"100000E",)]
 
 
+def test_tap_steps_drive_the_contactless_reader(mocker):
+    emulator = mocker.Mock()
+    Scenario([{"tap_remove_after": 3}, {"tap": "4761730000000011"},
+              {"tap": "6225880000000076", "card_faults": ["ppse_6a82"]},
+              {"tap_garbage": True}]).run(emulator, None, mocker.Mock(is_set=lambda: False))
+    emulator.tap_remove_after.assert_called_once_with(3)
+    assert [c.args for c in emulator.tap.call_args_list] == [
+        ("4761730000000011", ()), ("6225880000000076", ["ppse_6a82"])]
+    emulator.tap_garbage.assert_called_once_with()
+
+
 def test_issuer_fault_step_sets_and_clears_the_faults(mocker):
     bridge = mocker.Mock()
     scenario = Scenario([{"issuer_fault": "delay=16"}])
