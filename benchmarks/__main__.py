@@ -17,8 +17,9 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
-from . import console_keys, issuer_auth
-from .visit import balance_inquiry, purchase, reversed_purchase, smallest_heap_kib
+from . import console_keys, issuer_auth, tap_to_pan
+from .visit import (balance_inquiry, contactless_purchase, contactless_purchase_with_pin,
+                    purchase, reversed_purchase, smallest_heap_kib)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
@@ -114,11 +115,22 @@ def main():
          ["idle, before the card", "card read: the menu", "amount entry", "PIN entry",
           "processing (request sent)", "not completed, no charge", "idle, reversal pending",
           "sending the reversal", "acknowledged", "idle again"]),
+        ("contactless purchase", "A contactless purchase of CNY 25.00, at or below the CVM "
+         "limit: no PIN (demo card tapped, ARQC verified, approved, SMS alert)",
+         contactless_purchase,
+         ["idle, before the card", "tapped: the menu", "amount entry", "card read",
+          "processing (request sent)", "result", "idle again"]),
+        ("contactless purchase above the CVM limit", "A contactless purchase of CNY "
+         "1,500.00, above the CVM limit: the online PIN after the read",
+         contactless_purchase_with_pin,
+         ["idle, before the card", "tapped: the menu", "amount entry", "card read",
+          "PIN entry", "processing (request sent)", "result", "idle again"]),
     ]
     measured = [(name, what, fn(FIRMWARE), smallest_heap_kib(FIRMWARE, visit=fn), names)
                 for name, what, fn, names in visits]
     qstrs = qstr_count()
     authorisation = issuer_auth.markdown(issuer_auth.measure())
+    tap = tap_to_pan.markdown(tap_to_pan.measure())
     rows = [
         ("encode a full frame (256-byte payload), MicroPython", codec["encode_frame_us"],
          frame_wire, "wire time of that frame"),
@@ -181,7 +193,10 @@ def main():
         "|---|---:|---:|---:|",
     ]
     for name, label in (("balance inquiry", "balance"), ("purchase", "purchase"),
-                        ("reversed purchase", "reversal")):
+                        ("reversed purchase", "reversal"),
+                        ("contactless purchase", "contactless purchase (no PIN)"),
+                        ("contactless purchase above the CVM limit",
+                         "contactless purchase (PIN)")):
         if name not in sizes:
             continue
         for kind in ("request", "response"):
@@ -195,7 +210,7 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ] + authorisation + console_keys.bench()
+    ] + authorisation + tap + console_keys.bench()
     text = "\n".join(lines)
     print(text)
     (ROOT / "docs" / "benchmarks.md").write_text(text)

@@ -1,4 +1,6 @@
-"""A balance inquiry, a purchase, and a purchase that is reversed, on the emulated board,
+"""A balance inquiry, a purchase, a purchase that is reversed, and contactless purchases
+(a card tapped on the virtual PN532, below the CVM limit without PIN and above it with),
+on the emulated board,
 for the heap and size figures of make bench: heap free on each screen of the visit, the
 request and response on the wire, and the smallest heap the visit still completes in."""
 import tempfile
@@ -55,6 +57,29 @@ def reversed_purchase(firmware_dir: Path, heap: str = "64k"):
                   issuer_wrapper=_DamagesPurchaseAnswers)
 
 
+def contactless_purchase(firmware_dir: Path, heap: str = "64k"):
+    """The same for a contactless purchase of CNY 25.00, at or below the terminal's CVM
+    limit: the card tapped at idle and read once the amount is keyed, no PIN."""
+    def keys(emulator, start):
+        emulator.answer_prompts([("CONTACTLESS", "2"), ("Enter amount", "2500E")],
+                                after=start, timeout=15)
+        emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
+    return _visit(firmware_dir, heap, keys, (p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE),
+                  tap=True)
+
+
+def contactless_purchase_with_pin(firmware_dir: Path, heap: str = "64k"):
+    """The same for CNY 1,500.00, above the CVM limit: the online PIN after the read."""
+    def keys(emulator, start):
+        emulator.answer_prompts([("CONTACTLESS", "2"), ("Enter amount", "150000E"),
+                                 ("Enter PIN", "1234E")], after=start, timeout=15)
+        emulator.wait_for_screen("SMS sent to", timeout=30, after=start)
+        emulator.pin_pad_sends(b"E")
+    return _visit(firmware_dir, heap, keys, (p.PURCHASE_REQUEST, p.PURCHASE_RESPONSE),
+                  tap=True)
+
+
 class _DamagesPurchaseAnswers:
     """The issuer, but every purchase answer leaves it with its MAC damaged (after the
     purchase was charged): the case the board reverses."""
@@ -72,7 +97,7 @@ class _DamagesPurchaseAnswers:
         return answer
 
 
-def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None):
+def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None, tap=False):
     frames = {}
 
     def record(direction, mtype, seq, body):
@@ -107,7 +132,11 @@ def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None):
             idle = emulator.wait_for_screen("Insert card", timeout=30,
                                             after=emulator.screens.index(first) + 1)
             start = emulator.screens.index(idle)
-            emulator.card_reader_sends(card_record(PAN, "3012"))
+            if tap:
+                emulator.card_keys = issuer.ledger.keys
+                emulator.tap(PAN)
+            else:
+                emulator.card_reader_sends(card_record(PAN, "3012"))
             keys(emulator, start)
             emulator.wait_for_screen("Insert card", after=len(emulator.screens) - 1)
         except EmulatorError:

@@ -141,16 +141,24 @@ def test_make_demo_scenario_runs(tmp_path):
     assert "No charge" in out.stdout and "Sending reversal" in out.stdout
     assert "Acknowledged" in out.stdout and "Credited back" in out.stdout
     assert "CNY 12.50 charged" in out.stdout and "CNY 8.80 reversed by" in out.stdout
+    # contactless: a tap below the CVM limit, no PIN, the ARQC verified; one above it
+    # with the PIN
+    assert "or tap card" in out.stdout and "CONTACTLESS" in out.stdout
+    assert out.stdout.count("ARQC verified") == 2 and "entry_mode=7" in out.stdout
+    assert "4761730000000011" not in out.stdout
     # alerts: Li Wei's balance SMS and wrong PIN, the frozen card's security alert, the
-    # two approved purchases, and the reversed one's credit, after its charge
-    assert "issuer outbox: 6 message(s)" in out.stdout
+    # two approved purchases, the reversed one's credit, after its charge, and the two
+    # contactless purchases
+    assert "issuer outbox: 8 message(s)" in out.stdout
     outbox = out.stdout[out.stdout.index("issuer outbox"):]
     assert_screen_and_sms_agree(out.stdout, out.stdout.split("issuer outbox:")[1])
     charge = outbox.index("purchase of CNY 8.80 at DEMO SHOP (T0000001), ")
     assert outbox.index("purchase of CNY 8.80 at DEMO SHOP (T0000001) cancelled, "
                         "credited back") > charge
+    assert outbox.index("purchase of CNY 88.00 at DEMO SHOP") < \
+        outbox.index("purchase of CNY 1,288.00 at DEMO SHOP")
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
+    assert pngs[:2] == ["001-starting.png", "002-insert-card-or-tap-card.png"], pngs
 
 
 def test_emulate_link_path_and_serve_process(tmp_path):

@@ -60,8 +60,10 @@ def test_wrong_uart_argument_in_main_fails(tmp_path):
         shutil.copy(src, tmp_path)
     main = tmp_path / "main.py"
     text = main.read_text()
-    assert text.count("timeout=0, rxbuf=1024)") == 1, "main.py's link UART changed: edit this test"
-    main.write_text(text.replace("timeout=0, rxbuf=1024)", "timeout=0, rxbuf=1024, bogus=1)"))
+    assert text.count("timeout=0,\n               rxbuf=512)") == 1, (
+        "main.py's contactless reader UART changed: edit this test")
+    main.write_text(text.replace("timeout=0,\n               rxbuf=512)",
+                                 "timeout=0,\n               rxbuf=512, bogus=1)"))
 
     result = run_mypy("esp32", port_modules("esp32", tmp_path), tmp_path)
 

@@ -274,12 +274,21 @@ BAD_SCENARIOS = [
     ("steps-not-a-list", '{"steps": {"expect": "x"}}', "expected an object with a 'steps' list"),
     ("two-kinds-in-a-step", '{"steps": [{"expect": "Insert card", "sleep": 1}]}',
      "step 1 must have exactly one of ['amount', 'bad_swipe', 'expect', 'issuer_fault', "
-     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe']"),
+     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe', 'tap', 'tap_garbage', "
+     "'tap_remove_after']"),
     ("unknown-kind", '{"steps": [{"sleep": 1}, {"wait": 1}]}',
      "step 2 must have exactly one of ['amount', 'bad_swipe', 'expect', 'issuer_fault', "
-     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe']"),
+     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe', 'tap', 'tap_garbage', "
+     "'tap_remove_after']"),
     ("step-not-an-object", '{"steps": [{"status": true}, {"sleep": 1}, "expect"]}',
      "step 3 must have exactly one of"),
+    ("tap-not-digits", '{"steps": [{"tap": "4761-7300"}]}',
+     "'tap' must be the card number, digits only"),
+    ("unknown-card-fault", '{"steps": [{"tap": "4761730000000011", "card_faults": ["x"]}]}',
+     "'card_faults' must be a list of ppse_6a82, truncated"),
+    ("remove-after-text", '{"steps": [{"tap_remove_after": "3"}]}',
+     "'tap_remove_after' must be a number of APDUs"),
+    ("garbage-false", '{"steps": [{"tap_garbage": false}]}', "'tap_garbage' must be true"),
 ]
 
 
@@ -326,6 +335,17 @@ def test_amount_step_keys_minor_units_then_enter(mocker):
         emulator, mocker.Mock(), mocker.Mock(is_set=lambda: False))
     assert [c.args for c in emulator.pin_pad_sends.call_args_list] == [(b"1250E",),
                                                                       (b"100000E",)]
+
+
+def test_tap_steps_drive_the_contactless_reader(mocker):
+    emulator = mocker.Mock()
+    Scenario([{"tap_remove_after": 3}, {"tap": "4761730000000011"},
+              {"tap": "6225880000000076", "card_faults": ["ppse_6a82"]},
+              {"tap_garbage": True}]).run(emulator, None, mocker.Mock(is_set=lambda: False))
+    emulator.tap_remove_after.assert_called_once_with(3)
+    assert [c.args for c in emulator.tap.call_args_list] == [
+        ("4761730000000011", ()), ("6225880000000076", ["ppse_6a82"])]
+    emulator.tap_garbage.assert_called_once_with()
 
 
 def test_issuer_fault_step_sets_and_clears_the_faults(mocker):
@@ -402,8 +422,10 @@ def test_every_step_kind_is_a_peripheral_step_or_a_bridge_step():
     # a new kind must be placed: can a scenario run it when another process bridges?
     assert set(BRIDGE_STEPS) == set(BRIDGE_STEP_EXAMPLES)
     assert set(BRIDGE_STEPS) <= STEP_KINDS
+    # a tap is the board's peripheral: the cards come from the issuer's key store file
     assert STEP_KINDS - set(BRIDGE_STEPS) == {"expect", "sleep", "say", "swipe", "bad_swipe",
-                                              "keys", "amount"}
+                                              "keys", "amount", "tap", "tap_remove_after",
+                                              "tap_garbage"}
 
 
 @pytest.mark.parametrize("kind", BRIDGE_STEPS)
