@@ -24,3 +24,45 @@ for _path in (ROOT, FIRMWARE, FIRMWARE_TESTS):
 from tests.cpython_shims import install_micropython_module  # noqa: E402
 
 install_micropython_module()
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests import postgres_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    """Databases on the test PostgreSQL server, all dropped when the run ends; a test
+    that asks for it is skipped (one line, the reason) when there is no server."""
+    postgres_server.require()
+    databases = postgres_server.Databases()
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture
+def pg_url(pg_databases):
+    """A new, empty PostgreSQL database of this test's own, dropped after it."""
+    url = pg_databases.new()
+    yield url
+    pg_databases.drop(url)
+
+
+_pg_skips = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and postgres_server.SKIP_PREFIX in str(report.longrepr):
+        _pg_skips.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # CI has a server (.ci/run starts it): a PostgreSQL test that skipped there is a failure
+    if _pg_skips and os.environ.get("CI") == "true":
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(f"FAILED: {len(_pg_skips)} PostgreSQL tests were skipped "
+                                f"under CI ({postgres_server.unavailable()})", red=True)
+        session.exitstatus = 1
