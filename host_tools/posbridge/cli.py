@@ -21,6 +21,7 @@ from . import __version__
 from .bridge import Bridge
 from .console import console, log_frame, print_screen, setup_logging
 from .board.emulator import Emulator, EmulatorError, FIRMWARE_DIR, attach_link_path
+from .issuer.cli.common import DATABASE
 from .link.host_link import HostLink, LinkClosed
 from .ports import PortError, open_port
 
@@ -56,9 +57,10 @@ def _open_issuer(db, keys=None):
 @click.option("--baud", default=115200, show_default=True)
 @click.option("--status-interval", default=30.0, show_default=True,
               help="Seconds between liveness checks of the board (0: never).")
-@click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
+@click.option("--issuer-db", type=DATABASE, default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
-              help="The issuer simulator's database (posbridge issuer init makes one).")
+              help="The issuer simulator's database: a SQLite file or postgresql://... "
+                   "(posbridge issuer init makes one).")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
               help="The issuer's key store (default: beside the database, var/issuer.keys).")
@@ -100,7 +102,7 @@ def serve(port, baud, status_interval, issuer_db, issuer_keys):
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
 @click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
               help="Save every screen the firmware shows as a PNG in this directory.")
-@click.option("--issuer-db", type=click.Path(dir_okay=False), envvar="POSBRIDGE_ISSUER_DB",
+@click.option("--issuer-db", type=DATABASE, envvar="POSBRIDGE_ISSUER_DB",
               help="Issuer database to use; default: a fresh one with the demo data.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
@@ -257,7 +259,7 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--out", "state_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for terminal.json and keys.bin (the board's flash root).")
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
-@click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
+@click.option("--issuer-db", type=DATABASE, default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
               help="The issuer database whose registry records the terminal; its key "
                    "store derives the terminal's key.")

@@ -69,8 +69,11 @@ def location(backend, request, tmp_path):
 
 @pytest.fixture
 def open_ledger(location):
-    """Ledger.open of this test's demo database."""
-    return lambda: Ledger.open(*location)
+    """Ledger.open of this test's demo database; its `location`: (database, keys)."""
+    def open_it():
+        return Ledger.open(*location)
+    open_it.location = location
+    return open_it
 
 
 @pytest.fixture
