@@ -331,8 +331,10 @@ def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation
 
 
 from .issuer.cli import issuer as _issuer_group  # noqa: E402  (after main exists)
+from .load.cli import load as _load_command  # noqa: E402
 
 main.add_command(_issuer_group)
+main.add_command(_load_command)
 
 if __name__ == "__main__":
     sys.exit(main())

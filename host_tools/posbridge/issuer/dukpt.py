@@ -134,6 +134,13 @@ def working_key_from_initial(initial_key, ksn, usage):
     return _working_key(transaction_key_from_initial(initial_key, ksn), ksn, usage)
 
 
+def working_keys_from_initial(initial_key, ksn, usages):
+    """The working keys of `ksn` for each of `usages`, from one walk to its transaction
+    key (terminal side: a request needs its PIN and both MAC keys)."""
+    transaction_key = transaction_key_from_initial(initial_key, ksn)
+    return [_working_key(transaction_key, ksn, usage) for usage in usages]
+
+
 def _working_key(transaction_key, ksn, usage):
     initial_key_id, counter = parse_ksn(ksn)
     tail = initial_key_id[4:] + counter.to_bytes(4, "big")
