@@ -28,6 +28,7 @@ server's business here (its data directory is the postgres user's; a deleted row
 bytes stay in its pages until VACUUM reuses them, so the server's storage should be
 encrypted). The PANs in it are encrypted and no key is in it, as on SQLite.
 """
+import collections
 import functools
 import re
 from urllib.parse import urlsplit, urlunsplit
@@ -124,15 +125,16 @@ class _Result:
     """What execute() returns: the rows read, the id inserted, the rows changed."""
 
     def __init__(self, rows, rowcount, lastrowid=None):
-        self._rows = rows
+        self._rows = collections.deque(rows)
         self.rowcount = rowcount
         self.lastrowid = lastrowid
 
     def fetchone(self):
-        return self._rows.pop(0) if self._rows else None
+        return self._rows.popleft() if self._rows else None
 
     def fetchall(self):
-        rows, self._rows = self._rows, []
+        rows = list(self._rows)
+        self._rows.clear()
         return rows
 
     def __iter__(self):

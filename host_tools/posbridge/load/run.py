@@ -129,7 +129,7 @@ class LoadRun:
                 self._failed(terminal, pending, f"answer refused: {exc}", reason=2)
                 continue
             latency_ms = (self._clock() - start) * 1000
-            code = fields[3]
+            code = fields["response_code"]
             with self._lock:
                 f = self._figures
                 f.sent += 1
@@ -155,7 +155,7 @@ class LoadRun:
             return False
         with self._lock:
             self._figures.reversals += 1
-        return fields[3] == APPROVED
+        return fields["response_code"] == APPROVED
 
     def _send_kept_reversals(self):
         for terminal, reversal in self._kept:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psec.pinblock
 
 from ..issuer import dukpt
-from ..link import cbor_profile
+from ..link import protocol
 
 _USAGES = (dukpt.KeyUsage.PIN_ENCRYPTION, dukpt.KeyUsage.MAC_GENERATION,
            dukpt.KeyUsage.MAC_VERIFICATION)
@@ -78,14 +78,14 @@ class SimulatedTerminal:
     def purchase(self, amount: int, now: int) -> Pending:
         trace, ksn, (pin_key, mac_gen, mac_ver) = self._next()
         card = self.card
-        fields = {
-            1: self.terminal_id, 2: trace, 3: int(now),
-            4: {1: card.pan, 2: card.expiry, 3: card.service_code},
-            5: psec.pinblock.encipher_pinblock_iso_4(pin_key, card.pin, card.pan),
-            6: ksn, 8: amount, 9: self.currency, 10: self.merchant_id,
-            11: self.merchant_name,
-        }
-        body = _signed(fields, mac_gen)
+        fields = protocol.build(
+            PURCHASE, terminal_id=self.terminal_id, trace=trace, time=int(now),
+            card=protocol.build("card", pan=card.pan, expiry=card.expiry,
+                                service_code=card.service_code),
+            pin_block=psec.pinblock.encipher_pinblock_iso_4(pin_key, card.pin, card.pan),
+            ksn=ksn, amount=amount, currency=self.currency, merchant_id=self.merchant_id,
+            merchant_name=self.merchant_name)
+        body = _signed(PURCHASE, fields, mac_gen)
         return Pending("purchase", trace, ksn, mac_ver, hashlib.sha256(body).digest(),
                        amount, self.currency, body)
 
@@ -94,33 +94,38 @@ class SimulatedTerminal:
         purchase's answer did not come or failed its checks (reason 1 timeout, 2 bad
         answer)."""
         trace, ksn, (_, mac_gen, mac_ver) = self._next()
-        fields = {1: self.terminal_id, 2: trace, 3: int(now), 6: ksn,
-                  8: original.amount, 9: original.currency, 12: original.trace,
-                  13: original.ksn, 14: reason}
-        body = _signed(fields, mac_gen)
+        fields = protocol.build(
+            REVERSAL, terminal_id=self.terminal_id, trace=trace, time=int(now), ksn=ksn,
+            amount=original.amount, currency=original.currency,
+            original_trace=original.trace, original_ksn=original.ksn, reason=reason)
+        body = _signed(REVERSAL, fields, mac_gen)
         return Pending("reversal", trace, ksn, mac_ver, hashlib.sha256(body).digest(),
                        original.amount, original.currency, body, original.trace,
                        original.ksn)
 
     def check(self, body: bytes, pending: Pending) -> dict:
-        """The answer's fields once it passes the board's checks; AnswerRefused if not."""
+        """The answer's fields by name once it passes the board's checks; AnswerRefused
+        if not."""
+        rule = _ANSWER[pending.kind]
         try:
-            fields = cbor_profile.decode(body)
-            mac = fields.pop(15)
-            expected = dukpt.aes_cmac(pending.mac_key, cbor_profile.encode(fields), MAC_SIZE)
-        except (ValueError, KeyError, TypeError, AttributeError):
+            decoded = protocol.decode(rule, body)
+            fields = protocol.parse(rule, decoded)
+        except protocol.SchemaError:
             raise AnswerRefused("unreadable answer") from None
-        if not isinstance(mac, bytes) or not hmac.compare_digest(mac, expected):
+        expected = dukpt.aes_cmac(pending.mac_key, protocol.mac_input(rule, decoded), MAC_SIZE)
+        if not hmac.compare_digest(fields["mac"], expected):
             raise AnswerRefused("answer MAC wrong")
-        if (fields.get(1) != self.terminal_id or fields.get(2) != pending.trace
-                or fields.get(9) != pending.ksn or fields.get(17) != pending.digest):
+        if (fields["terminal_id"] != self.terminal_id or fields["trace"] != pending.trace
+                or fields["ksn"] != pending.ksn
+                or fields["request_digest"] != pending.digest):
             raise AnswerRefused("answer for another request")
-        code = fields.get(3)
-        if not isinstance(code, str) or len(code) != 2:
-            raise AnswerRefused("answer without a response code")
         return fields
 
 
-def _signed(fields: dict, mac_key: bytes) -> bytes:
-    fields[7] = dukpt.aes_cmac(mac_key, cbor_profile.encode(fields), MAC_SIZE)
-    return cbor_profile.encode(fields)
+PURCHASE, REVERSAL = "purchase-request", "reversal-request"
+_ANSWER = {"purchase": "purchase-response", "reversal": "reversal-response"}
+
+
+def _signed(rule: str, fields: dict, mac_key: bytes) -> bytes:
+    return protocol.with_mac(rule, fields, dukpt.aes_cmac(
+        mac_key, protocol.mac_input(rule, fields), MAC_SIZE))
