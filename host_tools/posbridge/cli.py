@@ -33,9 +33,12 @@ log = logging.getLogger("posbridge")
 @click.group()
 @click.version_option(__version__)
 @click.option("-v", "--verbose", is_flag=True, help="Log link counters and debug detail.")
-def main(verbose):
+@click.option("-q", "--quiet", is_flag=True,
+              help="Log warnings and errors only (a host under load: a line per "
+                   "request costs more than the request).")
+def main(verbose, quiet):
     """PC side of the ESP32 POS terminal."""
-    setup_logging(verbose)
+    setup_logging(verbose, quiet)
 
 
 def _stop_on_signals(stop: threading.Event):

@@ -13,33 +13,43 @@ from ..issuer.policy import Policy
 from . import fleet as fleet_module
 from .audit import audit
 from .run import LoadRun
-from .targets import InProcessTarget
+from .targets import InProcessTarget, Iso8583Target, TargetError
 from .view import figures_table, watch
+
+IN_PROCESS = "in-process"
 
 
 @click.command("load")
+@click.option("--target", default=IN_PROCESS, show_default=True,
+              help="in-process: an issuer in this process on --db; iso8583://HOST:PORT: "
+                   "the ISO 8583 host there (posbridge issuer serve), serving --db.")
 @click.option("--db", "database", type=DATABASE, default=None,
               help="The issuer's database (SQLite file or postgresql://...); the "
-                   "terminals and cards are added to it. Default: a new SQLite file, "
-                   "deleted after.")
+                   "terminals and cards are added to it, and it is audited at the end. "
+                   "Default (in-process only): a new SQLite file, deleted after.")
 @click.option("--keys", type=click.Path(dir_okay=False), default=None,
               help="The issuer's key store (default: beside the database).")
 @click.option("--terminals", "count", type=click.IntRange(1, 9999), default=8,
               show_default=True, help="Simulated terminals, each with its own key and card.")
 @click.option("--accounts", type=click.IntRange(min=1), default=None,
               help="Cards shared by the terminals (default: one each).")
+@click.option("--connections", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="TCP connections to the ISO 8583 host, shared by the terminals.")
 @click.option("--duration", type=click.FloatRange(min=0.1), default=None,
               help="Seconds to run (default 10 unless --purchases).")
 @click.option("--purchases", type=click.IntRange(min=1), default=None,
               help="Purchases to send in all, instead of a duration.")
 @click.option("--live/--no-live", default=True, show_default=True,
               help="Redraw the figures while the run lasts.")
-def load(database, keys, count, accounts, duration, purchases, live):
-    """Simulated terminals against the in-process issuer: DUKPT-protected, MAC'd
-    purchases with PIN blocks; authorisations a second, latency percentiles, errors by
-    kind, and the ledger checked for double and lost charges."""
+def load(target, database, keys, count, accounts, connections, duration, purchases, live):
+    """Simulated terminals against the issuer: DUKPT-protected, MAC'd purchases with PIN
+    blocks; authorisations a second, latency percentiles, errors by kind, and the ledger
+    checked for double and lost charges."""
     if duration is None and purchases is None:
         duration = 10.0
+    if target != IN_PROCESS and database is None:
+        raise click.UsageError("--target iso8583://...: --db names the database the host "
+                               "serves (the fleet is put in it and audited)")
     # a line per purchase would cost more than the purchase: warnings only (security
     # events, failures) while the load runs
     logging.getLogger("posbridge.issuer").setLevel(logging.WARNING)
@@ -48,36 +58,53 @@ def load(database, keys, count, accounts, duration, purchases, live):
         if database is None:
             database = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "issuer.sqlite"
             Ledger.create(database).close()
+        if target == IN_PROCESS:
+            def make_target():
+                return InProcessTarget(Issuer(Ledger.open(database, keys), Policy()))
+            title = "posbridge load: in-process issuer"
+        else:
+            def make_target():
+                return Iso8583Target(target, connections)
+            title = f"posbridge load: ISO 8583 host {target}"
         try:
-            result = run_in_process(database, keys, count, accounts=accounts,
-                                    duration_s=duration, purchases=purchases,
-                                    console=console, live=live)
-        except LedgerError as exc:
+            figures, checked = run_load(database, keys, count, make_target,
+                                        accounts=accounts, duration_s=duration,
+                                        purchases=purchases, console=console, live=live,
+                                        title=title)
+        except (LedgerError, TargetError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
-    figures, checked = result
-    console.print(figures_table(figures, "posbridge load: in-process issuer", checked))
+    console.print(figures_table(figures, title, checked))
     for problem in checked.problems[:10]:
         console.print(f"  {problem}")
     if not checked.ok:
         raise click.ClickException("the ledger does not match what the terminals saw")
 
 
-def run_in_process(database, keys, count, *, accounts=None, duration_s=None, purchases=None,
-                   console=None, live=False, seed=None):
-    """A fleet provisioned into `database`, run against an issuer in this process on
-    it, and audited: (Figures, Audit)."""
+def run_load(database, keys, count, make_target, *, accounts=None, duration_s=None,
+             purchases=None, console=None, live=False, title="", seed=None):
+    """A fleet of `count` provisioned into `database`, run against make_target(), and
+    the database audited: (Figures, Audit)."""
     ledger = Ledger.open(database, keys)
     try:
         fleet = fleet_module.provision(ledger, count, accounts=accounts)
     finally:
         ledger.close()
-    issuer = Issuer(Ledger.open(database, keys), Policy())
-    target = InProcessTarget(issuer)
+    target = make_target()
     try:
         run = LoadRun(fleet, target, duration_s=duration_s, count=purchases, seed=seed)
-        figures = watch(run, "posbridge load: in-process issuer", console, live) \
-            if console is not None else run.run()
-        checked = audit(issuer.ledger, fleet, figures.approved, fleet_module.OPENING_BALANCE)
+        figures = watch(run, title, console, live) if console is not None else run.run()
     finally:
         target.close()
+    ledger = Ledger.open(database, keys)
+    try:
+        checked = audit(ledger, fleet, figures.approved, fleet_module.OPENING_BALANCE)
+    finally:
+        ledger.close()
     return figures, checked
+
+
+def run_in_process(database, keys, count, **options):
+    """run_load against an issuer in this process on `database`."""
+    return run_load(database, keys, count,
+                    lambda: InProcessTarget(Issuer(Ledger.open(database, keys), Policy())),
+                    **options)

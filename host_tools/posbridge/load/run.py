@@ -92,8 +92,10 @@ class LoadRun:
 
     def run(self) -> Figures:
         self._started = self._clock()
-        threads = [threading.Thread(target=self._terminal_loop, args=(t,), daemon=True,
-                                    name=f"load-{t.terminal_id}") for t in self.fleet]
+        threads = [threading.Thread(target=self._terminal_loop,
+                                    args=(t, self.target.for_terminal(i)), daemon=True,
+                                    name=f"load-{t.terminal_id}")
+                   for i, t in enumerate(self.fleet)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -113,20 +115,20 @@ class LoadRun:
         copy.elapsed_s = elapsed
         return copy, elapsed
 
-    def _terminal_loop(self, terminal):
+    def _terminal_loop(self, terminal, target):
         low, high = self.amounts
         rng = random.Random(self._rng.random())
         while self._take():
             pending = terminal.purchase(rng.randint(low, high), int(self._wall()))
             start = self._clock()
             try:
-                body = self.target.send(PURCHASE_REQUEST, pending.body)
+                body = target.send(PURCHASE_REQUEST, pending.body)
                 fields = terminal.check(body, pending)
             except TargetError as exc:
-                self._failed(terminal, pending, exc.kind, reason=1)
+                self._failed(terminal, target, pending, exc.kind, reason=1)
                 continue
             except AnswerRefused as exc:
-                self._failed(terminal, pending, f"answer refused: {exc}", reason=2)
+                self._failed(terminal, target, pending, f"answer refused: {exc}", reason=2)
                 continue
             latency_ms = (self._clock() - start) * 1000
             code = fields["response_code"]
@@ -138,19 +140,18 @@ class LoadRun:
                 if code == APPROVED:
                     f.approved[(terminal.terminal_id, pending.trace)] = pending.amount
 
-    def _failed(self, terminal, pending, kind, reason):
+    def _failed(self, terminal, target, pending, kind, reason):
         with self._lock:
             self._figures.sent += 1
             self._figures.errors[kind] += 1
         reversal = terminal.reversal(pending, reason, int(self._wall()))
-        if not self._reverse(terminal, reversal):
+        if not self._reverse(terminal, target, reversal):
             with self._lock:
                 self._kept.append((terminal, reversal))
 
-    def _reverse(self, terminal, reversal) -> bool:
+    def _reverse(self, terminal, target, reversal) -> bool:
         try:
-            fields = terminal.check(self.target.send(REVERSAL_REQUEST, reversal.body),
-                                    reversal)
+            fields = terminal.check(target.send(REVERSAL_REQUEST, reversal.body), reversal)
         except (TargetError, AnswerRefused):
             return False
         with self._lock:
@@ -159,5 +160,7 @@ class LoadRun:
 
     def _send_kept_reversals(self):
         for terminal, reversal in self._kept:
-            if not any(self._reverse(terminal, reversal) for _ in range(REVERSAL_TRIES)):
+            target = self.target.for_terminal(self.fleet.index(terminal))
+            if not any(self._reverse(terminal, target, reversal)
+                       for _ in range(REVERSAL_TRIES)):
                 self._figures.reversals_unsent += 1

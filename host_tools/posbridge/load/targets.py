@@ -4,8 +4,15 @@ it (no answer, an ERROR in its place, a refused connection):
 
     InProcessTarget(issuer)      the issuer in this process (Issuer.handle), the way the
                                  bridge holds it by default
+    Iso8583Target(url, n)        an ISO 8583 host (posbridge issuer serve) over n TCP
+                                 connections, through the bridge's own upstream client
+                                 (upstream.py): CBOR -> ISO 8583 -> CBOR as a bridge
+                                 does it; terminal i uses connection i mod n
 """
+import time
+
 from ..issuer import IssuerError
+from ..upstream import Upstream, parse_url
 
 
 class TargetError(Exception):
@@ -22,6 +29,9 @@ class InProcessTarget:
     def __init__(self, issuer):
         self.issuer = issuer
 
+    def for_terminal(self, index: int):
+        return self
+
     def send(self, mtype: int, body: bytes) -> bytes:
         try:
             return self.issuer.handle(mtype, body)
@@ -31,3 +41,42 @@ class InProcessTarget:
 
     def close(self):
         self.issuer.close()
+
+
+class Iso8583Target:
+    name = "ISO 8583 host"
+
+    def __init__(self, url: str, connections: int = 1, *, timeout: float = 10.0,
+                 connect_timeout: float = 10.0):
+        host, port = parse_url(url)
+        self.url = url
+        self._upstreams = [Upstream(host, port, timeout=timeout).start()
+                           for _ in range(connections)]
+        deadline = time.monotonic() + connect_timeout
+        while not all(u.reachable() for u in self._upstreams):
+            if time.monotonic() > deadline:
+                self.close()
+                raise TargetError(f"no ISO 8583 host signed on at {url}")
+            time.sleep(0.02)
+
+    def for_terminal(self, index: int) -> "_Connection":
+        """The sender of the terminal `index`: its connection's."""
+        return _Connection(self._upstreams[index % len(self._upstreams)])
+
+    def send(self, mtype: int, body: bytes) -> bytes:
+        return _Connection(self._upstreams[0]).send(mtype, body)
+
+    def close(self):
+        for upstream in self._upstreams:
+            upstream.close()
+
+
+class _Connection:
+    def __init__(self, upstream):
+        self._upstream = upstream
+
+    def send(self, mtype: int, body: bytes) -> bytes:
+        try:
+            return self._upstream.handle(mtype, body)
+        except IssuerError as exc:
+            raise TargetError(f"host: {type(exc).__name__}") from None
