@@ -22,7 +22,8 @@ IN_PROCESS = "in-process"
 @click.command("load")
 @click.option("--target", default=IN_PROCESS, show_default=True,
               help="in-process: an issuer in this process on --db; iso8583://HOST:PORT: "
-                   "the ISO 8583 host there (posbridge issuer serve), serving --db.")
+                   "the ISO 8583 host there (posbridge issuer serve), serving --db; "
+                   "several, comma-separated, share the connections.")
 @click.option("--db", "database", type=DATABASE, default=None,
               help="The issuer's database (SQLite file or postgresql://...); the "
                    "terminals and cards are added to it, and it is audited at the end. "
@@ -64,7 +65,7 @@ def load(target, database, keys, count, accounts, connections, duration, purchas
             title = "posbridge load: in-process issuer"
         else:
             def make_target():
-                return Iso8583Target(target, connections)
+                return Iso8583Target(target.split(","), connections)
             title = f"posbridge load: ISO 8583 host {target}"
         try:
             figures, checked = run_load(database, keys, count, make_target,

@@ -4,10 +4,12 @@ it (no answer, an ERROR in its place, a refused connection):
 
     InProcessTarget(issuer)      the issuer in this process (Issuer.handle), the way the
                                  bridge holds it by default
-    Iso8583Target(url, n)        an ISO 8583 host (posbridge issuer serve) over n TCP
-                                 connections, through the bridge's own upstream client
-                                 (upstream.py): CBOR -> ISO 8583 -> CBOR as a bridge
-                                 does it; terminal i uses connection i mod n
+    Iso8583Target(urls, n)       ISO 8583 hosts (posbridge issuer serve; several may
+                                 serve one PostgreSQL database) over n TCP connections,
+                                 connection j to host j mod len(urls), through the
+                                 bridge's own upstream client (upstream.py): CBOR ->
+                                 ISO 8583 -> CBOR as a bridge does it; terminal i uses
+                                 connection i mod n
 """
 import time
 
@@ -46,12 +48,13 @@ class InProcessTarget:
 class Iso8583Target:
     name = "ISO 8583 host"
 
-    def __init__(self, url: str, connections: int = 1, *, timeout: float = 10.0,
+    def __init__(self, urls, connections: int = 1, *, timeout: float = 10.0,
                  connect_timeout: float = 10.0):
-        host, port = parse_url(url)
-        self.url = url
-        self._upstreams = [Upstream(host, port, timeout=timeout).start()
-                           for _ in range(connections)]
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        hosts = [parse_url(url) for url in urls]
+        url = ", ".join(urls)
+        self._upstreams = [Upstream(*hosts[j % len(hosts)], timeout=timeout).start()
+                           for j in range(max(connections, len(hosts)))]
         deadline = time.monotonic() + connect_timeout
         while not all(u.reachable() for u in self._upstreams):
             if time.monotonic() > deadline:
