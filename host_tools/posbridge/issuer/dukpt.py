@@ -25,6 +25,7 @@ The decoded PIN is returned as a str, which Python cannot wipe: keep it no longe
 comparison with the PIN on file, and never log it. Errors never quote PIN digits.
 """
 import enum
+import functools
 import hmac
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -105,6 +106,13 @@ def derive_initial_key(bdk, initial_key_id):
 
 
 def derive_transaction_key(bdk, ksn):
+    return _transaction_key(bytes(bdk), bytes(ksn))
+
+
+# A request's MAC check, PIN block and answer MAC each need its transaction key: derived
+# once, not three times (the issuer's key store holds the BDK itself in memory anyway)
+@functools.lru_cache(maxsize=64)
+def _transaction_key(bdk, ksn):
     initial_key_id, _ = parse_ksn(ksn)
     return transaction_key_from_initial(derive_initial_key(bdk, initial_key_id), ksn)
 
