@@ -315,6 +315,7 @@ class Ledger:
         self.path = path                   # the file, or the URL without its password
         self.keys = keys
         self.dialect = getattr(conn, "dialect", "sqlite")
+        self.conflicts = 0                 # transactions run again (atomically)
 
     # ---- opening -------------------------------------------------------------------
 
@@ -529,6 +530,7 @@ class Ledger:
                 with self.transaction():
                     return work()
             except TransactionConflict:
+                self.conflicts += 1
                 if attempt == attempts:
                     raise
                 time.sleep(random.uniform(0, 0.001 * min(2 ** attempt, 64)))

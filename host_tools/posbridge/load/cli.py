@@ -94,6 +94,7 @@ def run_load(database, keys, count, make_target, *, accounts=None, duration_s=No
     try:
         run = LoadRun(fleet, target, duration_s=duration_s, count=purchases, seed=seed)
         figures = watch(run, title, console, live) if console is not None else run.run()
+        figures.conflicts = getattr(target, "conflicts", None)
     finally:
         target.close()
     ledger = Ledger.open(database, keys)

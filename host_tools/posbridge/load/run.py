@@ -34,6 +34,7 @@ class Figures:
     reversals: int = 0
     reversals_unsent: int = 0
     approved: dict = field(default_factory=dict)          # (terminal id, trace) -> amount
+    conflicts: "int | None" = None   # transactions run again (in-process issuer only)
 
     @property
     def answered(self) -> int:

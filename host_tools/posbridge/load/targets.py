@@ -34,6 +34,11 @@ class InProcessTarget:
     def for_terminal(self, index: int):
         return self
 
+    @property
+    def conflicts(self) -> int:
+        """Transactions the issuer ran again after a concurrent one's conflict."""
+        return self.issuer.ledger.conflicts
+
     def send(self, mtype: int, body: bytes) -> bytes:
         try:
             return self.issuer.handle(mtype, body)

@@ -22,6 +22,8 @@ def figures_table(figures, title: str, audit=None) -> Table:
     if figures.reversals or figures.reversals_unsent:
         table.add_row("reversals", f"{figures.reversals:,} answered, "
                                    f"{figures.reversals_unsent:,} never answered")
+    if figures.conflicts:
+        table.add_row("transactions run again (conflicts)", f"{figures.conflicts:,}")
     if audit is not None:
         table.add_row("double charges", str(audit.double))
         table.add_row("lost charges", str(audit.lost))
