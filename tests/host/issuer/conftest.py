@@ -40,42 +40,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend", BACKENDS if both else BACKENDS[:1])
 
 
-@pytest.fixture(scope="session")
-def pg_demo_template(pg_databases, tmp_path_factory):
-    """A PostgreSQL database with the demo data, copied for each test, and its key store."""
-    url = pg_databases.new()
-    keys = tmp_path_factory.mktemp("pg-template") / "issuer.keys"
-    ledger = Ledger.create(url, keys=keys, force=True)
-    load_demo(ledger)
-    ledger.close()
-    return url, keys
-
-
-@pytest.fixture
-def location(backend, request, tmp_path):
-    """(database, key store) of the demo data for this test: a copy of the SQLite file
-    (db_path, beside it), or a PostgreSQL database of the test's own."""
-    if backend == "sqlite":
-        path = request.getfixturevalue("db_path")
-        return path, path_beside(path)
-    databases = request.getfixturevalue("pg_databases")
-    template, template_keys = request.getfixturevalue("pg_demo_template")
-    url = databases.new(template=template)
-    request.addfinalizer(lambda: databases.drop(url))
-    keys = tmp_path / "pg-issuer.keys"
-    shutil.copy(template_keys, keys)
-    return url, keys
-
-
-@pytest.fixture
-def open_ledger(location):
-    """Ledger.open of this test's demo database; its `location`: (database, keys)."""
-    def open_it():
-        return Ledger.open(*location)
-    open_it.location = location
-    return open_it
-
-
 @pytest.fixture
 def sleeps():
     return []
