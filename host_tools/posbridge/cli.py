@@ -382,7 +382,7 @@ def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation
     finally:
         ledger.close()
     console.print(f"terminal {terminal_id}: initial key ID {key_id.hex().upper()}, "
-                  f"merchant {merchant_id} {merchant_name!r}, registered in {issuer_db}; "
+                  f"merchant {merchant_id} {merchant_name!r}, registered in {ledger.path}; "
                   f"records in {path.parent}/")
 
 
