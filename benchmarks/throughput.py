@@ -203,6 +203,7 @@ def one_run(location, keys, terminals: int, make_target):
 
 def measure() -> dict:
     logging.getLogger("posbridge").setLevel(logging.WARNING)
+    load_before = os.getloadavg()[0]
     rows = []
     baseline_terminal = terminal_work_rate()
     no_postgres = postgres_reachable()
@@ -235,6 +236,7 @@ def measure() -> dict:
             rows.append(_row("two ISO 8583 hosts, one PostgreSQL", n, 2, figures, audit,
                              base, "0800 echo, both hosts"))
     return {"rows": rows, "baseline_terminal": baseline_terminal,
+            "load": (load_before, os.getloadavg()[0]),
             "no_postgres": no_postgres, "profile": profile_one_purchase()}
 
 
@@ -343,7 +345,10 @@ def markdown(result: dict) -> "list[str]":
         f"({sys.platform}, Python {sys.version.split()[0]}), {DURATION_S:.0f} s a run, "
         "every run audited (double and lost charges: 0 or the bench fails). The load "
         "generator shares the machine with the hosts; PostgreSQL is the local server. "
-        "Each simulated terminal sends a purchase, checks its answer, sends the next.",
+        "Each simulated terminal sends a purchase, checks its answer, sends the next. "
+        f"Load average {result['load'][0]:.1f} before the runs, {result['load'][1]:.1f} "
+        "after: other work on the machine takes its share of the cores and of the "
+        "disk's fsyncs, which is why the baselines of the same run are the measure.",
         "",
         "| issuer | terminals | authorisations/s | p50 / p90 / p99 (ms) | errors | "
         "baseline (/s) | ratio | baseline is |",
