@@ -1,7 +1,12 @@
 """What the ISO 8583 tests share: the issuer host on a loop of its own thread, a plain
 blocking client, and a TCP proxy that can alter the messages crossing it."""
 import asyncio
+import os
+import select
+import signal
 import socket
+import subprocess
+import sys
 import threading
 
 from posbridge.issuer.iso8583_server import serve
@@ -52,6 +57,58 @@ class RunningHost:
         except BaseException:      # noqa: BLE001 - cancelled
             pass
         stop_loop(self.loop, self.thread)
+
+
+POSBRIDGE = [sys.executable, "-m", "posbridge.cli"]
+
+
+def start_posbridge(args, cwd):
+    """`posbridge ARGS` as a process of its own, its output (stderr too) on stdout."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(POSBRIDGE + [str(a) for a in args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def line_with(proc, fragment, seconds=20):
+    """The first line of the process's output holding `fragment` (all it said, if none)."""
+    seen = []
+    while True:
+        ready, _, _ = select.select([proc.stdout], [], [], seconds)
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if fragment in line:
+            return line
+    raise AssertionError(f"no {fragment!r} in: {''.join(seen)}")
+
+
+def stop_process(proc):
+    """SIGTERM, as a service manager stops it; its exit status."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+class HostProcess:
+    """`posbridge issuer serve` as a process of its own on the database at `db`."""
+
+    def __init__(self, db):
+        self.proc = start_posbridge(["issuer", "--db", db, "serve", "--listen",
+                                     "127.0.0.1:0"], os.path.dirname(str(db)))
+        self.port = int(line_with(self.proc, "listening on").rsplit(":", 1)[1])
+        # what it logs from here on is not read: let it not fill the pipe
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def close(self):
+        if self.proc.poll() is None:
+            return stop_process(self.proc)
+        return self.proc.returncode
 
 
 class Client:

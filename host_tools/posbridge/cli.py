@@ -69,9 +69,12 @@ def _open_issuer(db, keys=None):
                    "(posbridge issuer serve); without it, the issuer runs in this process "
                    "on --issuer-db.")
 @click.option("--upstream-timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0.1, 14.0),
               help="Seconds to wait for the ISO 8583 host's answer; then the board gets "
-                   "ERROR 5 (it reverses a purchase). Keep it under the board's 15 s.")
+                   "ERROR 5 (it reverses a purchase). Under the board's 15 s, so that "
+                   "the board hears why.")
 @click.option("--echo-interval", default=30.0, show_default=True,
+              type=click.FloatRange(0.1, None),
               help="Seconds of silence from the ISO 8583 host before an echo test.")
 @click.option("--issuer-db", type=DATABASE, default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,

@@ -1,18 +1,18 @@
 """End to end through ISO 8583: the real firmware under MicroPython, the bridge with
 `--upstream iso8583://...` (upstream.Upstream), a TCP proxy that records and can alter
-or hold the ISO 8583 messages, and the issuer as `posbridge issuer serve` on its TCP
-port. Balance inquiry, purchase and reversal; a host that does not answer; an approval
+or hold the ISO 8583 messages, and the issuer as `posbridge issuer serve`, a process of
+its own on the test's database, on its TCP port. Balance inquiry, purchase and reversal; a host that does not answer; an approval
 altered on the TCP link."""
 import pytest
 
 from posbridge.link import protocol as p
 from posbridge.upstream import Upstream
 
-from tests.iso8583_net import RunningHost, TamperProxy
+from tests.iso8583_net import HostProcess, TamperProxy
 
 from .conftest import Session
 from .test_purchase import (DEMO_PIN, LI_WEI, LI_WEI_BALANCE, available, board_journal,
-                            dismiss, purchase, _drop)
+                            dismiss, key_purchase, purchase, _drop)
 from .test_balance_inquiry import visit
 
 
@@ -20,7 +20,8 @@ class IsoBank:
     """Board, bridge, ISO 8583 link through a proxy, issuer host."""
 
     def __init__(self, issuer):
-        self.host = RunningHost(issuer)
+        # `posbridge issuer serve` on the issuer's database, as a process of its own
+        self.host = HostProcess(issuer.ledger.path)
         self.proxy = TamperProxy(self.host.port)
         self.upstream = Upstream("127.0.0.1", self.proxy.port, timeout=3.0,
                                  echo_interval=60).start()
@@ -109,3 +110,31 @@ def test_an_approval_altered_on_the_tcp_link_is_refused_and_reversed(iso_bank, i
     iso_bank.emulator.wait_for_screen("Acknowledged", timeout=20,
                                       after=iso_bank.emulator.screens.index(screen))
     assert available(issuer, LI_WEI) == LI_WEI_BALANCE
+
+
+def test_two_boards_on_one_bridge_upstream_with_the_same_stan(iso_bank, issuer, tmp_path):
+    # a second board, provisioned as `posbridge provision` does, on the same ISO 8583
+    # connection: both boards' first purchase is trace 1, so STAN 000001 twice, told
+    # apart by the terminal id
+    from posbridge.board.provision import (TEST_BDK, TEST_INITIAL_KEY_ID, TEST_MERCHANT_ID,
+                                           TEST_MERCHANT_NAME, provision)
+    from posbridge.issuer import terminals
+    from posbridge.issuer.dukpt import derive_initial_key
+    key_id = TEST_INITIAL_KEY_ID[:4] + bytes.fromhex("90123457")
+    terminals.register(issuer.ledger, "T0000002", key_id, TEST_MERCHANT_ID, TEST_MERCHANT_NAME)
+    provision(tmp_path, "T0000002", derive_initial_key(TEST_BDK, key_id), key_id)
+    second = Session(issuer=iso_bank.upstream, tap=True, state_dir=tmp_path)
+    second.thread.start()
+    try:
+        second.emulator.wait_for_screen("Insert card", timeout=15)
+        starts = [key_purchase(bank, LI_WEI, keys) for bank, keys in
+                  ((iso_bank, "1250"), (second, "730"))]
+        for bank, start in zip((iso_bank, second), starts):
+            screen = bank.emulator.wait_for_screen("Card ", timeout=30, after=start)
+            assert screen.lines[0] == "APPROVED"
+        assert available(issuer, LI_WEI) == LI_WEI_BALANCE - 1250 - 730
+        requests = iso_bank.iso("0200")
+        assert sorted((r["41"], r["11"], r["4"]) for r in requests) == [
+            ("T0000001", "000001", "000000001250"), ("T0000002", "000001", "000000000730")]
+    finally:
+        second.close()

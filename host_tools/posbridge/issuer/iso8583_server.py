@@ -16,6 +16,7 @@ What a peer can send and what it gets:
   any other MTI, or none readable       -> logged and dropped
   a length header of 0 or too large, a message cut short, nothing for idle_timeout,
       a message not complete within read_timeout -> logged, connection closed
+  a connection beyond max_connections     -> closed at once
 No message of any peer can stop the server: each connection has its own task, and
 everything a connection's handler raises ends that connection only."""
 import asyncio
@@ -33,6 +34,7 @@ READ_TIMEOUT_S = 10.0       # for the rest of a message once its header came
 IDLE_TIMEOUT_S = 300.0      # a connection with no message for this long is closed
 WRITE_TIMEOUT_S = 10.0      # a peer that does not read its answers is let go
 MAX_IN_FLIGHT = 64          # requests of one connection being answered at once
+MAX_CONNECTIONS = 1024      # more are closed at once: file descriptors are finite
 
 _REFUSALS = {IssuerRequestError: m.FORMAT_ERROR, IssuerSecurityError: m.SECURITY_VIOLATION,
              IssuerUnavailable: m.ISSUER_INOPERATIVE, IssuerInternalError: m.SYSTEM_MALFUNCTION}
@@ -44,7 +46,9 @@ def _who(iso: dict) -> str:
 
 class IsoHost:
     def __init__(self, issuer, *, read_timeout=READ_TIMEOUT_S, idle_timeout=IDLE_TIMEOUT_S,
-                 write_timeout=WRITE_TIMEOUT_S, max_message=framing.MAX_MESSAGE):
+                 write_timeout=WRITE_TIMEOUT_S, max_message=framing.MAX_MESSAGE,
+                 max_connections=MAX_CONNECTIONS):
+        self.max_connections = max_connections
         self.issuer = issuer
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
@@ -76,6 +80,10 @@ class IsoHost:
 
     async def _connection(self, reader, writer):
         peer = writer.get_extra_info("peername")
+        if self.connections >= self.max_connections:
+            log.warning("connection from %s refused: %d open", peer, self.connections)
+            writer.close()
+            return
         me = asyncio.current_task()
         self._tasks.add(me)
         self.connections += 1

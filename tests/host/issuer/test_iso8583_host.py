@@ -2,16 +2,22 @@
 the board builds them, mapped to ISO 8583 as the bridge maps them, answered over a real
 socket; and everything a broken or hostile peer can send."""
 import hashlib
+import socket
 import threading
 
 import pytest
 
 from posbridge.link import iso8583_map as m
+from posbridge.link.iso8583_framing import frame
 from posbridge.link import iso8583_spec as spec
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST, REVERSAL_REQUEST
 
 from tests.host.issuer.request_builder import provisioned_terminal
 from tests.iso8583_net import Client, RunningHost
+
+
+def framing_frame(iso):
+    return frame(spec.pack(iso))
 
 LI_WEI = "4761730000000011"
 
@@ -177,3 +183,43 @@ def test_many_connections_at_once(host, issuer):
         t.join(30)
     assert codes == ["00"] * 12
     assert issuer.ledger.card_by_pan(LI_WEI).available == before - 120
+
+
+def test_connections_beyond_the_bound_are_closed_and_the_rest_served(issuer):
+    running = RunningHost(issuer, max_connections=2)
+    try:
+        first, second = Client(running.port), Client(running.port)
+        assert first.exchange(m.network(spec.ECHO_TEST, 1, 1795334400))["39"] == "00"
+        assert second.exchange(m.network(spec.ECHO_TEST, 2, 1795334400))["39"] == "00"
+        third = Client(running.port)
+        assert third.closed_by_host()
+        assert first.exchange(m.network(spec.ECHO_TEST, 3, 1795334400))["39"] == "00"
+        for c in (first, second, third):
+            c.close()
+    finally:
+        running.close()
+
+
+def test_a_peer_that_never_reads_its_answers_is_let_go(issuer):
+    running = RunningHost(issuer, write_timeout=0.5)
+    try:
+        hog = Client(running.port)
+        hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        echo = framing_frame(m.network(spec.ECHO_TEST, 1, 1795334400))
+        try:
+            for _ in range(20000):              # until the host stops reading it
+                hog.sock.sendall(echo)
+        except OSError:
+            pass
+        other = Client(running.port)
+        assert other.exchange(m.network(spec.ECHO_TEST, 5, 1795334400))["39"] == "00"
+        other.close()
+        hog.close()
+    finally:
+        running.close()
+
+
+def test_an_unasked_0810_is_not_answered(client):
+    client.send(m.network_response(m.network(spec.ECHO_TEST, 11, 1795334400)))
+    # the next answer is to the echo test after it: nothing came back for the 0810
+    assert client.exchange(m.network(spec.ECHO_TEST, 12, 1795334400))["11"] == "000012"

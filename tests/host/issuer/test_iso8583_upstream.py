@@ -102,6 +102,11 @@ def test_every_message_the_bridge_sends_decodes_against_the_spec(upstream, proxy
         # decoded again from its bytes, by pyiso8583 against the documented spec
         fields, _ = iso8583.decode(spec.pack(iso), spec.SPEC)
         _expect_fields(mtype, cbor, fields)
+    for iso in proxy.requests:
+        if iso["t"] == spec.NETWORK:            # the sign-on: 7, 11 and 70 only
+            fields, _ = iso8583.decode(spec.pack(iso), spec.SPEC)
+            assert sorted(k for k in fields if k not in ("p", "1", "h")) == ["11", "7", "70", "t"]
+            assert fields["70"] == spec.SIGN_ON and fields["11"].isdigit()
 
 
 def _expect_fields(mtype, c, f):
@@ -221,6 +226,29 @@ def test_host_silent_is_issuer_unavailable(upstream, proxy, terminal, issuer):
     body, _ = terminal.purchase(LI_WEI, 3000)
     with pytest.raises(IssuerUnavailable):
         upstream.handle(PURCHASE_REQUEST, body)
+
+
+def test_a_connection_lost_with_requests_waiting_fails_them_at_once(proxy, terminal):
+    client = Upstream("127.0.0.1", proxy.port, timeout=30.0, echo_interval=60).start()
+    try:
+        assert _wait(client.reachable)
+        proxy.silent = True
+        body, _ = terminal.purchase(LI_WEI, 3000)
+        failed = []
+
+        def ask():
+            try:
+                client.handle(PURCHASE_REQUEST, body)
+            except IssuerUnavailable as exc:
+                failed.append(str(exc))
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert _wait(lambda: any(r["t"] == "0200" for r in proxy.requests))
+        proxy.drop_connections()
+        asking.join(20)
+        assert failed == ["issuer host connection lost"]
+    finally:
+        client.close()
 
 
 def test_host_dropped_is_reconnected(upstream, proxy, terminal):
