@@ -1,5 +1,6 @@
 """make bench: link and codec cost against wire time, firmware heap against its heap,
-the issuer's cost of one authorisation against the scrypt PIN check it replaced.
+the issuer's cost of one authorisation against the scrypt PIN check it replaced, and
+authorisations a second from simulated terminals (throughput.py, the last section).
 
 Writes docs/benchmarks.md with the figures of this run."""
 import datetime
@@ -17,7 +18,7 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
-from . import console_keys, issuer_auth, tap_to_pan
+from . import console_keys, issuer_auth, tap_to_pan, throughput
 from .visit import (balance_inquiry, contactless_purchase, contactless_purchase_with_pin,
                     purchase, reversed_purchase, smallest_heap_kib)
 
@@ -210,7 +211,8 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ] + authorisation + tap + console_keys.bench()
+    ] + authorisation + tap + [""] + throughput.markdown(throughput.measure()) \
+        + console_keys.bench()
     text = "\n".join(lines)
     print(text)
     (ROOT / "docs" / "benchmarks.md").write_text(text)

@@ -24,6 +24,7 @@ from . import __version__
 from .bridge import Bridge
 from .console import console, log_frame, print_screen, setup_logging
 from .board.emulator import Emulator, EmulatorError, FIRMWARE_DIR, attach_link_path
+from .issuer.cli.common import DATABASE
 from .link.host_link import HostLink, LinkClosed
 from .ports import PortError, open_port
 
@@ -33,9 +34,12 @@ log = logging.getLogger("posbridge")
 @click.group()
 @click.version_option(__version__)
 @click.option("-v", "--verbose", is_flag=True, help="Log link counters and debug detail.")
-def main(verbose):
+@click.option("-q", "--quiet", is_flag=True,
+              help="Log warnings and errors only (a host under load: a line per "
+                   "request costs more than the request).")
+def main(verbose, quiet):
     """PC side of the ESP32 POS terminal."""
-    setup_logging(verbose)
+    setup_logging(verbose, quiet)
 
 
 def _stop_on_signals(stop: threading.Event):
@@ -73,9 +77,10 @@ def _open_issuer(db, keys=None):
 @click.option("--echo-interval", default=30.0, show_default=True,
               type=click.FloatRange(0.1, None),
               help="Seconds of silence from the ISO 8583 host before an echo test.")
-@click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
+@click.option("--issuer-db", type=DATABASE, default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
-              help="The issuer simulator's database (posbridge issuer init makes one).")
+              help="The issuer simulator's database: a SQLite file or postgresql://... "
+                   "(posbridge issuer init makes one).")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
               help="The issuer's key store (default: beside the database, var/issuer.keys).")
@@ -157,7 +162,7 @@ def _serve_boards(links, issuer, stop, status_interval):
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
 @click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
               help="Save every screen the firmware shows as a PNG in this directory.")
-@click.option("--issuer-db", type=click.Path(dir_okay=False), envvar="POSBRIDGE_ISSUER_DB",
+@click.option("--issuer-db", type=DATABASE, envvar="POSBRIDGE_ISSUER_DB",
               help="Issuer database to use; default: a fresh one with the demo data.")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
@@ -374,7 +379,7 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--out", "state_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for terminal.json and keys.bin (the board's flash root).")
 @click.option("--terminal-id", required=True, help="1 to 16 letters or digits.")
-@click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
+@click.option("--issuer-db", type=DATABASE, default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
               help="The issuer database whose registry records the terminal; its key "
                    "store derives the terminal's key.")
@@ -445,13 +450,15 @@ def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation
     finally:
         ledger.close()
     console.print(f"terminal {terminal_id}: initial key ID {key_id.hex().upper()}, "
-                  f"merchant {merchant_id} {merchant_name!r}, registered in {issuer_db}; "
+                  f"merchant {merchant_id} {merchant_name!r}, registered in {ledger.path}; "
                   f"records in {path.parent}/")
 
 
 from .issuer.cli import issuer as _issuer_group  # noqa: E402  (after main exists)
+from .load.cli import load as _load_command  # noqa: E402
 
 main.add_command(_issuer_group)
+main.add_command(_load_command)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,10 +33,11 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def setup_logging(verbose: bool = False):
+def setup_logging(verbose: bool = False, quiet: bool = False):
     handler = RichHandler(console=console, show_path=False, markup=False)
     handler.addFilter(MaskingFilter())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if verbose else
+                        logging.WARNING if quiet else logging.INFO,
                         format="%(message)s", datefmt="%H:%M:%S", handlers=[handler],
                         force=True)
 

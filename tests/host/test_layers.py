@@ -1,5 +1,6 @@
 """The host package's layers import one way: link <- issuer <- board <- the top (the CLI,
-the bridge, the console, port opening, scenarios, the web console in web/). A module may import its own layer and
+the bridge, the console, port opening, scenarios, the web console in web/, the load
+generator in load/). A module may import its own layer and
 the ones below it, never one above."""
 import ast
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "host_tools" / "posbridge"
 TOP = 3
-LAYERS = {"link": 0, "issuer": 1, "board": 2, "web": TOP}
+LAYERS = {"link": 0, "issuer": 1, "board": 2, "web": TOP, "load": TOP}
 
 
 def _layer(module: str) -> int:

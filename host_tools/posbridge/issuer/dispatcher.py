@@ -4,15 +4,16 @@
     report = dispatcher.run_once()       # `posbridge issuer dispatch`
     dispatcher.close()
 
-run_once takes every due row (outbox.due), claims it (outbox.claim: skipped if another
-dispatcher, or the issuer, has it) and, for each it holds:
+run_once claims due rows one at a time (outbox.claim_due: a row another dispatcher,
+or the issuer, holds is not taken) until none is left, and for each:
   - the cardholder has no phone any more                -> failed, retried later
   - not a security alert, and the cardholder's quiet hours have begun -> held until they end
   - otherwise one try through the channel's gateway     -> sent (with the gateway's
     reference) or failed with the reason, retried after policy.retry_delay(attempts):
     60 s, 120 s, 240 s ... at most an hour apart, never given up.
 The phone number is read from the cardholder at send time (the outbox keeps it masked).
-Any number of dispatchers may run on one database, in one process or many: each row is
+Any number of dispatchers may run on one database, in one process or many (threads each
+with a Ledger of their own: `posbridge issuer dispatch --workers N`): each row is
 claimed in its own transaction before it is sent, and only one claim of a row succeeds
 (outbox.py has the rule), so no message is handed to the gateway twice.
 
@@ -79,11 +80,12 @@ class Dispatcher:
     def run_once(self, limit: "int | None" = None) -> DispatchReport:
         now = int(self._clock())
         report = DispatchReport()
-        for row in outbox.due(self.ledger, now, limit):
-            with self.ledger.transaction():
-                claimed = outbox.claim(self.ledger, row, now)
-            if claimed:
-                report.outcomes.append(self._one(row, now))
+        # a claimed row is due again only after its lease or retry delay: this ends
+        while limit is None or len(report.outcomes) < limit:
+            row = self.ledger.atomically(lambda: outbox.claim_due(self.ledger, now))
+            if row is None:
+                break
+            report.outcomes.append(self._one(row, now))
         log.info("dispatch: %d sent, %d failed, %d held", report.count("sent"),
                  report.count("failed"), report.count("held"))
         return report
@@ -101,19 +103,19 @@ class Dispatcher:
             local = local_datetime(now, self.policy.utc_offset_min)
             if holder.quiet_hours.contains(local):
                 end = holder.quiet_hours.end_after(local)
-                with self.ledger.transaction():
-                    outbox.record_held(self.ledger, row.message_id, int(end.timestamp()))
+                self.ledger.atomically(lambda: outbox.record_held(
+                    self.ledger, row.message_id, int(end.timestamp())))
                 return Outcome(row.message_id, "held", f"until {end:%H:%M}")
         delivery = self.deliver(OutgoingMessage(row.message_id, row.channel, holder.phone,
                                                 row.text, row.language))
         if not delivery.ok:
             return self._failed(row, delivery.reason, now)
-        with self.ledger.transaction():
-            outbox.record_sent(self.ledger, row.message_id, delivery.ref, now)
+        self.ledger.atomically(lambda: outbox.record_sent(self.ledger, row.message_id,
+                                                          delivery.ref, now))
         return Outcome(row.message_id, "sent", delivery.ref or "")
 
     def _failed(self, row, reason, now) -> Outcome:
         retry_at = now + self.policy.retry_delay(row.attempts + 1)
-        with self.ledger.transaction():
-            outbox.record_failed(self.ledger, row.message_id, reason, retry_at)
+        self.ledger.atomically(lambda: outbox.record_failed(self.ledger, row.message_id,
+                                                            reason, retry_at))
         return Outcome(row.message_id, "failed", reason)

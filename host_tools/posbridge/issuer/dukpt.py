@@ -25,6 +25,7 @@ The decoded PIN is returned as a str, which Python cannot wipe: keep it no longe
 comparison with the PIN on file, and never log it. Errors never quote PIN digits.
 """
 import enum
+import functools
 import hmac
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -105,6 +106,13 @@ def derive_initial_key(bdk, initial_key_id):
 
 
 def derive_transaction_key(bdk, ksn):
+    return _transaction_key(bytes(bdk), bytes(ksn))
+
+
+# A request's MAC check, PIN block and answer MAC each need its transaction key: derived
+# once, not three times (the issuer's key store holds the BDK itself in memory anyway)
+@functools.lru_cache(maxsize=64)
+def _transaction_key(bdk, ksn):
     initial_key_id, _ = parse_ksn(ksn)
     return transaction_key_from_initial(derive_initial_key(bdk, initial_key_id), ksn)
 
@@ -132,6 +140,13 @@ def derive_working_key(bdk, ksn, usage):
 def working_key_from_initial(initial_key, ksn, usage):
     """A working key of `ksn` from the terminal's initial key (terminal side)."""
     return _working_key(transaction_key_from_initial(initial_key, ksn), ksn, usage)
+
+
+def working_keys_from_initial(initial_key, ksn, usages):
+    """The working keys of `ksn` for each of `usages`, from one walk to its transaction
+    key (terminal side: a request needs its PIN and both MAC keys)."""
+    transaction_key = transaction_key_from_initial(initial_key, ksn)
+    return [_working_key(transaction_key, ksn, usage) for usage in usages]
 
 
 def _working_key(transaction_key, ksn, usage):

@@ -40,3 +40,9 @@ class IssuerInternalError(IssuerError):
 class LedgerError(Exception):
     """The ledger cannot do what was asked (missing database, unknown card, bad value):
     the message is for a person and never holds a full PAN or a PIN."""
+
+
+class TransactionConflict(LedgerError):
+    """The database ended a transaction because a concurrent one touched the same rows
+    (PostgreSQL's serialisation failure or deadlock): nothing of it was written, and the
+    whole transaction may run again (Ledger.atomically does)."""

@@ -1,5 +1,6 @@
-"""The issuer's store: one SQLite file (stdlib sqlite3), its connection and
-transactions, its schema, the journal and the postings.
+"""The issuer's store: one SQLite file (stdlib sqlite3) or a PostgreSQL database
+(postgres.py: the same schema and SQL, translated), its connection and transactions,
+its schema, the journal and the postings.
 
 Each table has one module that writes it (tests/host/issuer/test_table_owners.py holds
 that); any module may read:
@@ -42,12 +43,17 @@ Ledger.execute, on the same connection and in the same transactions.
 
 Writes that belong together run in one transaction (`with ledger.transaction():`),
 started with BEGIN IMMEDIATE so that two processes cannot both pass the duplicate check
-of the same transaction identity.
+of the same transaction identity. On PostgreSQL (`Ledger.open("postgresql://...")`) the
+transaction is SERIALIZABLE instead, and of two that collide one is ended with
+TransactionConflict: a transaction that may meet another process's runs through
+`ledger.atomically(work)`, which runs it again from the start (postgres.py).
 """
 import contextlib
 import hashlib
 import logging
 import os
+import random
+import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -55,7 +61,7 @@ from pathlib import Path
 
 from ..link.pan import mask_pan
 from . import cards as card_rows
-from .errors import LedgerError
+from .errors import LedgerError, TransactionConflict
 from .keystore import KeyStore, path_beside
 from .preferences import Cardholder, load_cardholder
 
@@ -76,6 +82,9 @@ DB_MODE = 0o600
 # alone tells transactions apart. A board wraps after 999,999 requests: no counter
 # terminal makes that many in a day.
 IDENTITY_WINDOW_S = 24 * 3600
+
+# how often Ledger.atomically runs a transaction that met a concurrent one
+ATTEMPTS = 20
 
 CARDS_TABLE = """CREATE TABLE cards (
         id INTEGER PRIMARY KEY,
@@ -304,11 +313,19 @@ def request_digest(body: bytes) -> str:
     return hashlib.sha256(bytes(body)).hexdigest()
 
 
+def is_url(location) -> bool:
+    """Whether `location` names a PostgreSQL database rather than a SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://",
+                                                              "postgres://"))
+
+
 class Ledger:
-    def __init__(self, conn: sqlite3.Connection, path: Path, keys: "KeyStore | None" = None):
-        self._conn = conn
-        self.path = path
+    def __init__(self, conn, path, keys: "KeyStore | None" = None):
+        self._conn = conn                  # sqlite3.Connection or postgres.PgConnection
+        self.path = path                   # the file, or the URL without its password
         self.keys = keys
+        self.dialect = getattr(conn, "dialect", "sqlite")
+        self.conflicts = 0                 # transactions run again (atomically)
 
     # ---- opening -------------------------------------------------------------------
 
@@ -318,6 +335,8 @@ class Ledger:
         `keys`: the KeyStore, or its path; by default the file beside the database
         (keystore.path_beside). A database older than version 6 without a key store
         gets a new one: its migration puts the BDKs there."""
+        if is_url(path):
+            return cls._connect_postgres(str(path), _key_source(path, keys))
         path = Path(path)
         if not path.is_file():
             raise LedgerError(f"no issuer database at {path}: run posbridge issuer init")
@@ -328,7 +347,10 @@ class Ledger:
         """A new, empty database (parent directories created). An existing file is
         refused unless `force`, which deletes it first, and with it the key store
         beside it (or at `keys`): a new PVK and data key. An existing key store is
-        kept otherwise."""
+        kept otherwise. A PostgreSQL URL: the database is made on its server if it is
+        not there; one that holds tables is refused unless `force` (which drops them)."""
+        if is_url(path):
+            return cls._create_postgres(str(path), force, keys)
         path = Path(path)
         if path.exists():
             if not force:
@@ -361,12 +383,49 @@ class Ledger:
             raise
         return ledger
 
+    @classmethod
+    def _connect_postgres(cls, url: str, key_source) -> "Ledger":
+        from . import postgres
+        conn = postgres.PgConnection(url, ID_TABLES)
+        try:
+            ledger = cls(conn, postgres.masked(url))
+            ledger._check_schema(key_source)
+        except BaseException:
+            conn.close()
+            raise
+        return ledger
+
+    @classmethod
+    def _create_postgres(cls, url: str, force: bool, keys) -> "Ledger":
+        from . import postgres
+        postgres.create_database(url)
+        conn = postgres.PgConnection(url, ID_TABLES)
+        try:
+            if conn.table_names():
+                if not force:
+                    raise LedgerError(f"issuer database {postgres.masked(url)} holds tables "
+                                      "already: --force replaces them")
+                for name in conn.table_names():
+                    conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
+        finally:
+            conn.close()
+        if force and not isinstance(keys, KeyStore):
+            keys = KeyStore.create(keys or default_keys_path(url), force=True)
+        return cls._connect_postgres(url, _key_source(url, keys))
+
+    def _table_names(self) -> "set[str]":
+        if self.dialect == "postgresql":
+            return self._conn.table_names()
+        return {r[0] for r in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
     def _check_schema(self, key_source):
         """An empty file gets the schema; an older one is migrated; any other must be
         of SCHEMA_VERSION. The key store is opened (or made) here."""
         with self.transaction():
-            tables = self._conn.execute("SELECT name FROM sqlite_master "
-                                        "WHERE type = 'table'").fetchall()
+            if self.dialect == "postgresql":
+                self._conn.lock_schema()   # another process may be making it
+            tables = self._table_names()
             if not tables:
                 self.keys = key_source(True)
                 for statement in SCHEMA:
@@ -374,7 +433,7 @@ class Ledger:
                 self._conn.execute("INSERT INTO schema_version (version) VALUES (?)",
                                    (SCHEMA_VERSION,))
                 return
-        if "schema_version" not in {r["name"] for r in tables}:
+        if "schema_version" not in tables:
             raise LedgerError(f"{self.path} is not an issuer database: it has no schema_version")
         version = self.schema_version()
         if version > SCHEMA_VERSION:
@@ -391,6 +450,16 @@ class Ledger:
     def _migrate(self):
         """Every step from the file's version to SCHEMA_VERSION, in one transaction, then
         the file rewritten (VACUUM) so that no page of the old content is left in it."""
+        if self.dialect == "postgresql":
+            # a PostgreSQL ledger starts at version 6; later steps run as they are
+            with self.transaction():
+                self._conn.lock_schema()
+                version = self.schema_version()
+                for step in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[step](self)
+                    log.info("%s: schema version %d -> %d", self.path, step, step + 1)
+                self._conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            return
         # the journal (5) and the cards table (6) are rebuilt: other tables' references
         # to them must stay as they are, by name, which needs both of these off while it
         # happens
@@ -462,6 +531,24 @@ class Ledger:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
+
+    def atomically(self, work, attempts: int = ATTEMPTS):
+        """work() in one transaction, and its result; run again from its start, after a
+        short random pause, when the database ends the transaction for a conflict with
+        a concurrent one (PostgreSQL's serialisation failure; SQLite's single writer
+        never does). TransactionConflict if every attempt met one. Inside a transaction
+        already, work() is part of it and the outer one's caller retries."""
+        if self._conn.in_transaction:
+            return work()
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction():
+                    return work()
+            except TransactionConflict:
+                self.conflicts += 1
+                if attempt == attempts:
+                    raise
+                time.sleep(random.uniform(0, 0.001 * min(2 ** attempt, 64)))
 
     def schema_version(self) -> int:
         return self._conn.execute("SELECT version FROM schema_version").fetchone()["version"]
@@ -671,20 +758,33 @@ class Ledger:
 
 
 
+# tables whose rows have an `id` key the database gives (lastrowid; RETURNING id)
+ID_TABLES = frozenset(re.findall(r"CREATE TABLE (\w+) \(\s*id INTEGER PRIMARY KEY",
+                                 "\n".join(SCHEMA)))
 # version of the file -> the step that brings it to the next version
 MIGRATIONS = dict(enumerate([Ledger._to_version_5, Ledger._to_version_6,
                             Ledger._to_version_7],
                            start=OLDEST_MIGRATED))
 
 
-def _key_source(db_path: Path, keys):
+def default_keys_path(location) -> Path:
+    """The key store of a database when none is named: beside a SQLite file
+    (var/issuer.sqlite -> var/issuer.keys); var/NAME.keys for the PostgreSQL database
+    NAME, on the machine of the process that opens it."""
+    if is_url(location):
+        from .postgres import database_name
+        return Path("var") / f"{database_name(location)}{path_beside('x').suffix}"
+    return path_beside(location)
+
+
+def _key_source(db_path, keys):
     """keys (a KeyStore, a path, or None for the file beside the database) -> a
     function of may_create: the key store, made when missing if may_create (a new or a
     migrated database), else KeyStoreError."""
     def source(may_create: bool) -> KeyStore:
         if isinstance(keys, KeyStore):
             return keys
-        path = Path(keys) if keys is not None else path_beside(db_path)
+        path = Path(keys) if keys is not None else default_keys_path(db_path)
         if may_create and not path.exists():
             return KeyStore.create(path)
         return KeyStore.open(path)

@@ -1,7 +1,7 @@
 """The outbox: the alerts made for cardholders, as a queue. This module is the only
 writer of the `outbox` table: add() puts an alert in, claim() takes it for one send,
-the record_* functions say what became of that send; due() and waiting_count() are the
-dispatcher's questions, purchase_alert() the issuer's when a purchase is reversed, and
+the record_* functions say what became of that send; claim_due() takes the next due row
+for the dispatcher, due() and waiting_count() list what waits, purchase_alert() the issuer's when a purchase is reversed, and
 Ledger.outbox lists every row for a person or a test.
 
 A row waits while its status is queued (for the dispatcher), held (quiet hours) or
@@ -10,18 +10,17 @@ has come. A row is never deleted: a failed one stays with its reason until a lat
 attempt sends it.
 
 Sending is claimed, so that two senders (the issuer after its COMMIT, dispatchers in
-other processes) never hand one message to the gateway twice:
+this process or others) never hand one message to the gateway twice:
 
-    with ledger.transaction():
-        if outbox.claim(ledger, row, now):     # UPDATE ... WHERE id = ? AND status = ?
-            ...                                #   AND next_attempt_at IS ?: rowcount 1
+    row = ledger.atomically(lambda: outbox.claim_due(ledger, now))   # or None
     # send, then record_sent / record_failed / record_held
 
-claim() is a compare-and-set: it moves the row to `sending` only if its status and due
-time are still the ones the caller read, and says whether it did (the UPDATE's row
-count). SQLite runs one writer at a time (BEGIN IMMEDIATE), so of two dispatchers that
-read the same row, the second's UPDATE finds it changed and matches nothing. The claim
-is a lease: a `sending` row's next_attempt_at is when the claim lapses (CLAIM_S later);
+claim_due() takes the first due row and moves it to `sending` in one transaction.
+SQLite runs one writer at a time (BEGIN IMMEDIATE), so two dispatchers' claims come one
+after the other and the second finds the row taken. On PostgreSQL the row is read FOR
+UPDATE SKIP LOCKED: a dispatcher passes over a row another is claiming and takes the
+next, so several share the queue without waiting on each other or taking one row twice.
+The claim is a lease: a `sending` row's next_attempt_at is when the claim lapses (CLAIM_S later);
 a sender that died between the claim and the record leaves it due again then, so a
 message is never lost, and is sent twice only if a send outlived its lease or the
 sender died after the gateway took it and before it was recorded. The issuer writes
@@ -96,25 +95,36 @@ def add(ledger, *, transaction_id, cardholder_id, kind: str, card_last4: str, ch
          next_attempt_at, reason, sent_at, gateway_ref, now)).lastrowid
 
 
+_WAITING_COLUMNS = ("id, message_id, cardholder_id, kind, channel, destination, language, "
+                    "text, status, attempts, next_attempt_at")
+_DUE = ("FROM outbox WHERE status IN ('queued', 'held', 'failed', 'sending') "
+        "AND COALESCE(next_attempt_at, 0) <= ? ORDER BY COALESCE(next_attempt_at, 0), id")
+# how claim_due reads its row: on SQLite the transaction's write lock already keeps
+# every other writer out; PostgreSQL locks the row and passes over locked ones
+_ROW_LOCK = {"sqlite": "", "postgresql": " FOR UPDATE SKIP LOCKED"}
+
+
 def due(ledger, now: int, limit: "int | None" = None) -> "list[Waiting]":
     """Waiting rows whose time has come (a `sending` row once its claim has lapsed),
-    oldest due first; claim() each before sending it."""
-    rows = ledger.execute(
-        "SELECT id, message_id, cardholder_id, kind, channel, destination, language, text, "
-        "status, attempts, next_attempt_at FROM outbox "
-        "WHERE status IN ('queued', 'held', 'failed', 'sending') "
-        "AND COALESCE(next_attempt_at, 0) <= ? ORDER BY COALESCE(next_attempt_at, 0), id "
-        "LIMIT ?", (now, -1 if limit is None else limit))
-    return [Waiting(**dict(r)) for r in rows]
+    oldest due first."""
+    sql = f"SELECT {_WAITING_COLUMNS} {_DUE}"
+    params = (now,)
+    if limit is not None:
+        sql, params = sql + " LIMIT ?", (now, limit)
+    return [Waiting(**dict(r)) for r in ledger.execute(sql, params)]
 
 
-def claim(ledger, row: Waiting, now: int) -> bool:
-    """Take `row` (as due() read it) for one send until CLAIM_S from now: True if this
-    caller has it, False if another sender changed it since it was read."""
-    return ledger.execute(
-        "UPDATE outbox SET status = 'sending', next_attempt_at = ? "
-        "WHERE id = ? AND status = ? AND next_attempt_at IS ?",
-        (now + CLAIM_S, row.id, row.status, row.next_attempt_at)).rowcount == 1
+def claim_due(ledger, now: int) -> "Waiting | None":
+    """The first due row no other sender holds, taken for one send until CLAIM_S from
+    now (as it was before the claim: its status and attempts); None when nothing is
+    due. Inside a transaction: the read and the claim are one."""
+    row = ledger.execute(f"SELECT {_WAITING_COLUMNS} {_DUE} LIMIT 1"
+                         f"{_ROW_LOCK[ledger.dialect]}", (now,)).fetchone()
+    if row is None:
+        return None
+    ledger.execute("UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id = ?",
+                   (now + CLAIM_S, row["id"]))
+    return Waiting(**dict(row))
 
 
 def waiting_count(ledger) -> int:

@@ -103,13 +103,12 @@ def update(ledger, holder_id: int, **changes) -> Cardholder:
                                (holder_id, kind))
         for kind, channel in (changes.get("channels") or {}).items():
             _kind(kind, ALL_KINDS)
-            if channel is None:
-                ledger.execute("DELETE FROM alert_channels WHERE cardholder_id = ? AND kind = ?",
-                               (holder_id, kind))
-            else:
-                ledger.execute("INSERT OR REPLACE INTO alert_channels (cardholder_id, kind, "
-                               "channel) VALUES (?, ?, ?)",
-                               (holder_id, kind, _checked("channel", channel)))
+            # replaced, not upserted: the same two statements on SQLite and PostgreSQL
+            ledger.execute("DELETE FROM alert_channels WHERE cardholder_id = ? AND kind = ?",
+                           (holder_id, kind))
+            if channel is not None:
+                ledger.execute("INSERT INTO alert_channels (cardholder_id, kind, channel) "
+                               "VALUES (?, ?, ?)", (holder_id, kind, _checked("channel", channel)))
         return load_cardholder(ledger, holder_id)
 
 

@@ -14,7 +14,7 @@ Every answer from here on is MAC'd under the request's KSN and names the SHA-256
 request bytes it answers (the board takes only an answer to the bytes it sent):
   request MAC wrong         -> 63, nothing journaled, nothing changed; logged as a
                                security event (an altered copy, or the terminal's keys)
-Then, in one SQLite transaction (the journal row, PIN tries, balances with their ledger
+Then, in one transaction (the journal row, PIN tries, balances with their ledger
 entry, the KSN counter and outbox rows together; an alert goes out only after its
 COMMIT, below):
   KSN journaled with the same request bytes -> the stored response, byte for byte
@@ -240,25 +240,9 @@ class Issuer:
 
     def _answer(self, request, keys, digest) -> bytes:
         try:
-            with self.ledger.transaction():
-                previous = self.ledger.find_by_ksn(request.ksn)
-                if previous is not None and previous.request_digest == digest:
-                    # before the counter check: a retransmission reuses its KSN
-                    log.info("%s repeated: original answer %s", _label(request),
-                             previous.response_code)
-                    return previous.response
-                terminal = terminals.admit(self.ledger, request)
-                now = int(self._clock())
-                if self.ledger.identity_in_use(request.terminal_id, request.trace_number,
-                                               now):
-                    log.warning("%s: identity reused by another request: 94",
-                                _label(request))
-                    return self._duplicate(request, keys, digest, terminal, now)
-                if request.kind == REVERSAL:
-                    reply = self._reverse(request, keys, digest, now)
-                else:
-                    outcome = self._decide(request, keys, now, terminal)
-                    reply = self._write(request, keys, digest, outcome, now)
+            # run again from the start if a concurrent process's transaction collided
+            # with it (PostgreSQL): the second run sees what the first committed
+            reply = self.ledger.atomically(lambda: self._journal(request, keys, digest))
         except IssuerSecurityError:
             raise                          # refused: nothing written, no answer
         except Exception as exc:           # noqa: BLE001 - any failure is a 96, MAC'd
@@ -269,18 +253,42 @@ class Issuer:
                 # the same bytes must then be processed, not answered 96 for ever
                 return self._declined(request, keys, codes.SYSTEM_MALFUNCTION)
             outcome = _Outcome(codes.SYSTEM_MALFUNCTION)
+
+            def malfunction():
+                outcome.terminal = terminals.admit(self.ledger, request)
+                return self._write(request, keys, digest, outcome,
+                                   int(self._clock())).response
             try:
-                with self.ledger.transaction():
-                    outcome.terminal = terminals.admit(self.ledger, request)
-                    return self._write(request, keys, digest, outcome,
-                                       int(self._clock())).response
+                return self.ledger.atomically(malfunction)
             except IssuerSecurityError:
                 raise
             except Exception:              # noqa: BLE001 - answer even if not journaled
                 return self._declined(request, keys, codes.SYSTEM_MALFUNCTION)
+        if isinstance(reply, bytes):       # answered from the journal, or a duplicate
+            return reply
         # committed: outside the try, so that nothing after this can turn a charged
         # purchase into a 96
         return self._send_after_commit(reply)
+
+    def _journal(self, request, keys, digest) -> "bytes | _Reply":
+        """The request decided and journaled (the caller holds the transaction): the
+        stored answer of a retransmission, a duplicate's 94, or the reply to send once
+        committed."""
+        previous = self.ledger.find_by_ksn(request.ksn)
+        if previous is not None and previous.request_digest == digest:
+            # before the counter check: a retransmission reuses its KSN
+            log.info("%s repeated: original answer %s", _label(request),
+                     previous.response_code)
+            return previous.response
+        terminal = terminals.admit(self.ledger, request)
+        now = int(self._clock())
+        if self.ledger.identity_in_use(request.terminal_id, request.trace_number, now):
+            log.warning("%s: identity reused by another request: 94", _label(request))
+            return self._duplicate(request, keys, digest, terminal, now)
+        if request.kind == REVERSAL:
+            return self._reverse(request, keys, digest, now)
+        outcome = self._decide(request, keys, now, terminal)
+        return self._write(request, keys, digest, outcome, now)
 
     def _send_after_commit(self, reply: _Reply) -> bytes:
         """The answer to a committed request, once its alert (if due at once) has had
@@ -296,10 +304,11 @@ class Issuer:
                       alert.message_id, type(exc).__name__)
             return reply.response
         response = reply.respond(alert.decision)
+        def record():
+            alerts.record(self.ledger, alert, self.policy, int(self._clock()))
+            self.ledger.set_response(reply.transaction_id, response)
         try:
-            with self.ledger.transaction():
-                alerts.record(self.ledger, alert, self.policy, int(self._clock()))
-                self.ledger.set_response(reply.transaction_id, response)
+            self.ledger.atomically(record)
         except Exception as exc:           # noqa: BLE001 - answer even if not recorded
             log.error("alert %s: result not recorded (%s)", alert.message_id,
                       type(exc).__name__)

@@ -30,17 +30,27 @@ def db_path(demo_template, tmp_path):
     return path
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    # a module marked both_backends runs its issuer tests on SQLite and on PostgreSQL
+    if "backend" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_backends") is not None
+        metafunc.parametrize("backend", BACKENDS if both else BACKENDS[:1])
+
+
 @pytest.fixture
 def sleeps():
     return []
 
 
 @pytest.fixture
-def make_issuer(db_path, sleeps):
+def make_issuer(open_ledger, sleeps):
     made = []
 
     def make(policy=None, faults=None):
-        issuer = Issuer(Ledger.open(db_path), policy or Policy(), faults or Faults(),
+        issuer = Issuer(open_ledger(), policy or Policy(), faults or Faults(),
                         clock=lambda: ISSUER_NOW, sleep=sleeps.append)
         made.append(issuer)
         return issuer

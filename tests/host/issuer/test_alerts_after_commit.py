@@ -17,6 +17,9 @@ from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 from .conftest import ISSUER_NOW
 from .test_balance_inquiry import LI_WEI
 
+# SQLite and PostgreSQL: the same answers and the same ledger
+pytestmark = pytest.mark.both_backends
+
 SENT_SMS = {1: codes.SENT, 2: "sms", 3: "138****5678"}
 
 
@@ -26,9 +29,9 @@ def purchase(issuer, terminal, pan=LI_WEI, amount=1250):
     return body, terminal.check(issuer.handle(PURCHASE_REQUEST, body), pending)
 
 
-def balance(issuer, db_path):
+def balance(issuer, open_ledger):
     """Li Wei's available balance as another process reads it: committed data only."""
-    other = Ledger.open(db_path)
+    other = open_ledger()
     try:
         return other.card_by_pan(LI_WEI).available
     finally:
@@ -39,13 +42,13 @@ class WitnessGateway(BuiltinGateway):
     """Looks at the database from another connection at the moment of each send: what
     it sees there is committed."""
 
-    def __init__(self, db_path):
+    def __init__(self, open_ledger):
         super().__init__()
-        self.db_path = db_path
+        self.open_ledger = open_ledger
         self.seen = []
 
     def send(self, message):
-        other = Ledger.open(self.db_path)
+        other = self.open_ledger()
         try:
             self.seen.append([(r["message_id"], r["status"]) for r in other.outbox()])
         finally:
@@ -72,9 +75,9 @@ class FailingCommit:
 
 # ---- the normal path --------------------------------------------------------------------
 
-def test_the_alert_is_sent_once_after_the_commit(db_path, terminal):
-    gateway = WitnessGateway(db_path)
-    issuer = Issuer(Ledger.open(db_path), Policy(), clock=lambda: ISSUER_NOW,
+def test_the_alert_is_sent_once_after_the_commit(open_ledger, terminal):
+    gateway = WitnessGateway(open_ledger)
+    issuer = Issuer(open_ledger(), Policy(), clock=lambda: ISSUER_NOW,
                     gateways=gateway)
     try:
         _, fields = purchase(issuer, terminal)
@@ -120,24 +123,24 @@ def test_gateway_failure_is_answered_9_and_journaled_so(make_issuer, terminal):
 
 # ---- a transaction that rolls back sends nothing ------------------------------------
 
-def test_a_failed_commit_sends_nothing_and_leaves_no_message(issuer, terminal, db_path):
+def test_a_failed_commit_sends_nothing_and_leaves_no_message(issuer, terminal, open_ledger):
     sent = issuer.dispatcher.gateways["sms"].sent
     issuer.ledger._conn = FailingCommit(issuer.ledger._conn)
     _, fields = purchase(issuer, terminal)
     # the purchase's transaction rolled back; the 96 is journaled in a second one
     assert (fields[3], fields[8]) == (codes.SYSTEM_MALFUNCTION, {1: codes.NOTHING_TO_ALERT})
     assert sent == [] and issuer.ledger.outbox() == []
-    assert balance(issuer, db_path) == 1234567                   # not charged
+    assert balance(issuer, open_ledger) == 1234567                   # not charged
     assert [t["response_code"] for t in issuer.ledger.transactions()] == ["96"]
 
 
-def test_every_commit_failing_still_sends_nothing(issuer, terminal, db_path):
+def test_every_commit_failing_still_sends_nothing(issuer, terminal, open_ledger):
     sent = issuer.dispatcher.gateways["sms"].sent
     issuer.ledger._conn = FailingCommit(issuer.ledger._conn, fail=2)
     _, fields = purchase(issuer, terminal)
     assert fields[3] == codes.SYSTEM_MALFUNCTION
     assert sent == [] and issuer.ledger.outbox() == [] and issuer.ledger.transactions() == []
-    assert balance(issuer, db_path) == 1234567
+    assert balance(issuer, open_ledger) == 1234567
 
 
 @pytest.mark.parametrize("request_kind", ["purchase", "wrong PIN locks the card"])
@@ -211,10 +214,10 @@ class SlowGateway(BuiltinGateway):
         return super().send(message)
 
 
-def test_two_dispatchers_running_together_send_each_message_once(db_path):
-    ids = queue(Ledger.open(db_path), 40)
+def test_two_dispatchers_running_together_send_each_message_once(open_ledger):
+    ids = queue(open_ledger(), 40)
     log = []
-    ledgers = [Ledger.open(db_path) for _ in range(2)]
+    ledgers = [open_ledger() for _ in range(2)]
     dispatchers = [Dispatcher(ledger, Policy(),
                               SlowGateway(log, lambda: threading.Event().wait(0.002)),
                               clock=lambda: ISSUER_NOW) for ledger in ledgers]
@@ -239,12 +242,12 @@ def test_two_dispatchers_running_together_send_each_message_once(db_path):
             ledger.close()
 
 
-def test_a_dispatcher_with_a_stale_list_skips_what_another_has_sent(db_path):
+def test_a_dispatcher_with_a_stale_list_skips_what_another_has_sent(open_ledger):
     # A reads the due rows, then B runs all the way through while A sends its first
     # message; A's claims of the rows B has sent match nothing, so A skips them
-    ids = queue(Ledger.open(db_path), 5)
+    ids = queue(open_ledger(), 5)
     log = []
-    ledger_a, ledger_b = Ledger.open(db_path), Ledger.open(db_path)
+    ledger_a, ledger_b = open_ledger(), open_ledger()
     b = Dispatcher(ledger_b, Policy(), SlowGateway(log, lambda: None),
                    clock=lambda: ISSUER_NOW)
     ran = []
@@ -263,22 +266,20 @@ def test_a_dispatcher_with_a_stale_list_skips_what_another_has_sent(db_path):
         ledger_b.close()
 
 
-def test_the_claim_is_a_compare_and_set(db_path):
-    ledger = Ledger.open(db_path)
+def test_a_row_is_claimed_once_until_its_claim_lapses(open_ledger):
+    ledger = open_ledger()
     try:
         [message_id] = queue(ledger, 1)
-        [row] = outbox.due(ledger, ISSUER_NOW)
-        with ledger.transaction():
-            assert outbox.claim(ledger, row, ISSUER_NOW)
-        with ledger.transaction():
-            assert not outbox.claim(ledger, row, ISSUER_NOW)      # the same read, again
+        claim = lambda at: ledger.atomically(lambda: outbox.claim_due(ledger, at))  # noqa: E731
+        row = claim(ISSUER_NOW)
+        assert (row.message_id, row.status) == (message_id, "queued")
+        assert claim(ISSUER_NOW) is None                          # taken: nothing due
         assert outbox.due(ledger, ISSUER_NOW) == []
         # a lapsed claim is due again, and can be claimed once more, by one sender
         [lapsed] = outbox.due(ledger, ISSUER_NOW + outbox.CLAIM_S)
         assert (lapsed.message_id, lapsed.status) == (message_id, "sending")
-        with ledger.transaction():
-            assert outbox.claim(ledger, lapsed, ISSUER_NOW + outbox.CLAIM_S)
-            assert not outbox.claim(ledger, lapsed, ISSUER_NOW + outbox.CLAIM_S)
+        assert claim(ISSUER_NOW + outbox.CLAIM_S).message_id == message_id
+        assert claim(ISSUER_NOW + outbox.CLAIM_S) is None
         assert outbox.waiting_count(ledger) == 1
     finally:
         ledger.close()

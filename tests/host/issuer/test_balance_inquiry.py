@@ -17,6 +17,9 @@ from .request_builder import (BDK, NOW, provisioned_terminal, rebound,
                               refused_unauthenticated, resign)
 from .request_builder import TerminalRequestBuilder as Terminal
 
+# SQLite and PostgreSQL: the same answers and the same ledger
+pytestmark = pytest.mark.both_backends
+
 LI_WEI = "4761730000000011"       # subscribed, SMS, 138****5678
 ZHANG_MIN = "4761730000000029"    # not subscribed
 LIU_YANG = "6225880000000050"     # expired 2101

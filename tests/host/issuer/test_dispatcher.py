@@ -12,6 +12,9 @@ from posbridge.issuer.gateways import BuiltinGateway, GatewayError
 from .conftest import ISSUER_NOW
 from .test_balance_inquiry import LI_WEI, ZHANG_MIN, ask
 
+# SQLite and PostgreSQL: the same answers and the same ledger
+pytestmark = pytest.mark.both_backends
+
 WANG_FANG = "4761730000000037"     # app push, Chinese, quiet hours 22:00-07:00
 TZ = datetime.timezone(datetime.timedelta(hours=8))
 NIGHT = int(datetime.datetime(2026, 11, 22, 23, 30, tzinfo=TZ).timestamp())

@@ -61,15 +61,17 @@ def test_newer_schema_is_refused(db_path):
         Ledger.open(db_path)
 
 
-def test_reopening_keeps_the_schema(db_path):
+@pytest.mark.both_backends
+def test_reopening_keeps_the_schema(open_ledger):
     for _ in range(2):
-        ledger = Ledger.open(db_path)
+        ledger = open_ledger()
         assert ledger.schema_version() == SCHEMA_VERSION and len(ledger.cards()) == len(DEMO_CARDS)
         ledger.close()
 
 
-def test_transaction_rolls_back_on_error(db_path):
-    ledger = Ledger.open(db_path)
+@pytest.mark.both_backends
+def test_transaction_rolls_back_on_error(open_ledger):
+    ledger = open_ledger()
     card = ledger.card_by_pan(LI_WEI)
     with pytest.raises(RuntimeError):
         with ledger.transaction():
@@ -79,8 +81,9 @@ def test_transaction_rolls_back_on_error(db_path):
     ledger.close()
 
 
-def test_a_trace_names_a_transaction_within_the_identity_window(db_path):
-    ledger = Ledger.open(db_path)
+@pytest.mark.both_backends
+def test_a_trace_names_a_transaction_within_the_identity_window(open_ledger):
+    ledger = open_ledger()
     row = dict(terminal_id="T1", trace_number=5, digest="00", kind="balance_inquiry",
                card_id=None, response_code="14", response=b"x", request_time=0)
     with ledger.transaction():
@@ -143,8 +146,9 @@ def test_journal_keeps_no_request(issuer, terminal, db_path):
     assert len(digest) == 64
 
 
-def test_add_card_refuses_a_pan_on_file_without_quoting_it(db_path):
-    ledger = Ledger.open(db_path)
+@pytest.mark.both_backends
+def test_add_card_refuses_a_pan_on_file_without_quoting_it(open_ledger):
+    ledger = open_ledger()
     with pytest.raises(LedgerError) as err:
         cards.add(ledger, pan=LI_WEI, pin="1234", expiry="3012", available=0, currency=156,
                   name="Dup")
@@ -220,8 +224,9 @@ def test_tables_without_a_schema_version_are_not_an_issuer_database(tmp_path):
         Ledger.open(path)
 
 
-def test_demo_purchase_limits_and_thresholds(db_path):
-    ledger = Ledger.open(db_path)
+@pytest.mark.both_backends
+def test_demo_purchase_limits_and_thresholds(open_ledger):
+    ledger = open_ledger()
     cards = {c.pan: c for c in ledger.cards()}
     for demo in DEMO_CARDS:
         card = cards[demo.pan]
@@ -233,8 +238,9 @@ def test_demo_purchase_limits_and_thresholds(db_path):
     ledger.close()
 
 
-def test_posting_needs_a_transaction(db_path):
-    ledger = Ledger.open(db_path)
+@pytest.mark.both_backends
+def test_posting_needs_a_transaction(open_ledger):
+    ledger = open_ledger()
     card = ledger.card_by_pan(LI_WEI)
     with pytest.raises(LedgerError, match="a posting needs a transaction"):
         ledger.post(account_id=card.account_id, transaction_id=1, amount=-1)
@@ -242,8 +248,9 @@ def test_posting_needs_a_transaction(db_path):
     ledger.close()
 
 
-def test_journal_refuses_an_unknown_column(db_path):
-    ledger = Ledger.open(db_path)
+@pytest.mark.both_backends
+def test_journal_refuses_an_unknown_column(open_ledger):
+    ledger = open_ledger()
     with pytest.raises(LedgerError, match="no column 'pan'"):
         ledger.record_transaction(terminal_id="T1", trace_number=1, digest="00",
                                   kind="purchase", card_id=None, response_code="14",

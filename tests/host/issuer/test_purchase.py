@@ -19,6 +19,9 @@ from .request_builder import (MERCHANT_ID, MERCHANT_NAME, SecurityError, provisi
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_balance_inquiry import LI_WEI, LIU_YANG, UNKNOWN, ZHANG_MIN, ZHAO_LEI
 
+# SQLite and PostgreSQL: the same answers and the same ledger
+pytestmark = pytest.mark.both_backends
+
 WANG_FANG = "4761730000000037"    # app push, account limit 2,000.00, threshold 100.00
 CHEN_JIE = "4761730000000045"     # 300.00, no phone
 SUN_LI = "6225880000000076"       # purchase alerts only

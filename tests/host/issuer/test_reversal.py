@@ -12,6 +12,9 @@ from .request_builder import SecurityError, refused_unauthenticated
 from .request_builder import TerminalRequestBuilder as Terminal
 from .test_purchase import CHEN_JIE, LI_WEI, ZHANG_MIN, available, cddl_check, entries
 
+# SQLite and PostgreSQL: the same answers and the same ledger
+pytestmark = pytest.mark.both_backends
+
 REVERSED, NOTHING, ALREADY = codes.REVERSED, codes.NOTHING_CHARGED, codes.ALREADY_REVERSED
 
 

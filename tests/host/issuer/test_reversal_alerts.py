@@ -19,6 +19,9 @@ from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 from .conftest import ISSUER_NOW
 from .test_reversal import cddl_check
 
+# SQLite and PostgreSQL: the same answers and the same ledger
+pytestmark = pytest.mark.both_backends
+
 LI_WEI = "4761730000000011"        # SMS, English, every kind, no threshold
 ZHANG_MIN = "4761730000000029"     # not subscribed
 WANG_FANG = "4761730000000037"     # app push, Chinese, threshold 100.00, quiet 22:00-07:00

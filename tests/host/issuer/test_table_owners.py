@@ -26,7 +26,8 @@ OWNERS = {
     "terminal_keys": "issuer/terminals.py",  # its keys and their KSN counters
 }
 
-_WRITE = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?"
+# (FOR UPDATE is a row lock, not a write)
+_WRITE = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|(?<!FOR )UPDATE(?:\s+OR\s+\w+)?"
                     r"|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 _SCHEMA = re.compile(r"\b(?:CREATE|ALTER|DROP)\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\b", re.IGNORECASE)
 

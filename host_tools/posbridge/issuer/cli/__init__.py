@@ -10,15 +10,17 @@
     terminal add|list                      the terminal registry                  (terminals.py)
     serve --listen HOST:PORT [--db PATH]   the issuer as an ISO 8583 host over TCP (serve.py)
 
-`--db PATH` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by default;
-`--keys PATH` (or POSBRIDGE_ISSUER_KEYS) its key store, by default beside it
-(var/issuer.keys);
+`--db PATH|URL` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by
+default, or a PostgreSQL database (postgresql://USER@HOST:PORT/NAME, for more than one
+issuer process or machine); `--keys PATH` (or POSBRIDGE_ISSUER_KEYS) its key store, by
+default beside the SQLite file (var/issuer.keys), var/NAME.keys for a PostgreSQL one;
 `--policy FILE.toml` (or POSBRIDGE_ISSUER_POLICY) the bank's alert policy; common.py
 has what the commands share. A card is named by its full PAN; no output ever holds a
 full PAN or a PIN. Errors are one line and a non-zero exit, never a traceback:
 IssuerGroup.invoke turns them into click's.
 """
 import sqlite3
+import sys
 from pathlib import Path
 
 import click
@@ -39,18 +41,30 @@ class IssuerGroup(click.Group):
             return super().invoke(ctx)
         except (LedgerError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
-        except sqlite3.Error as exc:
-            raise click.ClickException(f"issuer database: {exc}") from None
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise click.ClickException(f"issuer database: {first}") from None
+
+
+def _is_database_error(exc) -> bool:
+    # psycopg is imported only when a PostgreSQL database was opened
+    psycopg = sys.modules.get("psycopg")
+    return isinstance(exc, sqlite3.Error) or (psycopg is not None
+                                              and isinstance(exc, psycopg.Error))
 
 
 @click.group(cls=IssuerGroup)
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PATH,
+@click.option("--db", type=common.DATABASE, default=DEFAULT_PATH,
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
-              help="The issuer's SQLite database (env POSBRIDGE_ISSUER_DB).")
+              help="The issuer's SQLite file, or a PostgreSQL database "
+                   "postgresql://USER@HOST:PORT/NAME (env POSBRIDGE_ISSUER_DB).")
 @click.option("--keys", type=click.Path(dir_okay=False, path_type=Path), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
               help="The issuer's key store, mode 0600 (env POSBRIDGE_ISSUER_KEYS; "
-                   "default: beside the database, var/issuer.keys).")
+                   "default: beside the SQLite file, var/issuer.keys; var/NAME.keys for "
+                   "a PostgreSQL database NAME).")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None,
               help="The bank's alert policy, a TOML file (env POSBRIDGE_ISSUER_POLICY; "
                    "default: the shipped default_policy.toml).")

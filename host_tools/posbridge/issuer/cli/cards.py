@@ -25,7 +25,7 @@ def init(force):
         on_file = ledger.cards()
     finally:
         ledger.close()
-    click.echo(f"issuer database {path}, key store {ledger.keys.path}: key set "
+    click.echo(f"issuer database {ledger.path}, key store {ledger.keys.path}: key set "
                f"{DEMO_BDK_ID} (X9.24-3 test BDK), {count} demo test cards "
                "(docs/issuer.md lists them with their PIN)")
     for card in on_file:

@@ -2,16 +2,35 @@
 group was given, the time they act at, and the --pan option."""
 import contextlib
 import time
+from pathlib import Path
 
 import click
 
 from ..cards import check_pan
-from ..ledger import Ledger
+from ..ledger import Ledger, is_url
 from ..policy import Policy
 
 DB = "posbridge.issuer.db"
 KEYS = "posbridge.issuer.keys"
 POLICY = "posbridge.issuer.policy"
+
+
+class DatabaseLocation(click.ParamType):
+    """--db: a SQLite file (a path) or a PostgreSQL database (postgresql://...)."""
+    name = "PATH|URL"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) or is_url(value):
+            return value
+        if str(value).startswith(("postgresql:", "postgres:")):
+            self.fail("a PostgreSQL URL is postgresql://[USER@]HOST[:PORT]/DATABASE", param, ctx)
+        path = Path(value)
+        if path.is_dir():
+            self.fail(f"{value} is a directory", param, ctx)
+        return path
+
+
+DATABASE = DatabaseLocation()
 
 
 @contextlib.contextmanager

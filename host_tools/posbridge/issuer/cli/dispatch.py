@@ -1,9 +1,12 @@
 """`posbridge issuer dispatch`: send the outbox's due messages once, through the
-built-in gateway or an SMSC over SMPP (dispatcher.py)."""
+built-in gateway or an SMSC over SMPP (dispatcher.py), by one worker or several (threads,
+each with its own connection and gateways; no message is sent twice)."""
+import threading
+
 import click
 
 from .. import outbox
-from ..dispatcher import Dispatcher
+from ..dispatcher import Dispatcher, DispatchReport
 from ..gateways import BuiltinGateway
 from ..smpp_gateway import DEFAULT_PORT, SmppGateway
 from . import common
@@ -23,23 +26,52 @@ from . import common
 @click.option("--smpp-source", default="95500", show_default=True,
               help="Source address of the SMS.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Send at most this many messages.")
+              help="Send at most this many messages (each worker).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Dispatchers working the outbox side by side.")
 def dispatch(gateway, smpp_host, smpp_port, smpp_system_id, smpp_password, smpp_source,
-             limit):
+             limit, workers):
     """Send the queued, held and failed messages that are due, once."""
     policy = common.policy()
-    builtin = BuiltinGateway()
-    gateways = {"sms": builtin, "app": builtin}
-    if gateway == "smpp":
-        gateways["sms"] = SmppGateway(smpp_host, smpp_port, system_id=smpp_system_id,
+
+    def gateways():
+        builtin = BuiltinGateway()
+        made = {"sms": builtin, "app": builtin}
+        if gateway == "smpp":
+            made["sms"] = SmppGateway(smpp_host, smpp_port, system_id=smpp_system_id,
                                       password=smpp_password, source_addr=smpp_source)
-    with common.open_ledger() as ledger:
-        dispatcher = Dispatcher(ledger, policy, gateways, clock=common.now)
+        return made
+    outcomes, failures = [], []
+
+    def work():
         try:
-            report = dispatcher.run_once(limit)
-            left = outbox.waiting_count(ledger)
-        finally:
-            dispatcher.close()
+            with common.open_ledger() as ledger:
+                dispatcher = Dispatcher(ledger, policy, gateways(), clock=common.now)
+                try:
+                    outcomes.extend(dispatcher.run_once(limit).outcomes)
+                finally:
+                    dispatcher.close()
+        except Exception as exc:           # noqa: BLE001 - reported after the others end
+            failures.append(exc)
+    if workers == 1:
+        work()
+    else:
+        # click's context (the --db and --keys) is the main thread's: hand it over
+        ctx = click.get_current_context()
+
+        def in_context():
+            with ctx:
+                work()
+        threads = [threading.Thread(target=in_context) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+    with common.open_ledger() as ledger:
+        left = outbox.waiting_count(ledger)
+    report = DispatchReport(outcomes)
     for o in report.outcomes:
         click.echo(f"{o.message_id}  {o.status:<6} {o.detail}")
     click.echo(f"dispatch: {report.count('sent')} sent, {report.count('failed')} failed, "

@@ -23,8 +23,10 @@ def parse_address(text: str):
 
 @click.command("serve")
 @click.option("--listen", required=True, help="HOST:PORT to listen on (port 0: any free).")
-@click.option("--db", default=None,
-              help="The issuer's database (default: the group's --db, var/issuer.sqlite).")
+@click.option("--db", type=common.DATABASE, default=None,
+              help="The issuer's database, a SQLite file or postgresql://... (default: "
+                   "the group's --db, var/issuer.sqlite). Several hosts may serve one "
+                   "PostgreSQL database.")
 def serve(listen, db):
     """Answer ISO 8583 0100/0200/0400/0800 over TCP, with the issuer on --db."""
     host, port = parse_address(listen)
