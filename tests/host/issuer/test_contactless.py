@@ -24,6 +24,8 @@ SUN_LI = "6225880000000076"        # UnionPay, purchase alerts only, 999.00
 MASTERCARD = "5413330000000019"    # issued in the tests below, CVN 16 and 17
 CONTACTLESS = 7
 
+pytestmark = pytest.mark.both_backends  # the ATC kept per card, on either ledger
+
 
 def card_of(issuer, pan, profile, psn="00"):
     return EmvCard.personalise(issuer.ledger.keys, pan, expiry="3012", profile=profile,
