@@ -1,0 +1,245 @@
+"""Attacks on the ISO 8583 link between the bridge (upstream.Upstream) and the issuer
+host (`posbridge issuer serve`, issuer/iso8583_server.py): a hostile host the bridge
+connects to, a hostile TCP client of the host (no keys, or a stolen terminal's), and a
+man in the middle who swaps, replays or forges answers. Requests are built as the board
+builds them (tests/host/issuer/request_builder.py) and answers checked as it checks
+them."""
+import hashlib
+import logging
+import socket
+import threading
+
+import pytest
+
+from posbridge.issuer.errors import IssuerError
+from posbridge.link import iso8583_framing as framing
+from posbridge.link import iso8583_map as m
+from posbridge.link import iso8583_spec as spec
+from posbridge.link.protocol import PURCHASE_REQUEST
+from posbridge.upstream import Upstream
+
+from tests.host.issuer.conftest import db_path, demo_template, make_issuer, sleeps  # noqa: F401
+from tests.host.issuer.request_builder import (SecurityError, TerminalRequestBuilder,
+                                               provisioned_terminal)
+from tests.iso8583_net import Client, RunningHost
+
+LI_WEI = "4761730000000011"
+
+
+@pytest.fixture
+def issuer(make_issuer):        # the host tests' issuer, on its fixed clock
+    return make_issuer()
+
+
+@pytest.fixture
+def terminal():
+    return TerminalRequestBuilder()
+
+
+def _wait(predicate, seconds=30.0):
+    pause = threading.Event()
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return True
+        pause.wait(0.02)
+    return False
+
+
+def _read_frame(sock):
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+    header = exactly(2)
+    return None if header is None else spec.unpack(exactly(int.from_bytes(header, "big")))
+
+
+def _send(sock, iso):
+    sock.sendall(framing.frame(spec.pack(iso)))
+
+
+class HostileHost:
+    """An ISO 8583 "host" the bridge connects to: it signs the bridge on, then
+    `script(sock)` does what it likes with the first connection. Later connections are
+    signed on and left open. Small socket buffers, so that what the bridge holds
+    unread shows in the bridge rather than in the kernel."""
+
+    def __init__(self, script):
+        self.script = script
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.conns = []
+        self.outcome = None          # what the script returned, or the error it met
+        self.done = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        first = True
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.conns.append(sock)
+            sign_on = _read_frame(sock)
+            _send(sock, m.network_response(sign_on))
+            if first:
+                first = False
+                threading.Thread(target=self._run, args=(sock,), daemon=True).start()
+
+    def _run(self, sock):
+        try:
+            self.outcome = self.script(sock)
+        except OSError as exc:
+            self.outcome = exc
+        self.done.set()
+
+    def close(self):
+        self.listener.close()
+        for sock in self.conns:
+            sock.close()
+
+
+@pytest.fixture
+def hostile():
+    made = []
+
+    def start(script, **options):
+        host = HostileHost(script)
+        options = {"timeout": 0.5, "echo_interval": 3600, **options}
+        client = Upstream("127.0.0.1", host.port, **options).start()
+        made.append((client, host))
+        assert _wait(client.reachable), "no sign-on"
+        return client, host
+    yield start
+    for client, host in made:
+        client.close()
+        host.close()
+
+
+ECHO = m.network(spec.ECHO_TEST, 777, 1795334400)
+
+
+def test_an_echo_storm_from_a_host_that_does_not_read_is_let_go(hostile):
+    """The host sends echo tests without end and never reads the 0810s: the bridge must
+    not queue answers in memory for ever; it stops reading and lets the host go."""
+    storm = framing.frame(spec.pack(ECHO)) * 40_000        # 1.2 MB of 0800s
+
+    def flood(sock):
+        sock.sendall(storm)
+        return "all sent"
+    ready = threading.Event()
+    client, host = hostile(lambda sock: ready.wait(30) and flood(sock))
+    # the bridge's own socket buffers small too: the backlog shows in its process
+    sock = client._writer.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ready.set()
+    assert host.done.wait(120)
+    assert isinstance(host.outcome, OSError), \
+        "the bridge read the whole storm, queueing every 0810 the host did not read"
+    assert _wait(lambda: client.connects >= 2 and client.reachable)
+
+
+def test_unsolicited_answers_do_not_flood_the_log(hostile, caplog):
+    """A host that sends answers nobody asked for: each is dropped, and the log says so
+    a bounded number of times rather than a line per message."""
+    forged = {"t": "0210", "3": "000000", "11": "000001", "39": "00",
+              "41": "T0000001", "53": "00" * 12, "64": "00" * 8}
+
+    def flood(sock):
+        for _ in range(2000):
+            _send(sock, forged)
+        _send(sock, ECHO)               # its 0810 comes after all of them are read
+        while True:
+            answer = _read_frame(sock)
+            if answer is None or answer["t"] == spec.NETWORK_RESPONSE:
+                return answer
+    with caplog.at_level(logging.INFO, logger="posbridge.upstream"):
+        client, host = hostile(flood)
+        assert host.done.wait(60)
+    assert host.outcome is not None and host.outcome["11"] == "000777"
+    lines = [r for r in caplog.records if "matches no request" in r.getMessage()]
+    assert 1 <= len(lines) <= 12
+    assert "2000" in lines[-1].getMessage() or "1024" in lines[-1].getMessage()
+    assert client.connects == 1 and client.reachable()
+
+
+def _answer_with(answer_for):
+    """A host script: each financial request answered with `answer_for(iso)`."""
+    def script(sock):
+        while True:
+            iso = _read_frame(sock)
+            if iso is None:
+                return None
+            if iso["t"] in m.REQUEST_MTIS:
+                _send(sock, answer_for(iso))
+    return script
+
+
+def test_a_forged_approval_from_a_hostile_host_is_refused_by_the_board(hostile, terminal):
+    """Every field right, echoes and all, only the MAC guessed: the bridge passes it on
+    and the board's check refuses it (it then reverses the purchase)."""
+    def approve(iso):
+        return {"t": "0210", **{n: iso[n] for n in m.ECHOED}, "11": iso["11"],
+                "41": iso["41"], "53": iso["53"], "38": "123456", "39": "00",
+                "49": "156", "54": "0001156C000099999999" + "0002156C000099999999",
+                "60": "01", "64": "00" * 8}
+    client, _ = hostile(_answer_with(approve))
+    body, pending = terminal.purchase(LI_WEI, 3000)
+    response = client.handle(PURCHASE_REQUEST, body)
+    with pytest.raises(SecurityError):
+        terminal.check(response, pending)
+
+
+def test_another_terminals_genuine_answer_is_refused(hostile, issuer, terminal):
+    """Two terminals with the same STAN: the genuine approval of terminal B, relabelled
+    with A's terminal id (a swap on the link, or a host confusing them), is refused by
+    A's board: B's answer is MAC'd under B's key over B's request."""
+    other = provisioned_terminal(issuer.ledger, "T0000002", "90123457")
+    b_body, _ = other.purchase(LI_WEI, 3000, trace=42)
+    a_body, a_pending = terminal.purchase(LI_WEI, 3000, trace=42)
+    host = RunningHost(issuer, read_timeout=0.5)
+    peer = Client(host.port)
+    try:
+        b_answer = peer.exchange(m.request_to_iso(PURCHASE_REQUEST, b_body))
+    finally:
+        peer.close()
+        host.close()
+    assert b_answer["39"] == "00" and m.has_mac(b_answer)
+
+    def swapped(iso):
+        return {**b_answer, "41": iso["41"], **{n: iso[n] for n in m.ECHOED}}
+    client, _ = hostile(_answer_with(swapped))
+    response = client.handle(PURCHASE_REQUEST, a_body)
+    with pytest.raises(SecurityError):
+        terminal.check(response, a_pending)
+
+
+def test_a_replayed_answer_to_an_earlier_request_is_refused(hostile, issuer, terminal):
+    """The genuine approval of the terminal's previous purchase, replayed (its STAN and
+    echoes made to fit) as the answer to the next one: its digest is of other bytes."""
+    host = RunningHost(issuer, read_timeout=0.5)
+    peer = Client(host.port)
+    first_body, _ = terminal.purchase(LI_WEI, 100)
+    try:
+        old = peer.exchange(m.request_to_iso(PURCHASE_REQUEST, first_body))
+    finally:
+        peer.close()
+        host.close()
+    assert old["39"] == "00"
+
+    def replay(iso):
+        return {**old, "11": iso["11"], **{n: iso[n] for n in m.ECHOED}}
+    client, _ = hostile(_answer_with(replay))
+    body, pending = terminal.purchase(LI_WEI, 100)
+    with pytest.raises((SecurityError, IssuerError)):
+        terminal.check(client.handle(PURCHASE_REQUEST, body), pending)
