@@ -4,7 +4,7 @@ connects to, a hostile TCP client of the host (no keys, or a stolen terminal's),
 man in the middle who swaps, replays or forges answers. Requests are built as the board
 builds them (tests/host/issuer/request_builder.py) and answers checked as it checks
 them."""
-import hashlib
+import asyncio
 import logging
 import socket
 import threading
@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from posbridge.issuer.errors import IssuerError
+from posbridge.issuer.iso8583_server import IsoHost
 from posbridge.link import iso8583_framing as framing
 from posbridge.link import iso8583_map as m
 from posbridge.link import iso8583_spec as spec
@@ -21,7 +22,7 @@ from posbridge.upstream import Upstream
 from tests.host.issuer.conftest import db_path, demo_template, make_issuer, sleeps  # noqa: F401
 from tests.host.issuer.request_builder import (SecurityError, TerminalRequestBuilder,
                                                provisioned_terminal)
-from tests.iso8583_net import Client, RunningHost
+from tests.iso8583_net import Client, RunningHost, stop_loop
 
 LI_WEI = "4761730000000011"
 
@@ -243,3 +244,66 @@ def test_a_replayed_answer_to_an_earlier_request_is_refused(hostile, issuer, ter
     body, pending = terminal.purchase(LI_WEI, 100)
     with pytest.raises((SecurityError, IssuerError)):
         terminal.check(client.handle(PURCHASE_REQUEST, body), pending)
+
+
+# ---- a hostile TCP client of the host ---------------------------------------------
+
+
+def _served(port) -> bool:
+    """Whether a new connection to the host gets its echo test answered."""
+    peer = Client(port, timeout=5)
+    try:
+        answer = peer.exchange(m.network(spec.ECHO_TEST, 9, 1795334400))
+        return answer is not None and answer["39"] == "00"
+    except OSError:
+        return False
+    finally:
+        peer.close()
+
+
+class SmallBufferHost:
+    """The host on a loop of its own thread, its sockets' buffers small (accepted
+    sockets take the listening socket's): what a peer leaves unread stays in the host's
+    process, where the host must bound it, and what it sends stops when the host stops
+    reading."""
+
+    def __init__(self, issuer, **options):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.host = IsoHost(issuer, **options)
+        address = asyncio.run_coroutine_threadsafe(
+            self.host.start("127.0.0.1", 0), self.loop).result(10)
+        self.port = address[1]
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            self.host._server.sockets[0].setsockopt(socket.SOL_SOCKET, option, 4096)
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self.host.close(), self.loop).result(30)
+        stop_loop(self.loop, self.thread)
+
+
+def test_a_client_that_never_reads_gives_its_connection_back(issuer):
+    """A peer with no keys floods echo tests and reads nothing. The host lets it go
+    after the write timeout, and its place (here the only one) is free again at once:
+    the socket is not kept open waiting for the peer to read what was left for it."""
+    running = SmallBufferHost(issuer, write_timeout=0.5, max_connections=1)
+    try:
+        hog = socket.socket()         # buffers small before connecting: they stay small
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        hog.settimeout(20)
+        hog.connect(("127.0.0.1", running.port))
+        storm = framing.frame(spec.pack(ECHO)) * 40_000
+        try:
+            hog.sendall(storm)
+            outcome = "all sent"
+        except socket.timeout:
+            outcome = "the host neither read nor closed"
+        except OSError:
+            outcome = "closed"
+        assert outcome == "closed"
+        assert _wait(lambda: _served(running.port))
+        hog.close()
+    finally:
+        running.close()

@@ -130,7 +130,9 @@ class IsoHost:
                 await asyncio.wait_for(writer.drain(), self.write_timeout)
         except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
             log.info("%s: answer not delivered: %s", peer, type(exc).__name__)
-            writer.close()
+            # abort, not close: close would keep the socket (and the peer's place
+            # among max_connections) until the peer read what is still buffered for it
+            writer.transport.abort()
         except Exception:        # noqa: BLE001 - never the server's end
             log.exception("%s: answer failed", peer)
 
