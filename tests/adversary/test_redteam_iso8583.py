@@ -16,7 +16,7 @@ from posbridge.issuer.iso8583_server import IsoHost
 from posbridge.link import iso8583_framing as framing
 from posbridge.link import iso8583_map as m
 from posbridge.link import iso8583_spec as spec
-from posbridge.link.protocol import PURCHASE_REQUEST
+from posbridge.link.protocol import PURCHASE_REQUEST, REVERSAL_REQUEST
 from posbridge.upstream import Upstream
 
 from tests.host.issuer.conftest import db_path, demo_template, make_issuer, sleeps  # noqa: F401
@@ -307,3 +307,113 @@ def test_a_client_that_never_reads_gives_its_connection_back(issuer):
         hog.close()
     finally:
         running.close()
+
+
+@pytest.fixture
+def iso_host(issuer):
+    running = RunningHost(issuer, read_timeout=0.5)
+    yield running
+    running.close()
+
+
+def _over_tcp(port, mtype, body):
+    peer = Client(port)
+    try:
+        return peer.exchange(m.request_to_iso(mtype, body))
+    finally:
+        peer.close()
+
+
+def test_a_stolen_terminals_keys_cannot_reverse_another_terminals_purchase(
+        iso_host, issuer, terminal):
+    """A client holding terminal B's keys (a stolen board's flash) asks the host to
+    reverse terminal A's purchase, in its own name and in A's: refused, nothing
+    credited; A's own reversal then credits it once, and a replay of it credits
+    nothing more."""
+    stolen = provisioned_terminal(issuer.ledger, "T0000002", "90123457")
+    purchase = terminal.purchase(LI_WEI, 4000)
+    assert _over_tcp(iso_host.port, PURCHASE_REQUEST, purchase[0])["39"] == "00"
+    charged = issuer.ledger.card_by_pan(LI_WEI).available
+    as_itself = stolen.reversal(purchase[1])
+    answer = _over_tcp(iso_host.port, REVERSAL_REQUEST, as_itself[0])
+    assert answer["39"] != "00" or answer.get("122") != "1"
+    assert issuer.ledger.card_by_pan(LI_WEI).available == charged
+    in_as_name = TerminalRequestBuilder.__new__(TerminalRequestBuilder)
+    in_as_name.__dict__.update(stolen.__dict__, terminal_id=terminal.terminal_id)
+    answer = _over_tcp(iso_host.port, REVERSAL_REQUEST, in_as_name.reversal(purchase[1])[0])
+    assert answer["39"] == "63" and not m.has_mac(answer)
+    assert issuer.ledger.card_by_pan(LI_WEI).available == charged
+    # the genuine reversal, and the same bytes again (a tap replaying it)
+    genuine = terminal.reversal(purchase[1])
+    first = _over_tcp(iso_host.port, REVERSAL_REQUEST, genuine[0])
+    again = _over_tcp(iso_host.port, REVERSAL_REQUEST, genuine[0])
+    assert first["122"] == "1" and again == first
+    assert issuer.ledger.card_by_pan(LI_WEI).available == charged + 4000
+    # a new reversal of the same purchase (a next try) credits nothing more either
+    retry = _over_tcp(iso_host.port, REVERSAL_REQUEST, terminal.reversal(purchase[1])[0])
+    assert retry["122"] == "3"
+    assert issuer.ledger.card_by_pan(LI_WEI).available == charged + 4000
+
+
+def _pathological():
+    """Messages no bridge sends: every bitmap bit, lengths past the spec, a secondary
+    bitmap with nothing in it, numeric fields of letters, a field 90 of a balance
+    inquiry; each framed within the 2048-byte bound."""
+    yield bytes.fromhex("0200") + b"\xff" * 16 + b"\x00" * 200
+    yield bytes.fromhex("0200") + b"\x40" + b"\x00" * 7 + b"\x99" + b"4" * 99
+    yield bytes.fromhex("0200") + b"\x00" * 6 + b"\x02\x00" + b"\x09\x99" + b"\x91" * 300
+    yield bytes.fromhex("0200") + b"\x80" + b"\x00" * 15
+    yield bytes.fromhex("0100") + b"\x20" + b"\x00" * 7 + b"ABC"
+    yield bytes.fromhex("0800") + b"\x80" + b"\x00" * 7 + b"\x00" * 7 + b"\xff"
+    yield bytes.fromhex("9999") + b"\x00" * 8
+    yield bytes.fromhex("0400") + b"\xc0" + b"\x00" * 7 + b"\x40" + b"\x00" * 7 + b"1" * 1500
+
+
+def test_pathological_messages_are_refused_and_the_host_goes_on(iso_host, terminal):
+    peer = Client(iso_host.port)
+    try:
+        for message in _pathological():
+            peer.send_raw(framing.frame(message))
+            # an answer, if any, is a refusal without a MAC; then the connection still
+            # serves: the echo's 0810 is the next thing to come back or the one after
+            answer = peer.exchange(ECHO)
+            if answer.get("11") != "000777":
+                assert answer["39"] == "30" and not m.has_mac(answer), answer
+                answer = peer.receive()
+            assert answer["t"] == spec.NETWORK_RESPONSE and answer["11"] == "000777"
+    finally:
+        peer.close()
+    # and a real request is answered afterwards
+    assert _over_tcp(iso_host.port, PURCHASE_REQUEST,
+                     terminal.purchase(LI_WEI, 10)[0])["39"] == "00"
+
+
+def test_no_card_data_or_pin_block_in_refusals_or_the_hosts_log(iso_host, terminal,
+                                                                   caplog):
+    """Requests damaged byte by byte (a seeded run): whatever the host answers and logs,
+    it never holds the PAN, the expiry with it, or the PIN block."""
+    import random
+    body, _ = terminal.purchase(LI_WEI, 3000)
+    iso = m.request_to_iso(PURCHASE_REQUEST, body)
+    clean = spec.pack(iso)
+    secrets = (LI_WEI, LI_WEI[6:], iso["52"].lower(), iso["52"].upper())
+    rng = random.Random(8583)
+    peer = Client(iso_host.port)
+    answers = []
+    with caplog.at_level(logging.DEBUG):
+        try:
+            for _ in range(150):
+                damaged = bytearray(clean)
+                for _ in range(rng.randint(1, 3)):
+                    damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+                peer.send_raw(framing.frame(bytes(damaged)))
+                answer = peer.exchange(ECHO)
+                while answer.get("11") != "000777":
+                    answers.append(answer)
+                    answer = peer.receive()
+        finally:
+            peer.close()
+    assert answers, "no damaged request was answered at all"
+    text = repr(answers) + "\n".join(r.getMessage() + str(r.exc_info) for r in caplog.records)
+    for secret in secrets:
+        assert secret not in text
