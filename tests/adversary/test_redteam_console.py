@@ -87,3 +87,26 @@ def test_a_page_message_that_is_not_a_command_changes_nothing():
         except PageInputError:
             continue
         raise AssertionError(f"{raw!r} was taken")
+
+
+async def _get_statuses(paths):
+    server = TestServer(make_app(RecordingTerminal(), Hub()), host="127.0.0.1")
+    await server.start_server()
+    statuses = {}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for path in paths:
+                url = f"http://127.0.0.1:{server.port}{path}"
+                async with session.get(aiohttp.client.URL(url, encoded=True)) as reply:
+                    statuses[path] = (reply.status, await reply.text())
+    finally:
+        await server.close()
+    return statuses
+
+
+def test_the_static_files_give_nothing_outside_their_directory():
+    paths = ["/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2fserver.py",
+             "/static/%2e%2e%2f%2e%2e%2fissuer/keystore.py", "/static//etc/passwd"]
+    for path, (status, text) in asyncio.run(_get_statuses(paths)).items():
+        assert status in (400, 403, 404), path
+        assert "import" not in text and "root:" not in text, path
