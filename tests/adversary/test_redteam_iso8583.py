@@ -417,3 +417,30 @@ def test_no_card_data_or_pin_block_in_refusals_or_the_hosts_log(iso_host, termin
     text = repr(answers) + "\n".join(r.getMessage() + str(r.exc_info) for r in caplog.records)
     for secret in secrets:
         assert secret not in text
+
+
+def test_a_connection_the_host_ends_keeps_nothing_for_a_peer_that_does_not_read(issuer):
+    """A peer sends echo tests, reads none of the answers, then a length header of 0
+    (the stream cannot be trusted after it). The host ends the connection at once:
+    what it still had buffered for the peer is dropped with the socket, not kept until
+    the peer reads it, which a peer that never reads would make for ever, one socket
+    per connection, past the bound on connections."""
+    running = SmallBufferHost(issuer, max_connections=1)
+    try:
+        hog = socket.socket()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.settimeout(20)
+        hog.connect(("127.0.0.1", running.port))
+        echoes = 1500          # their answers are more than the kernel's buffers hold
+        hog.sendall(framing.frame(spec.pack(ECHO)) * echoes + b"\x00\x00")
+        assert _wait(lambda: running.host.connections == 0 and _served(running.port))
+        received = 0
+        try:
+            while _read_frame(hog) is not None:
+                received += 1
+        except OSError:
+            pass
+        hog.close()
+        assert received < echoes
+    finally:
+        running.close()

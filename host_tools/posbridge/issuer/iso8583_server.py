@@ -115,7 +115,13 @@ class IsoHost:
         finally:
             for task in tasks:
                 task.cancel()
-            writer.close()
+            if writer.transport.get_write_buffer_size():
+                # answers the peer has not taken: dropped with the socket, which close
+                # would keep (outside max_connections) until a peer that may never
+                # read had read them
+                writer.transport.abort()
+            else:
+                writer.close()
             self._tasks.discard(me)
             self.connections -= 1
             log.info("connection from %s closed", peer)
