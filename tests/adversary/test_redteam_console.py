@@ -67,8 +67,14 @@ def test_dns_rebinding_page_cannot_drive_the_terminal():
 
 
 def test_another_sites_page_is_refused():
-    status, _, acted = asyncio.run(_try_websocket({"Origin": "http://evil.example"}))
-    assert status == 403 and acted == []
+    """Another site, a sandboxed or file page (Origin null), a look-alike name, and
+    another local web server's page (the same address, another port)."""
+    for origin, host in (("http://evil.example", "127.0.0.1:8765"),
+                         ("null", "127.0.0.1:8765"),
+                         ("http://127.0.0.1.evil.example:8765", "127.0.0.1:8765"),
+                         ("http://127.0.0.1:3000", "127.0.0.1:8765")):
+        status, _, acted = asyncio.run(_try_websocket({"Origin": origin, "Host": host}))
+        assert status == 403 and acted == [], origin
 
 
 def test_the_consoles_own_page_by_loopback_name_or_address_is_served():
