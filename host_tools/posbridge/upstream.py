@@ -34,6 +34,7 @@ from .issuer.errors import (IssuerInternalError, IssuerRequestError, IssuerSecur
 from .link import iso8583_framing as framing
 from .link import iso8583_map as m
 from .link import iso8583_spec as spec
+from .link.iso8583_codecs import printable
 
 log = logging.getLogger("posbridge.upstream")
 
@@ -249,8 +250,8 @@ class Upstream:
         self.unmatched += 1
         if self.unmatched & (self.unmatched - 1) == 0:
             log.warning("%s %s/%s from the issuer host matches no request: dropped "
-                        "(%d so far)", mti, str(key[0] or "").rstrip(), key[1],
-                        self.unmatched)
+                        "(%d so far)", mti, printable(str(key[0] or "").rstrip()),
+                        key[1], self.unmatched)
 
     def _drop(self, writer):
         self._signed_on = False

@@ -444,3 +444,27 @@ def test_a_connection_the_host_ends_keeps_nothing_for_a_peer_that_does_not_read(
         assert received < echoes
     finally:
         running.close()
+
+
+@pytest.mark.parametrize("field, value", [("41", "T\n2026 X"), ("41", "\x1b[2J\rABC"),
+                                          ("43", "Shop\n" + " " * 35),
+                                          ("42", "M\rINFO granted ")])
+def test_control_characters_in_a_text_field_are_refused_and_not_logged(
+        iso_host, terminal, caplog, field, value):
+    """ISO 8583 ans fields hold printable characters. A client that puts a line break
+    or a terminal escape in one (the terminal id is logged with every refusal) gets a
+    format error, and the host's log gets no line it did not write itself."""
+    body, _ = terminal.purchase(LI_WEI, 100)
+    iso = m.request_to_iso(PURCHASE_REQUEST, body)
+    iso[field] = value
+    peer = Client(iso_host.port)
+    with caplog.at_level(logging.DEBUG):
+        try:
+            answer = peer.exchange(iso)
+            peer.exchange(ECHO)          # the host is done with the request
+        finally:
+            peer.close()
+    for record in caplog.records:
+        text = record.getMessage()
+        assert all(c.isprintable() for c in text), text
+    assert answer["39"] == "30" and not m.has_mac(answer)

@@ -26,6 +26,7 @@ import logging
 from ..link import iso8583_framing as framing
 from ..link import iso8583_map as m
 from ..link import iso8583_spec as spec
+from ..link.iso8583_codecs import printable
 from .errors import IssuerInternalError, IssuerRequestError, IssuerSecurityError, IssuerUnavailable
 
 log = logging.getLogger("posbridge.issuer.iso8583")
@@ -41,7 +42,8 @@ _REFUSALS = {IssuerRequestError: m.FORMAT_ERROR, IssuerSecurityError: m.SECURITY
 
 
 def _who(iso: dict) -> str:
-    return f"{iso.get('t', '????')} {str(iso.get('41', '?')).rstrip()}/{iso.get('11', '?')}"
+    return printable(f"{iso.get('t', '????')} {str(iso.get('41', '?')).rstrip()}/"
+                     f"{iso.get('11', '?')}")
 
 
 class IsoHost:
