@@ -201,6 +201,22 @@ def test_a_forged_approval_from_a_hostile_host_is_refused_by_the_board(hostile, 
         terminal.check(response, pending)
 
 
+def test_a_forged_reversal_acknowledgement_is_refused_by_the_board(hostile, terminal):
+    """A host that says "reversed" without the issuer's key: the board does not take
+    it, keeps the reversal and sends it again, so a purchase is not left charged behind
+    a forged acknowledgement."""
+    def reversed_(iso):
+        return {"t": "0410", **{n: iso[n] for n in m.ECHOED}, "11": iso["11"],
+                "41": iso["41"], "53": iso["53"], "39": "00", "90": iso["90"],
+                "122": "1", "128": "00" * 8}
+    client, _ = hostile(_answer_with(reversed_))
+    _, purchase = terminal.purchase(LI_WEI, 3000)
+    body, pending = terminal.reversal(purchase)
+    response = client.handle(REVERSAL_REQUEST, body)
+    with pytest.raises(SecurityError):
+        terminal.check(response, pending)
+
+
 def test_another_terminals_genuine_answer_is_refused(hostile, issuer, terminal):
     """Two terminals with the same STAN: the genuine approval of terminal B, relabelled
     with A's terminal id (a swap on the link, or a host confusing them), is refused by
