@@ -16,6 +16,8 @@ The connection lives on an asyncio loop of its own thread:
   an 0800 from the host -> 0810 (never an 0800 back); nothing more is read until the
       host has taken it, and a host that does not within timeout is let go
   an answer that matches no request -> dropped; logged at the 1st, 2nd, 4th ... only
+  anything else a host's message makes fail -> logged, the connection made again: no
+      message of a host stops the bridge's upstream for good
   no answer to a request within timeout -> IssuerUnavailable: the board gets ERROR 5
       and reverses a purchase (the host may have charged it; the reversal undoes it)
   an answer without a MAC (the host's refusal) -> the issuer error its response code
@@ -173,6 +175,8 @@ class Upstream:
                     IssuerUnavailable) as exc:
                 log.warning("issuer host %s:%d: %s", self.host, self.port,
                             exc or type(exc).__name__)
+            except Exception:    # noqa: BLE001 - a host's message costs its connection only
+                log.exception("issuer host %s:%d: connection failed", self.host, self.port)
             finally:
                 self._drop(writer)
             await asyncio.sleep(delay)

@@ -150,6 +150,27 @@ def test_an_echo_storm_from_a_host_that_does_not_read_is_let_go(hostile):
     assert _wait(lambda: client.connects >= 2 and client.reachable)
 
 
+def test_a_message_the_decoder_chokes_on_costs_the_connection_not_the_upstream(
+        hostile, monkeypatch):
+    """Whatever a hostile host's message makes the ISO 8583 library raise (here an
+    error no one foresaw, on a marked message), the bridge drops that connection and
+    connects again, as the host does with a client's: it does not stop for good."""
+    real_unpack = spec.unpack
+
+    def choking_unpack(data):
+        if data.endswith(b"\xde\xad"):
+            raise RuntimeError("the decoder's own bug")
+        return real_unpack(data)
+    monkeypatch.setattr(spec, "unpack", choking_unpack)
+
+    def script(sock):
+        sock.sendall(framing.frame(spec.pack(ECHO) + b"\xde\xad"))
+        return _read_frame(sock)
+    client, host = hostile(script)
+    assert host.done.wait(30)
+    assert _wait(lambda: client.connects >= 2 and client.reachable())
+
+
 def test_unsolicited_answers_do_not_flood_the_log(hostile, caplog):
     """A host that sends answers nobody asked for: each is dropped, and the log says so
     a bounded number of times rather than a line per message."""
