@@ -13,7 +13,11 @@ The connection lives on an asyncio loop of its own thread:
       after a pause that grows to RECONNECT_MAX_S
   no message from the host for echo_interval -> echo test (0800 301); no answer to it
       within timeout -> the connection is taken for dead
-  an 0800 from the host -> 0810 (never an 0800 back)
+  an 0800 from the host -> 0810 (never an 0800 back); nothing more is read until the
+      host has taken it, and a host that does not within timeout is let go
+  an answer that matches no request -> dropped; logged at the 1st, 2nd, 4th ... only
+  anything else a host's message makes fail -> logged, the connection made again: no
+      message of a host stops the bridge's upstream for good
   no answer to a request within timeout -> IssuerUnavailable: the board gets ERROR 5
       and reverses a purchase (the host may have charged it; the reversal undoes it)
   an answer without a MAC (the host's refusal) -> the issuer error its response code
@@ -32,6 +36,7 @@ from .issuer.errors import (IssuerInternalError, IssuerRequestError, IssuerSecur
 from .link import iso8583_framing as framing
 from .link import iso8583_map as m
 from .link import iso8583_spec as spec
+from .link.iso8583_codecs import printable
 
 log = logging.getLogger("posbridge.upstream")
 
@@ -71,6 +76,7 @@ class Upstream:
         self._closing = False
         self.connects = 0         # connections made: for the tests and the logs
         self.echoes_sent = 0
+        self.unmatched = 0        # answers from the host that matched no request
 
     # ---- the bridge's side (any thread) -----------------------------------------
 
@@ -169,6 +175,8 @@ class Upstream:
                     IssuerUnavailable) as exc:
                 log.warning("issuer host %s:%d: %s", self.host, self.port,
                             exc or type(exc).__name__)
+            except Exception:    # noqa: BLE001 - a host's message costs its connection only
+                log.exception("issuer host %s:%d: connection failed", self.host, self.port)
             finally:
                 self._drop(writer)
             await asyncio.sleep(delay)
@@ -222,21 +230,39 @@ class Upstream:
                 continue
             mti = iso.get("t")
             if mti == spec.NETWORK:
-                # the host's echo test: answered, never with an echo of our own
+                # the host's echo test: answered, never with an echo of our own; and
+                # read no further until the host has taken the answer, so that a host
+                # sending echo tests without reading holds no memory of ours
                 self._send(m.network_response(iso))
+                try:
+                    await asyncio.wait_for(self._writer.drain(), self.timeout)
+                except asyncio.TimeoutError:
+                    raise IssuerUnavailable("issuer host does not read its answers") \
+                        from None
                 continue
             key = (None if mti == spec.NETWORK_RESPONSE else iso.get("41"), iso.get("11"))
             future = self._pending.get(key)
             if future is None or future.done():
-                log.warning("%s %s/%s from the issuer host matches no request: dropped",
-                            mti, str(key[0] or "").rstrip(), key[1])
+                self._unmatched(mti, key)
                 continue
             future.set_result(iso)
+
+    def _unmatched(self, mti, key):
+        """An answer that matches no request (late, or a hostile host's) is dropped; the
+        log says so at the 1st, 2nd, 4th, 8th ... of them, so that a host sending them
+        without end cannot flood it."""
+        self.unmatched += 1
+        if self.unmatched & (self.unmatched - 1) == 0:
+            log.warning("%s %s/%s from the issuer host matches no request: dropped "
+                        "(%d so far)", mti, printable(str(key[0] or "").rstrip()),
+                        key[1], self.unmatched)
 
     def _drop(self, writer):
         self._signed_on = False
         self._writer = None
-        writer.close()
+        # abort, not close: close would keep the socket until a host that stopped
+        # reading had taken what is still buffered for it, that is for ever
+        writer.transport.abort()
         for key, future in list(self._pending.items()):
             if not future.done():
                 future.set_exception(IssuerUnavailable("issuer host connection lost"))

@@ -26,6 +26,7 @@ import logging
 from ..link import iso8583_framing as framing
 from ..link import iso8583_map as m
 from ..link import iso8583_spec as spec
+from ..link.iso8583_codecs import printable
 from .errors import IssuerInternalError, IssuerRequestError, IssuerSecurityError, IssuerUnavailable
 
 log = logging.getLogger("posbridge.issuer.iso8583")
@@ -41,7 +42,8 @@ _REFUSALS = {IssuerRequestError: m.FORMAT_ERROR, IssuerSecurityError: m.SECURITY
 
 
 def _who(iso: dict) -> str:
-    return f"{iso.get('t', '????')} {str(iso.get('41', '?')).rstrip()}/{iso.get('11', '?')}"
+    return printable(f"{iso.get('t', '????')} {str(iso.get('41', '?')).rstrip()}/"
+                     f"{iso.get('11', '?')}")
 
 
 class IsoHost:
@@ -115,7 +117,13 @@ class IsoHost:
         finally:
             for task in tasks:
                 task.cancel()
-            writer.close()
+            if writer.transport.get_write_buffer_size():
+                # answers the peer has not taken: dropped with the socket, which close
+                # would keep (outside max_connections) until a peer that may never
+                # read had read them
+                writer.transport.abort()
+            else:
+                writer.close()
             self._tasks.discard(me)
             self.connections -= 1
             log.info("connection from %s closed", peer)
@@ -130,7 +138,9 @@ class IsoHost:
                 await asyncio.wait_for(writer.drain(), self.write_timeout)
         except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
             log.info("%s: answer not delivered: %s", peer, type(exc).__name__)
-            writer.close()
+            # abort, not close: close would keep the socket (and the peer's place
+            # among max_connections) until the peer read what is still buffered for it
+            writer.transport.abort()
         except Exception:        # noqa: BLE001 - never the server's end
             log.exception("%s: answer failed", peer)
 

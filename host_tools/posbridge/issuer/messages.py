@@ -50,6 +50,10 @@ class _Request:
             values = protocol.parse(cls.name, fields)
         except protocol.SchemaError as exc:
             raise IssuerRequestError(str(exc)) from None
+        if not values["terminal_id"].isprintable():
+            # it is logged with a refusal before the MAC is checked: a line break or an
+            # escape there would write log lines the issuer never wrote
+            raise IssuerRequestError(f"{cls.name}: terminal id with a control character")
         values.update(values.pop("card", {}))
         values["trace_number"] = values.pop("trace")
         for name in cls.optional:

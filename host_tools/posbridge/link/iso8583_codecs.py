@@ -46,9 +46,19 @@ class Digits:
         return _digits(text, "digits")
 
 
+def printable(text) -> str:
+    """`text` with each character that is not printable (a line break, an escape) as
+    "?": for a log line holding a field of a message no one has authenticated yet."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
 class Text:
     """A text left-justified in `width` characters, padded with spaces: ASCII only and
-    no trailing space, or it would not come back equal (width None: as it is)."""
+    no trailing space, or it would not come back equal (width None: as it is).
+    An ASCII field holds printable characters only, as ISO 8583's "ans" has them: a
+    line break or an escape in a terminal id would otherwise reach the logs that name
+    it. (The UTF-8 private fields, the issuer's MAC'd notification texts, are never
+    logged and are taken as the issuer wrote them.)"""
 
     def __init__(self, width=None, encoding="ascii"):
         self.width = width
@@ -57,6 +67,8 @@ class Text:
     def to_iso(self, value):
         if self.encoding == "ascii" and not value.isascii():
             raise MappingError("text outside ASCII")
+        if self.encoding == "ascii" and not value.isprintable():
+            raise MappingError("text with a control character")
         if self.width is None:
             return value
         if value != value.rstrip(" ") or len(value) > self.width or not value:
@@ -67,6 +79,8 @@ class Text:
         value = text if self.width is None else text.rstrip(" ")
         if not value:
             raise MappingError("empty text")
+        if self.encoding == "ascii" and not value.isprintable():
+            raise MappingError("text with a control character")
         return value
 
 

@@ -2,12 +2,16 @@
 package (static/), and one websocket per page: the state as events, and the page's
 commands, checked (page_input.py) before the terminal acts on them.
 
-A page is not trusted. A websocket from another origin (a web site open in the same
-browser) is refused; a message that is not a command gets a refusal and changes
+A page is not trusted. A request whose Host is not one of the console's own names (an
+IP address, localhost, or the name it was told to listen on) is refused: that is a page
+of another site whose name was pointed at this address (DNS rebinding), whose Origin
+would otherwise agree with its Host. A websocket from another origin (a web site open
+in the same browser) is refused; a message that is not a command gets a refusal and changes
 nothing; the page's files carry a Content-Security-Policy that lets the page load
 nothing from anywhere but this server."""
 import asyncio
 import errno
+import ipaddress
 import json
 import logging
 from pathlib import Path
@@ -39,8 +43,33 @@ async def _headers(request, handler):
     return response
 
 
-def make_app(terminal: Terminal, hub: Hub) -> web.Application:
-    app = web.Application(middlewares=[_headers])
+def _own_name(host: str, names) -> bool:
+    """Whether the Host header's name (its port left off) is one of the console's: an IP
+    address (a rebound page's Host is its site's name, never an address), localhost, or
+    one of `names`."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost") or name in names:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def make_app(terminal: Terminal, hub: Hub, names=()) -> web.Application:
+    """`names`: host names besides addresses and localhost the console is reached by."""
+    names = {n.rstrip(".").lower() for n in names}
+
+    @web.middleware
+    async def own_host(request, handler):
+        if not _own_name(request.host or "", names):
+            log.warning("console: request for host %r refused", (request.host or "")[:80])
+            raise web.HTTPForbidden(text="not this console's address")
+        return await handler(request)
+
+    app = web.Application(middlewares=[_headers, own_host])
     pages: set = set()
 
     async def index(request):
@@ -122,7 +151,7 @@ async def serve(terminal: Terminal, hub: Hub, host: str, port: int, stop: asynci
                 on_listening):
     """Serve until `stop` is set: listen first (PortInUse if the port is taken), then
     boot the board, so that a taken port is said before anything starts."""
-    runner = web.AppRunner(make_app(terminal, hub), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(terminal, hub, names=(host,)), access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
