@@ -8,6 +8,9 @@ peripherals on pseudo-terminals and pipes instead of the ESP32's UARTs and I2C.
                pipes: the emulator writes what the devices would send (peripherals.py)
     flash      a state directory: the board's records (firmware/store.py), provisioned
                with the public test key set unless one is given
+
+With `baud` the host link is paced at that rate, 8N1, both ways (link/pty_middle.py), as
+the board's USB-UART is; without, bytes cross the pty as fast as the PC moves them.
 """
 import os
 import pty
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..link.pty_middle import PtyMiddle
 from .firmware_build import BuildError, compile_tree
 from .peripherals import pin_keys
 from .provision import provision_test_terminal
@@ -53,7 +57,7 @@ class Emulator:
     def __init__(self, firmware_dir: Path = FIRMWARE_DIR, heap: str = "64k",
                  terminal_id: Optional[str] = None,
                  on_screen: Optional[Callable[[Screen], None]] = None,
-                 state_dir: Optional[Path] = None):
+                 state_dir: Optional[Path] = None, baud: Optional[int] = None):
         self.firmware_dir = Path(firmware_dir)
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
@@ -70,6 +74,8 @@ class Emulator:
         self._keep_fds: list[int] = []
         self._threads: list[threading.Thread] = []
         self.stderr_lines: list[str] = []
+        self.baud = baud
+        self.line: Optional[PtyMiddle] = None   # the paced line, with baud
 
     # -- lifecycle --
 
@@ -126,9 +132,15 @@ class Emulator:
                 os.close(fd)
         self._spawn(self._read_screens, disp_r)
         self._spawn(self._read_output)
+        if self.baud:
+            self.line = PtyMiddle(self.link_path, self.baud)
+            self.link_path = self.line.start()
         return self.link_path
 
     def stop(self):
+        if self.line:
+            self.line.stop()
+            self.line = None
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
