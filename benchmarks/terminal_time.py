@@ -1,0 +1,238 @@
+"""Time at the terminal: from the cardholder's last key (PIN Enter) to the result on the
+screen, on the emulated board with its link paced at 115200 baud, 8N1 (the real
+USB-UART's rate), split into
+
+    board      the firmware's own compute, as it reports it (transaction.py _compute):
+               building the request (DUKPT, PIN block, MAC, CBOR), framing and writing
+               it, checking the answer (MAC, binding to the request) and its result
+               lines; and its flash writes (the purchase journal) and screens
+    wire       the request's and the response's frames at the paced rate
+    issuer     Issuer.handle, measured around the call at the bridge
+    other      what is left: the board's 5 ms poll of the keypad and the link, the
+               bridge's frame handling, pipe and thread hand-overs on the PC
+
+against the physical limit: the wire time of the request and the response plus the
+issuer's own time, which no terminal on this link can beat. The ratio is per
+transaction, its percentiles over the run.
+
+A kind of transaction is a function that drives the visit up to the last key: a
+contactless purchase slots in as one more entry in KINDS once the board has a reader."""
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from posbridge.board.emulator import Emulator
+from posbridge.board.peripherals import card_record, pin_keys
+from posbridge.bridge import Bridge
+from posbridge.issuer import Issuer
+from posbridge.issuer.demo_data import load_demo
+from posbridge.issuer.ledger import Ledger
+from posbridge.link import protocol as p
+from posbridge.link.framing import encode_frame
+from posbridge.link.host_link import HostLink, LinkClosed
+from posbridge.link.paced_line import byte_time
+from posbridge.ports import open_port
+
+PAN = "4761730000000011"   # the demo card with SMS alerts (docs/issuer.md)
+BAUD = 115200
+
+
+def _to_pin(em, start, menu_key, amount=None):
+    """Card in, the menu, the amount for a purchase, the PIN's four digits: everything
+    but the last key. Returns the index of the screen to look for the result after."""
+    em.card_reader_sends(card_record(PAN, "3012"))
+    em.wait_for_screen("2 Purchase", timeout=30, after=start)
+    em.pin_pad_sends(menu_key)
+    if amount is not None:
+        em.wait_for_screen("Enter amount", timeout=30, after=start)
+        em.pin_pad_sends(pin_keys(f"{amount}E"))
+    em.wait_for_screen("Enter PIN", timeout=30, after=start)
+    em.pin_pad_sends(pin_keys("1234"))
+    em.wait_for_screen("****", timeout=30, after=start)
+    return len(em.screens)
+
+
+def balance(em, start):
+    return _to_pin(em, start, b"1"), "BALANCE CNY", p.BALANCE_REQUEST
+
+
+def purchase(em, start):
+    # CNY 1.00 each: the demo card's 12,345.67 lasts the run, under its 5,000.00 limit
+    return _to_pin(em, start, b"2", 100), "APPROVED", p.PURCHASE_REQUEST
+
+
+# what the cardholder does, by kind; None: the board cannot do it yet
+KINDS = {"balance inquiry": balance, "purchase": purchase, "contactless purchase": None}
+
+
+class _TimedIssuer:
+    """The issuer, with the time of its last handle() kept."""
+
+    def __init__(self, issuer):
+        self._issuer = issuer
+        self.last_s = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._issuer, name)
+
+    def handle(self, mtype, body):
+        t0 = time.perf_counter()
+        try:
+            return self._issuer.handle(mtype, body)
+        finally:
+            self.last_s = time.perf_counter() - t0
+
+
+def _compute_lines(em, since):
+    """{'request': [µs...], 'answer': [µs...]} from the board's log after line `since`."""
+    out = {}
+    for line in em.stderr_lines[since:]:
+        parts = line.split()
+        if len(parts) == 6 and parts[0] == "compute":
+            out[parts[1]] = [int(x) for x in parts[2:]]
+    return out
+
+
+def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
+            bodies: Optional[dict] = None) -> dict:
+    """{kind: [sample dict, ...]}, or {kind: None} for a kind the board cannot do yet.
+    Each sample's times are in ms. `bodies` gets the last body of each message type."""
+    bodies = {} if bodies is None else bodies
+    frames = {}
+
+    def record(direction, mtype, seq, body):
+        frames[mtype] = len(encode_frame(bytes(p.HEADER_SIZE) + bytes(body)))
+        bodies[mtype] = bytes(body)
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="pos-bench-") as tmp:
+        db = Path(tmp) / "issuer.sqlite"
+        ledger = Ledger.create(db)
+        load_demo(ledger)
+        ledger.close()
+        issuer = _TimedIssuer(Issuer.open(db))
+        em = Emulator(firmware_dir, baud=baud)
+        stop = threading.Event()
+        port = link = None
+        try:
+            port = open_port(em.start())
+            link = HostLink(port, frame_log=record).start()
+            bridge = Bridge(link, issuer=issuer)
+
+            def serve():
+                try:
+                    bridge.serve(stop)
+                except LinkClosed:
+                    pass
+            threading.Thread(target=serve, daemon=True).start()
+            first = em.wait_for_screen("Insert card", timeout=30)
+            em.wait_for_screen("Insert card", timeout=30, after=em.screens.index(first) + 1)
+            byte_ms = byte_time(baud) * 1000
+            for kind, drive in KINDS.items():
+                if drive is None:
+                    results[kind] = None
+                    continue
+                samples = results[kind] = []
+                for _ in range(per_kind):
+                    start = len(em.screens)
+                    after, result_text, req_type = drive(em, start)
+                    log_from = len(em.stderr_lines)
+                    t_key = time.time()
+                    em.pin_pad_sends(b"E")
+                    shown = em.wait_for_screen(result_text, timeout=30, after=after)
+                    deadline = time.monotonic() + 5
+                    while "answer" not in _compute_lines(em, log_from):
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("the board reported no compute times")
+                        time.sleep(0.001)
+                    c = _compute_lines(em, log_from)
+                    req, ans = c["request"], c["answer"]
+                    wire = (frames[req_type] + frames[req_type + 1]) * byte_ms
+                    issuer_ms = issuer.last_s * 1000
+                    total = (shown.at - t_key) * 1000
+                    board = (req[1] + req[3] + ans[1]) / 1000       # build, send, check
+                    flash = (req[2] + ans[2]) / 1000                 # journal writes
+                    screens = (req[0] + ans[3]) / 1000               # Processing, result
+                    samples.append({
+                        "total": total, "board": board, "flash": flash, "screens": screens,
+                        "wire": wire, "issuer": issuer_ms,
+                        "other": total - board - flash - screens - wire - issuer_ms,
+                        "limit": wire + issuer_ms, "ratio": total / (wire + issuer_ms),
+                        "request_frame": frames[req_type],
+                        "response_frame": frames[req_type + 1]})
+                    em.pin_pad_sends(b"E")
+                    em.wait_for_screen("Insert card", timeout=30, after=len(em.screens) - 1)
+        finally:
+            stop.set()
+            if link:
+                link.close()
+            if port:
+                port.close()
+            em.stop()
+            issuer.close()
+    return results
+
+
+def pct(values, q):
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+COLUMNS = (("total", "key to screen"), ("board", "board compute"), ("flash", "flash writes"),
+           ("screens", "screens drawn"), ("wire", "wire"), ("issuer", "issuer"),
+           ("other", "other"), ("limit", "physical limit"))
+
+
+def markdown(results: dict, baud: int = BAUD) -> list:
+    lines = [
+        f"Time at the terminal: from the last key (PIN Enter) to the result on the screen, "
+        f"on the emulated board with its link paced at {baud} baud, 8N1 "
+        "(`benchmarks/terminal_time.py`). *Board compute* is what the firmware reports of "
+        "its own work (request: DUKPT, PIN block, MAC, CBOR, framing and writing; answer: "
+        "MAC and binding checks, result lines), *flash writes* the purchase journal, "
+        "*screens* the Processing and result screens drawn, *wire* the request and "
+        "response frames at the line's rate, *issuer* `Issuer.handle` at the bridge, "
+        "*other* the rest (the board's 5 ms poll, the bridge's frame handling, the PC's "
+        "pipes and threads). The *physical limit* is the wire time plus the issuer's "
+        "time; the ratio is the terminal's time over it. Median (p50) and tail over "
+        "each run, ms:",
+        "",
+        "| transaction | n | | " + " | ".join(label for _, label in COLUMNS) +
+        " | ratio to the limit |",
+        "|---|---:|---|" + "---:|" * (len(COLUMNS) + 1),
+    ]
+    for kind, samples in results.items():
+        if samples is None:
+            lines.append(f"| {kind} | 0 | not measured: the board has no contactless "
+                         "reader yet |" + " |" * (len(COLUMNS) + 1))
+            continue
+        for q in (50, 90, 99):
+            cells = " | ".join(f"{pct([s[c] for s in samples], q):.1f}" for c, _ in COLUMNS)
+            ratio = pct([s["ratio"] for s in samples], q)
+            lines.append(f"| {kind if q == 50 else ''} | {len(samples) if q == 50 else ''} "
+                         f"| p{q} | {cells} | {ratio:.2f} |")
+        worst = max(samples, key=lambda s: s["total"])
+        lines.append(f"| | | max | {worst['total']:.1f} |" + " |" * (len(COLUMNS) - 1) +
+                     f" {max(s['ratio'] for s in samples):.2f} |")
+    lines.append("")
+    measured = {k: v for k, v in results.items() if v}
+    if measured:
+        parts = []
+        for kind, samples in measured.items():
+            share = {c: statistics.mean(s[c] for s in samples) for c, _ in COLUMNS}
+            parts.append(f"{kind}: of a mean {share['total']:.1f} ms, the wire "
+                         f"{share['wire'] / share['total']:.0%}, the issuer "
+                         f"{share['issuer'] / share['total']:.0%}, the board's compute "
+                         f"{share['board'] / share['total']:.0%}, flash "
+                         f"{share['flash'] / share['total']:.0%}, screens "
+                         f"{share['screens'] / share['total']:.0%}, other "
+                         f"{share['other'] / share['total']:.0%}")
+        lines += ["Shares of the mean: " + "; ".join(parts) + ". The board's figures are "
+                  "the MicroPython unix port on this PC; the ESP32 at 240 MHz runs the same "
+                  "bytecode several times slower, and its SSD1306 takes some 25 ms a screen "
+                  "over I2C at 400 kHz.", ""]
+    return lines
