@@ -16,7 +16,7 @@ MPY_STUBS_PORTS  := esp32 unix
 MPY_PORT_STUBS   := 1.29.0.post1
 MPY_STDLIB_STUBS := 1.29.0.post2
 
-.PHONY: demo test soak firmware bench clean
+.PHONY: demo test soak firmware bench endurance fuzz clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,16 @@ soak: $(STAMP)
 firmware: $(STAMP)
 	$(VENV)/bin/posbridge firmware build --out build
 
+# Codec costs, heap per screen, time at the terminal over a link paced at 115200 baud
+# (BENCH_TRANSACTIONS per kind, 100), bytes on the wire: docs/benchmarks.md
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# 10,000 mixed transactions on the emulated board (ENDURANCE_TRANSACTIONS for another
+# count): heap, flash and interned names must not grow; docs/endurance-heap.png and
+# docs/benchmarks.md
+endurance: $(STAMP)
+	$(PY) -m benchmarks.endurance $(or $(ENDURANCE_TRANSACTIONS),10000)
 
 clean:
 	rm -rf build .pytest_cache

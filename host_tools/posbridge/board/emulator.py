@@ -57,7 +57,8 @@ class Emulator:
     def __init__(self, firmware_dir: Path = FIRMWARE_DIR, heap: str = "64k",
                  terminal_id: Optional[str] = None,
                  on_screen: Optional[Callable[[Screen], None]] = None,
-                 state_dir: Optional[Path] = None, baud: Optional[int] = None):
+                 state_dir: Optional[Path] = None, baud: Optional[int] = None,
+                 count_names: bool = False):
         self.firmware_dir = Path(firmware_dir)
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
@@ -76,6 +77,10 @@ class Emulator:
         self.stderr_lines: list[str] = []
         self.baud = baud
         self.line: Optional[PtyMiddle] = None   # the paced line, with baud
+        # with count_names: the firmware's count of interned names after each screen,
+        # in the order of self.screens (MicroPython never frees an interned name)
+        self.count_names = count_names
+        self.name_counts: list[int] = []
 
     # -- lifecycle --
 
@@ -114,6 +119,8 @@ class Emulator:
                "--pinpad", str(pinpad_r), "--state", str(self.state_dir)]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
+        if self.count_names:
+            cmd += ["--names", "1"]
         # run from the compiled tree with a relative path: each module's __file__ is
         # interned for good, and a short one is what the board has ("/app.mpy")
         env = dict(os.environ, MICROPYPATH=f".{os.pathsep}.frozen")
@@ -205,7 +212,11 @@ class Emulator:
 
     def _read_output(self):
         for raw in self.proc.stdout:
-            self.stderr_lines.append(raw.decode(errors="replace").rstrip())
+            line = raw.decode(errors="replace").rstrip()
+            if self.count_names and line.startswith("qstr pool:"):
+                self.name_counts.append(int(line.split("n_qstr=")[1].split(",")[0]))
+                continue
+            self.stderr_lines.append(line)
 
     # -- the devices --
 
