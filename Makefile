@@ -56,5 +56,11 @@ bench: $(STAMP)
 endurance: $(STAMP)
 	$(PY) -m benchmarks.endurance $(or $(ENDURANCE_TRANSACTIONS),10000)
 
+# Seeded corpora (FUZZ_INPUTS per target, 100,000) under MicroPython against the board's
+# decoders and through the host's, then the hypothesis properties (FUZZ_EXAMPLES each,
+# 10,000); a crash keeps its input in tests/fuzz_regressions/ and fails the run
+fuzz: $(STAMP)
+	$(PY) -m fuzzing $(or $(FUZZ_INPUTS),100000) $(or $(FUZZ_EXAMPLES),10000)
+
 clean:
 	rm -rf build .pytest_cache

@@ -101,6 +101,7 @@ class Run:
     names: list = field(default_factory=list)        # interned names then
     outcomes: dict = field(default_factory=dict)
     shown: list = field(default_factory=list)        # per transaction, what it showed
+    faults: list = field(default_factory=list)       # (transaction, the board's error)
     seconds: float = 0.0
 
 
@@ -119,6 +120,38 @@ def _wait_for(em, texts, after, timeout):
             raise RuntimeError(f"none of {texts} within {timeout}s; last screen:\n{last}\n"
                                + "\n".join(em.stderr_lines[-20:]))
         time.sleep(0.002)
+
+
+def _visit(em, kind, start, rng):
+    """Card, menu, amount, PIN: (index, screen) of the screen that ends the visit, which
+    is a "Terminal error" if the board failed at any step (it then ends the visit)."""
+    steps = [(None, ("2 Purchase",))]
+    if kind == "balance":
+        steps.append((b"1", ("Enter PIN",)))
+    else:
+        # CNY 0.01 to 0.99: the demo card lasts far beyond 10,000
+        steps += [(b"2", ("Enter amount",)),
+                  (pin_keys(f"{rng.randrange(1, 100)}E"), ("Enter PIN",))]
+    steps.append((pin_keys("1234E"), OUTCOME_SCREENS))
+    em.card_reader_sends(card_record(PAN, "3012"))
+    for keys, texts in steps:
+        if keys:
+            em.pin_pad_sends(keys)
+        i, screen = _wait_for(em, texts + ("Terminal error",), start, 60)
+        if "Terminal error" in screen.text:
+            break
+    return i, screen
+
+
+def _last_fault(em) -> str:
+    """The last line of the board's last traceback, e.g. "MemoryError: ...", and where."""
+    lines = em.stderr_lines
+    for k in range(len(lines) - 1, -1, -1):
+        if lines[k].startswith("Traceback"):
+            where = [ln.strip() for ln in lines[k + 1:] if ln.strip().startswith("File")]
+            last = next((ln for ln in lines[k + 1:] if not ln.startswith(" ")), "?")
+            return f"{last} at {where[-1] if where else '?'}"
+    return "?"
 
 
 def _schedule(count, seed, lost_rate):
@@ -165,22 +198,14 @@ def run(count: int, seed: int = 2026, lost_rate: float = 0.0005,
             for n, kind in enumerate(out.kinds):
                 faults.kind = kind
                 start = len(em.screens)
-                em.card_reader_sends(card_record(PAN, "3012"))
-                _wait_for(em, ("2 Purchase",), start, 30)
-                if kind == "balance":
-                    em.pin_pad_sends(b"1")
-                else:
-                    em.pin_pad_sends(b"2")
-                    _wait_for(em, ("Enter amount",), start, 30)
-                    # CNY 0.01 to 0.99: the demo card lasts far beyond 10,000
-                    em.pin_pad_sends(pin_keys(f"{rng.randrange(1, 100)}E"))
-                _wait_for(em, ("Enter PIN",), start, 30)
-                em.pin_pad_sends(pin_keys("1234E"))
-                i, screen = _wait_for(em, OUTCOME_SCREENS, start, 30)
+                i, screen = _visit(em, kind, start, rng)
                 outcome = _outcome(screen)
                 out.outcomes[outcome] = out.outcomes.get(outcome, 0) + 1
                 out.shown.append(outcome)
-                em.pin_pad_sends(b"E")
+                if outcome == "Terminal error":
+                    out.faults.append((n + 1, _last_fault(em)))
+                else:
+                    em.pin_pad_sends(b"E")
                 # idle with nothing on the journal: a reversal is sent (and its
                 # acknowledgement dismissed) first, and so is a purchase a fault left in
                 # flight (a "Terminal error" visit)
@@ -305,6 +330,8 @@ def markdown(run_: Run, machine: str, png: str) -> list:
         f"| least / most over the run | {min(run_.heap)} / {max(run_.heap)} | "
         f"{min(run_.names)} / {max(run_.names)} | |",
         "",
+        _faults_line(run_),
+        "",
         f"![heap free at each idle screen]({png})",
         "",
         f"Asserted after the warm-up (a tenth of the run): no flash record grows and no "
@@ -315,6 +342,18 @@ def markdown(run_: Run, machine: str, png: str) -> list:
         "at random, `growth` in `benchmarks/endurance.py`).",
         "",
     ]
+
+
+def _faults_line(run_: Run) -> str:
+    if not run_.faults:
+        return "No visit ended in a terminal error."
+    from collections import Counter
+    kinds = Counter(error for _, error in run_.faults)
+    return (f"**{len(run_.faults)} visits ended in a terminal error** (the board's step "
+            "failed; the visit ends, a purchase in flight is reversed, the terminal goes "
+            "on): " + "; ".join(f"{n} × `{e}`" for e, n in kinds.most_common()) +
+            f" (transactions {', '.join(str(t) for t, _ in run_.faults[:12])}"
+            + (", ..." if len(run_.faults) > 12 else "") + ").")
 
 
 def main(argv):

@@ -2,10 +2,14 @@
 screen, on the emulated board with its link paced at 115200 baud, 8N1 (the real
 USB-UART's rate), split into
 
-    board      the firmware's own compute, as it reports it (transaction.py _compute):
-               building the request (DUKPT, PIN block, MAC, CBOR), framing and writing
-               it, checking the answer (MAC, binding to the request) and its result
-               lines; and its flash writes (the purchase journal) and screens
+    board      the firmware's own time, as it reports it (transaction.py _spent):
+               building the request (DUKPT, PIN block, MAC, CBOR), journaling a
+               purchase on flash, framing and writing it; checking the answer (MAC,
+               binding to the request), its result lines, the journal, drawing the
+               Processing and result screens into the frame buffer
+    panel      the emulator's panel (firmware/pipe_panel.py: a collection for the heap
+               figure, the pipe), which the board does not have: it sends the frame
+               buffer to the SSD1306 over I2C instead
     wire       the request's and the response's frames at the paced rate
     issuer     Issuer.handle, measured around the call at the bridge
     other      what is left: the board's 5 ms poll of the keypad and the link, the
@@ -86,13 +90,17 @@ class _TimedIssuer:
             self.last_s = time.perf_counter() - t0
 
 
-def _compute_lines(em, since):
-    """{'request': [µs...], 'answer': [µs...]} from the board's log after line `since`."""
-    out = {}
+def _phases(em, since):
+    """{'request': (board µs, panel µs), 'answer': (...)} from the board's log after line
+    `since`: each "compute" line with the "panel_us" line just before it, which is the
+    screen that phase drew (Processing, the result)."""
+    out, panel = {}, 0
     for line in em.stderr_lines[since:]:
         parts = line.split()
-        if len(parts) == 6 and parts[0] == "compute":
-            out[parts[1]] = [int(x) for x in parts[2:]]
+        if len(parts) == 2 and parts[0] == "panel_us":
+            panel = int(parts[1])
+        elif len(parts) == 3 and parts[0] == "compute":
+            out[parts[1]] = (int(parts[2]) - panel, panel)
     return out
 
 
@@ -114,7 +122,7 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
         load_demo(ledger)
         ledger.close()
         issuer = _TimedIssuer(Issuer.open(db))
-        em = Emulator(firmware_dir, baud=baud)
+        em = Emulator(firmware_dir, baud=baud, timed=True)
         stop = threading.Event()
         port = link = None
         try:
@@ -139,27 +147,28 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
                 for _ in range(per_kind):
                     start = len(em.screens)
                     after, result_text, req_type = drive(em, start)
-                    log_from = len(em.stderr_lines)
+                    log_from = max(0, len(em.stderr_lines) - 2)
                     t_key = time.time()
                     em.pin_pad_sends(b"E")
                     shown = em.wait_for_screen(result_text, timeout=30, after=after)
                     deadline = time.monotonic() + 5
-                    while "answer" not in _compute_lines(em, log_from):
+                    while "answer" not in _phases(em, log_from):
                         if time.monotonic() > deadline:
                             raise RuntimeError("the board reported no compute times")
                         time.sleep(0.001)
-                    c = _compute_lines(em, log_from)
+                    c = _phases(em, log_from)
                     req, ans = c["request"], c["answer"]
                     wire = (frames[req_type] + frames[req_type + 1]) * byte_ms
                     issuer_ms = issuer.last_s * 1000
                     total = (shown.at - t_key) * 1000
-                    board = (req[1] + req[3] + ans[1]) / 1000       # build, send, check
-                    flash = (req[2] + ans[2]) / 1000                 # journal writes
-                    screens = (req[0] + ans[3]) / 1000               # Processing, result
+                    board_req, board_ans = req[0] / 1000, ans[0] / 1000
+                    # the result screen's panel time is after the screen reached the PC
+                    panel = req[1] / 1000
                     samples.append({
-                        "total": total, "board": board, "flash": flash, "screens": screens,
+                        "total": total, "board": board_req + board_ans,
+                        "request": board_req, "answer": board_ans, "panel": panel,
                         "wire": wire, "issuer": issuer_ms,
-                        "other": total - board - flash - screens - wire - issuer_ms,
+                        "other": total - board_req - board_ans - panel - wire - issuer_ms,
                         "limit": wire + issuer_ms, "ratio": total / (wire + issuer_ms),
                         "request_frame": frames[req_type],
                         "response_frame": frames[req_type + 1]})
@@ -182,24 +191,25 @@ def pct(values, q):
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-COLUMNS = (("total", "key to screen"), ("board", "board compute"), ("flash", "flash writes"),
-           ("screens", "screens drawn"), ("wire", "wire"), ("issuer", "issuer"),
-           ("other", "other"), ("limit", "physical limit"))
+COLUMNS = (("total", "key to screen"), ("board", "board"), ("request", "of which request"),
+           ("answer", "of which answer"), ("wire", "wire"), ("issuer", "issuer"),
+           ("panel", "emulator's panel"), ("other", "other"), ("limit", "physical limit"))
 
 
 def markdown(results: dict, baud: int = BAUD) -> list:
     lines = [
         f"Time at the terminal: from the last key (PIN Enter) to the result on the screen, "
         f"on the emulated board with its link paced at {baud} baud, 8N1 "
-        "(`benchmarks/terminal_time.py`). *Board compute* is what the firmware reports of "
-        "its own work (request: DUKPT, PIN block, MAC, CBOR, framing and writing; answer: "
-        "MAC and binding checks, result lines), *flash writes* the purchase journal, "
-        "*screens* the Processing and result screens drawn, *wire* the request and "
-        "response frames at the line's rate, *issuer* `Issuer.handle` at the bridge, "
-        "*other* the rest (the board's 5 ms poll, the bridge's frame handling, the PC's "
+        "(`benchmarks/terminal_time.py`). *Board* is the firmware's own time as it "
+        "reports it: the *request* (Processing screen drawn, DUKPT, PIN block, MAC, CBOR, "
+        "the journal on flash for a purchase, framing and writing) and the *answer* (MAC "
+        "and binding checks, result lines, journal, result screen drawn). *Wire* is the "
+        "request and response frames at the line's rate, *issuer* `Issuer.handle` at the "
+        "bridge, *emulator's panel* the collection and pipe write the emulator makes per "
+        "screen (the board sends its frame buffer over I2C instead), *other* the rest "
+        "(the board's 5 ms poll of keypad and link, the bridge's frame handling, the PC's "
         "pipes and threads). The *physical limit* is the wire time plus the issuer's "
-        "time; the ratio is the terminal's time over it. Median (p50) and tail over "
-        "each run, ms:",
+        "time; the ratio is the terminal's time over it. Percentiles over each run, ms:",
         "",
         "| transaction | n | | " + " | ".join(label for _, label in COLUMNS) +
         " | ratio to the limit |",
@@ -226,10 +236,9 @@ def markdown(results: dict, baud: int = BAUD) -> list:
             share = {c: statistics.mean(s[c] for s in samples) for c, _ in COLUMNS}
             parts.append(f"{kind}: of a mean {share['total']:.1f} ms, the wire "
                          f"{share['wire'] / share['total']:.0%}, the issuer "
-                         f"{share['issuer'] / share['total']:.0%}, the board's compute "
-                         f"{share['board'] / share['total']:.0%}, flash "
-                         f"{share['flash'] / share['total']:.0%}, screens "
-                         f"{share['screens'] / share['total']:.0%}, other "
+                         f"{share['issuer'] / share['total']:.0%}, the board "
+                         f"{share['board'] / share['total']:.0%}, the emulator's panel "
+                         f"{share['panel'] / share['total']:.0%}, other "
                          f"{share['other'] / share['total']:.0%}")
         lines += ["Shares of the mean: " + "; ".join(parts) + ". The board's figures are "
                   "the MicroPython unix port on this PC; the ESP32 at 240 MHz runs the same "

@@ -193,7 +193,6 @@ class Transaction:
         self.entry = None
         _unload("digit_entry")
         term.display.show(self._title(), "", "Processing...", "", "Please wait")
-        t1 = time.ticks_us()
         try:
             built = self._build_request(pin)
         finally:
@@ -201,11 +200,9 @@ class Transaction:
             _unload("financial", "terminal_keys", "dukpt", "pinblock", "cmac")
         if built is None:
             return
-        t2 = time.ticks_us()
         if self.amount is not None:
             # on flash before it leaves: from here on a power cut reverses it at boot
             self._journal("begin", self.trace, self.ksn, self.amount, settings.CURRENCY)
-        t3 = time.ticks_us()
         if not term.link.send(self.mtype, built):
             if self.amount is not None:
                 self._journal("end", self.trace)   # it never left
@@ -215,7 +212,7 @@ class Transaction:
         built = None
         term.link.poll()   # framed and written now, as the step's end would
         self.deadline = time.ticks_add(term.clock(), settings.ANSWER_TIMEOUT_MS)
-        _compute(term, "request", t0, t1, t2, t3, time.ticks_us())
+        _spent(term, "request", t0)
 
     def _build_request(self, pin):
         """The request's body, its identity kept on self; None (and the reason shown)
@@ -276,7 +273,6 @@ class Transaction:
         lines = result.lines(f, self.amount_text, self.card_pan_masked)
         result = None
         _unload("result", "screens")
-        t1 = time.ticks_us()
         if self.amount is not None:
             # on flash before the screen: an approval is never reversed once it may
             # have been seen, and one the power took is shown again at boot
@@ -286,9 +282,8 @@ class Transaction:
             else:
                 self._journal("end", self.trace)
         f = None
-        t2 = time.ticks_us()
         self._show(_SHOWN, _RESULT_SHOW_MS, *lines)
-        _compute(self.term, "answer", t0, t0, t1, t2, time.ticks_us())
+        _spent(self.term, "answer", t0)
 
     def _reverse(self, reason, line1, line2):
         """The purchase's fate is unknown: a reversal, on flash before the screen, which
@@ -350,14 +345,12 @@ class Transaction:
         self._show(_SHOWN, _MESSAGE_SHOW_MS, "POS TERMINAL", "", line1)
 
 
-def _compute(term, phase, t0, t1, t2, t3, t4):
-    # the board's own times of a phase, for make bench (compute_log.py); only the
-    # emulator has a log stream, so the board never loads the code that formats them
-    if term.fault_log is not None:
-        import compute_log
-        compute_log.write(term.fault_log, phase, t0, t1, t2, t3, t4)
-        compute_log = None
-        sys.modules.pop("compute_log", None)
+def _spent(term, phase, t0):
+    # the board's own time on a phase (request: built, journaled, framed and written;
+    # answer: checked, journaled, shown), for make bench; only the emulator has a log
+    log = term.fault_log
+    if log is not None:
+        log.write("compute %s %d\n" % (phase, time.ticks_diff(time.ticks_us(), t0)))
 
 
 def _right(text):

@@ -3,12 +3,13 @@
 the emulator passes instead of the ESP32's UARTs and I2C:
 
     micropython -m unix_main --link FD --display FD --card FD --pinpad FD --state DIR
-                             [--names 1]
+                             [--names 1] [--timed 1]
 
 --link is the master side of a pseudo-terminal, raw and non-blocking (reads return
 None when empty, like UART(timeout=0)); --display is the write end of a pipe; --card
 and --pinpad are non-blocking read ends of pipes; --state is the board's flash;
---names 1 prints the count of interned names after each screen (pipe_panel.py)."""
+--names 1 prints the count of interned names after each screen, --timed 1 the panel's
+time on it (pipe_panel.py)."""
 import sys
 
 import settings
@@ -32,7 +33,8 @@ def parse_args(argv):
 def main():
     opts = parse_args(sys.argv[1:])
     link = open(int(opts["link"]), "r+b")
-    panel = PipePanel(open(int(opts["display"]), "wb"), names=opts.get("names") == "1")
+    panel = PipePanel(open(int(opts["display"]), "wb"), names=opts.get("names") == "1",
+                      timed=opts.get("timed") == "1")
     card = open(int(opts["card"]), "rb") if "card" in opts else None
     pinpad = open(int(opts["pinpad"]), "rb") if "pinpad" in opts else None
     store = Store(opts["state"]) if "state" in opts else None

@@ -58,7 +58,7 @@ class Emulator:
                  terminal_id: Optional[str] = None,
                  on_screen: Optional[Callable[[Screen], None]] = None,
                  state_dir: Optional[Path] = None, baud: Optional[int] = None,
-                 count_names: bool = False):
+                 count_names: bool = False, timed: bool = False):
         self.firmware_dir = Path(firmware_dir)
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
@@ -80,6 +80,9 @@ class Emulator:
         # with count_names: the firmware's count of interned names after each screen,
         # in the order of self.screens (MicroPython never frees an interned name)
         self.count_names = count_names
+        # with timed: the board reports its compute times and its panel's on the log
+        # (firmware/transaction.py _spent, firmware/pipe_panel.py), for make bench
+        self.timed = timed
         self.name_counts: list[int] = []
 
     # -- lifecycle --
@@ -121,6 +124,8 @@ class Emulator:
             cmd += ["--terminal-id", self.terminal_id]
         if self.count_names:
             cmd += ["--names", "1"]
+        if self.timed:
+            cmd += ["--timed", "1"]
         # run from the compiled tree with a relative path: each module's __file__ is
         # interned for good, and a short one is what the board has ("/app.mpy")
         env = dict(os.environ, MICROPYPATH=f".{os.pathsep}.frozen")

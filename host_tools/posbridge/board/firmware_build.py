@@ -1,8 +1,7 @@
 """Precompile the firmware to .mpy with mpy-cross, so the board does not compile at boot.
 
 main.py stays source: MicroPython looks for main.py itself at boot. The emulator's
-own entry, panel and compute log (unix_main.py, pipe_panel.py, compute_log.py) are not
-part of the board's image."""
+own entry and panel (unix_main.py, pipe_panel.py) are not part of the board's image."""
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from .tools import beside_python
 
-UNIX_ONLY = {"unix_main.py", "pipe_panel.py", "compute_log.py"}
+UNIX_ONLY = {"unix_main.py", "pipe_panel.py"}
 KEEP_SOURCE = {"main.py"}
 
 
