@@ -36,7 +36,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# 1,000 purchases through the fault-injecting link (SOAK_PURCHASES=n for another count):
+# 1,000 purchases through the fault-injecting link (SOAK_PURCHASES=n for another count),
+# and 300 mixed transactions with power cuts and bridge restarts (SOAK_MIXED=n):
 # prints the outcomes and the double and lost charges, which must be none
 soak: $(STAMP)
 	$(PY) -m pytest -q -s -m soak -p no:cacheprovider tests/e2e/test_soak.py
