@@ -4,7 +4,9 @@ Boot handshake (HELLO -> HELLO_REPLY with the time, UTC), liveness (STATUS_REQUE
 STATUS both ways), and the financial requests, passed to the issuer whole
 (`issuer.handle(type, body)`), its answer sent back as the type the issuer's ROUTES
 table gives: balance (0x10 -> 0x11), purchase (0x12 -> 0x13), reversal (0x14 -> 0x15).
-Bodies are built and read by field name through the schema (link/protocol.py). Errors
+The issuer is the in-process Issuer or an ISO 8583 host behind upstream.Upstream, which
+raises the same errors. Bodies are built and read by field name through the schema
+(link/protocol.py). Errors
 travel as data: a message the bridge cannot handle gets an ERROR back, never silence."""
 import logging
 import queue
@@ -13,7 +15,8 @@ import time
 from typing import Callable, Optional
 
 from . import __version__
-from .issuer.errors import IssuerRequestError, IssuerSecurityError, IssuerUnavailable
+from .issuer.errors import (IssuerInternalError, IssuerRequestError, IssuerSecurityError,
+                            IssuerUnavailable)
 from .issuer.messages import ROUTES
 from .link import protocol as p
 from .link.host_link import HostLink, LinkClosed, LinkError
@@ -158,6 +161,9 @@ class Bridge:
             refuse(p.ERR_SECURITY, "request refused: security")
         except IssuerUnavailable:
             refuse(p.ERR_ISSUER_UNAVAILABLE, "issuer unavailable")
+        except IssuerInternalError as exc:
+            log.error("issuer failed: %s", exc)
+            refuse(p.ERR_INTERNAL, "issuer failed")
         except Exception:  # the board must get an answer whatever broke here
             log.exception("issuer failed")
             refuse(p.ERR_INTERNAL, "issuer failed")

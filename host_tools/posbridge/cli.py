@@ -1,6 +1,8 @@
 """posbridge: the PC side of the POS terminal.
 
-    posbridge serve --port PORT       bridge a board on a serial port
+    posbridge serve --port PORT [--port PORT2 ...] [--upstream iso8583://HOST:PORT]
+                                      bridge boards on serial ports, to the in-process
+                                      issuer or to an ISO 8583 host
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
     posbridge firmware build          precompile the firmware to .mpy
     posbridge firmware deploy         copy it (and a terminal's records) to a board
@@ -52,39 +54,93 @@ def _open_issuer(db, keys=None):
 
 
 @main.command()
-@click.option("--port", required=True, help="Serial device, pseudo-terminal or pyserial URL.")
+@click.option("--port", "ports", required=True, multiple=True,
+              help="Serial device, pseudo-terminal or pyserial URL of a board; repeat "
+                   "for more boards, each with its own terminal id.")
 @click.option("--baud", default=115200, show_default=True)
 @click.option("--status-interval", default=30.0, show_default=True,
               help="Seconds between liveness checks of the board (0: never).")
+@click.option("--upstream", default=None,
+              help="iso8583://HOST:PORT: the issuer is an ISO 8583 host there "
+                   "(posbridge issuer serve); without it, the issuer runs in this process "
+                   "on --issuer-db.")
+@click.option("--upstream-timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0.1, 14.0),
+              help="Seconds to wait for the ISO 8583 host's answer; then the board gets "
+                   "ERROR 5 (it reverses a purchase). Under the board's 15 s, so that "
+                   "the board hears why.")
+@click.option("--echo-interval", default=30.0, show_default=True,
+              type=click.FloatRange(0.1, None),
+              help="Seconds of silence from the ISO 8583 host before an echo test.")
 @click.option("--issuer-db", type=click.Path(dir_okay=False), default="var/issuer.sqlite",
               envvar="POSBRIDGE_ISSUER_DB", show_default=True,
               help="The issuer simulator's database (posbridge issuer init makes one).")
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
               help="The issuer's key store (default: beside the database, var/issuer.keys).")
-def serve(port, baud, status_interval, issuer_db, issuer_keys):
-    """Bridge a board on PORT."""
-    try:
-        serial_port = open_port(port, baud)
-    except PortError as exc:
-        raise click.ClickException(str(exc))
-    try:
-        issuer = _open_issuer(issuer_db, issuer_keys)
-    except click.ClickException:
-        serial_port.close()
-        raise
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    link = HostLink(serial_port, frame_log=log_frame).start()
-    log.info("bridge on %s at %d baud; Ctrl-C stops", port, baud)
-    try:
-        Bridge(link, issuer=issuer).serve(stop, status_interval or None)
-    except LinkClosed as exc:
-        raise click.ClickException(f"lost the board: {exc}")
-    finally:
-        link.close()
-        serial_port.close()
+def serve(ports, baud, status_interval, upstream, upstream_timeout, echo_interval,
+          issuer_db, issuer_keys):
+    """Bridge the boards on the --port(s) to the issuer."""
+    stack = contextlib.ExitStack()
+    with stack:
+        links = []
+        for port in ports:
+            try:
+                serial_port = open_port(port, baud)
+            except PortError as exc:
+                raise click.ClickException(str(exc))
+            stack.callback(serial_port.close)
+            link = HostLink(serial_port, frame_log=log_frame).start()
+            stack.callback(link.close)
+            links.append((port, link))
+        issuer = _bridge_issuer(stack, upstream, upstream_timeout, echo_interval,
+                                issuer_db, issuer_keys)
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        log.info("bridge on %s at %d baud; Ctrl-C stops", ", ".join(ports), baud)
+        lost = _serve_boards(links, issuer, stop, status_interval or None)
+        if lost and len(ports) == 1:
+            raise click.ClickException(f"lost the board: {lost[0]}")
     log.info("bridge stopped")
+
+
+def _bridge_issuer(stack, upstream, timeout, echo_interval, issuer_db, issuer_keys):
+    """The issuer the bridges hand requests to: the ISO 8583 host at `upstream`, or
+    the in-process issuer on `issuer_db`."""
+    if upstream is None:
+        issuer = _open_issuer(issuer_db, issuer_keys)
+        stack.callback(issuer.close)
+        return issuer
+    from .upstream import Upstream, parse_url
+    try:
+        host, port = parse_url(upstream)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--upstream")
+    client = Upstream(host, port, timeout=timeout, echo_interval=echo_interval).start()
+    stack.callback(client.close)
+    return client
+
+
+def _serve_boards(links, issuer, stop, status_interval):
+    """A Bridge for each board's link, each on its own thread, until `stop` or until
+    every board is lost; the reasons boards were lost."""
+    lost = []
+
+    def run(port, link):
+        try:
+            Bridge(link, issuer=issuer).serve(stop, status_interval)
+        except LinkClosed as exc:
+            log.error("lost the board on %s: %s", port, exc)
+            lost.append(exc)
+    threads = [threading.Thread(target=run, args=pl, daemon=True) for pl in links]
+    for thread in threads:
+        thread.start()
+    while not stop.is_set() and any(t.is_alive() for t in threads):
+        stop.wait(0.2)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=2)
+    return lost
 
 
 @main.command()

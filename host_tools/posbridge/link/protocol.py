@@ -79,6 +79,8 @@ _CARD_REQUEST = {   # balance-request, and the first keys of purchase-request
     5: ("pin_block", "PIN block", "bstr", (16, 16), REQUIRED, SIGNED),
     6: ("ksn", "KSN", "bstr", _KSN, REQUIRED, SIGNED),
     7: ("mac", "MAC", "bstr", _MAC, REQUIRED, MAC),
+    18: ("entry_mode", "entry mode", "uint", (1, 99), OPTIONAL, SIGNED),
+    19: ("icc", "ICC data", "bstr", (1, 255), OPTIONAL, SIGNED),
 }
 _CARD_RESPONSE = {  # balance-response and purchase-response
     1: ("terminal_id", "terminal id", "tstr", (1, 16), REQUIRED, SIGNED),
@@ -93,6 +95,7 @@ _CARD_RESPONSE = {  # balance-response and purchase-response
     10: ("pin_tries_left", "PIN tries left", "uint", None, OPTIONAL, SIGNED),
     15: ("mac", "MAC", "bstr", _MAC, REQUIRED, MAC),
     17: ("request_digest", "request digest", "bstr", _DIGEST, REQUIRED, SIGNED),
+    18: ("arpc", "ARPC", "bstr", (4, 8), OPTIONAL, SIGNED),
 }
 
 SCHEMA = {

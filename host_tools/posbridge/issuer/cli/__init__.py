@@ -8,6 +8,7 @@
     dispatch [--gateway builtin|smpp ...]  send what the outbox holds, once       (dispatch.py)
     policy show|check                      the bank's alert policy                (policy.py)
     terminal add|list                      the terminal registry                  (terminals.py)
+    serve --listen HOST:PORT [--db PATH]   the issuer as an ISO 8583 host over TCP (serve.py)
 
 `--db PATH` (or POSBRIDGE_ISSUER_DB) picks the database, var/issuer.sqlite by default;
 `--keys PATH` (or POSBRIDGE_ISSUER_KEYS) its key store, by default beside it
@@ -24,7 +25,7 @@ import click
 
 from ..errors import LedgerError
 from ..ledger import DEFAULT_PATH
-from . import account, alerts, cards, common, dispatch, listings, policy, terminals
+from . import account, alerts, cards, common, dispatch, listings, policy, serve, terminals
 
 
 class IssuerGroup(click.Group):
@@ -63,5 +64,5 @@ def issuer(ctx, db, keys, policy_file):
 
 for _command in (cards.init, cards.card, listings.ledger_command, listings.journal_command,
                  listings.outbox_command, alerts.alerts, account.account, account.remind,
-                 dispatch.dispatch, policy.policy_group, terminals.terminal):
+                 dispatch.dispatch, policy.policy_group, terminals.terminal, serve.serve):
     issuer.add_command(_command)
