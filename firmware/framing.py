@@ -12,7 +12,7 @@ Payload: at most MAX_PAYLOAD bytes; anything longer is dropped before it is deco
 """
 from binascii import crc32
 
-MAX_PAYLOAD = 256
+MAX_PAYLOAD = 512
 CRC_SIZE = 4
 # COBS adds one byte per 254 bytes of data, plus one.
 MAX_ENCODED = MAX_PAYLOAD + CRC_SIZE + (MAX_PAYLOAD + CRC_SIZE) // 254 + 1

@@ -4,7 +4,7 @@ and baud rates of the board are in wiring.py."""
 FIRMWARE_VERSION = "0.1.0"
 TERMINAL_ID = "T0000001"  # overwritten per board by provisioning
 
-# Link timing: a 256-byte frame takes ~23 ms at 115200 baud; the bridge acknowledges
+# Link timing: a 519-byte frame (the largest) takes ~45 ms at 115200 baud; the bridge acknowledges
 # from its reader thread, so 300 ms covers a busy PC. Six tries, then the message fails.
 LINK_TIMEOUT_MS = 300
 LINK_RETRIES = 5

@@ -2,7 +2,7 @@
 (firmware/framing.py, its own COBS), byte for byte and in both directions.
 
 docs/protocol.md, "Framing": 0x00 | COBS(payload | CRC-32 big-endian) | 0x00, payload
-at most 256 bytes, at most 262 bytes between delimiters, bad frames counted and dropped.
+at most 512 bytes, at most 519 bytes between delimiters, bad frames counted and dropped.
 """
 import binascii
 import importlib.util
@@ -103,7 +103,7 @@ def test_size_limits_are_equal_on_both_sides(name):
 
 
 def test_size_limits_are_the_documented_ones():
-    assert (host.MAX_PAYLOAD, host.CRC_SIZE, host.MAX_ENCODED) == (256, 4, 262)
+    assert (host.MAX_PAYLOAD, host.CRC_SIZE, host.MAX_ENCODED) == (512, 4, 519)
 
 
 # (payload, whole frame on the wire); the CRC-32 check value of "123456789" is 0xCBF43926
@@ -122,9 +122,9 @@ def test_known_frames_are_encoded_the_same_by_both_sides(payload, wire):
 
 
 @pytest.mark.parametrize("side", [host, board], ids=["host", "board"])
-def test_payload_over_256_bytes_is_refused_by_the_encoder(side):
-    with pytest.raises(side.FrameError, match="257 bytes exceeds 256"):
-        side.encode_frame(bytes(257))
+def test_payload_over_512_bytes_is_refused_by_the_encoder(side):
+    with pytest.raises(side.FrameError, match="513 bytes exceeds 512"):
+        side.encode_frame(bytes(513))
 
 
 # ---- both directions, byte for byte ---------------------------------------------
@@ -205,10 +205,10 @@ NOISE = [
     ("too-short-for-a-crc", b"\x00\x01\x01\x00", {"framing": 1}),
     ("flipped-bit", bytes(FLIPPED), {"crc": 1}),
     ("truncated-frame", host.encode_frame(b"A" * 20)[:8], {"framing": 1}),
-    ("oversize-junk", b"\x00" + b"\x01" * 300, {"oversize": 1}),
-    ("oversize-junk-at-stream-start", b"\x01" * 300, {"oversize": 1}),
-    ("263-byte-junk", b"\x00" + b"\x01" * 263, {"oversize": 1}),
-    ("262-byte-junk-is-decoded-not-dropped", b"\x00" + b"\x01" * 262, {"crc": 1}),
+    ("oversize-junk", b"\x00" + b"\x01" * 600, {"oversize": 1}),
+    ("oversize-junk-at-stream-start", b"\x01" * 600, {"oversize": 1}),
+    ("520-byte-junk", b"\x00" + b"\x01" * 520, {"oversize": 1}),
+    ("519-byte-junk-is-decoded-not-dropped", b"\x00" + b"\x01" * 519, {"crc": 1}),
 ]
 
 
@@ -247,7 +247,7 @@ def test_splitter_gives_the_same_result_one_byte_at_a_time(noise, expected):
 def test_largest_legal_frame_is_delivered_and_one_byte_more_is_dropped():
     payload = payload_with(range(1000), host.MAX_PAYLOAD, crc_has_no_zero)
     frame = host.encode_frame(payload)
-    assert len(frame) - 2 == host.MAX_ENCODED  # 262 bytes between the delimiters
+    assert len(frame) - 2 == host.MAX_ENCODED  # 519 bytes between the delimiters
     too_long = frame[:-1] + b"\x01" + b"\x00"  # one extra non-zero byte before the end
     for split in (host_split, board_split):
         assert split([frame]) == ([payload], no_errors())
@@ -270,8 +270,8 @@ def test_host_decode_frame_names_what_is_wrong():
         host.decode_frame(b"\x01\x01")
     with pytest.raises(host.FrameError, match="bad COBS"):
         host.decode_frame(b"\x09\x41")
-    with pytest.raises(host.FrameError, match="exceeds 262"):
-        host.decode_frame(b"\x01" * 263)
+    with pytest.raises(host.FrameError, match="exceeds 519"):
+        host.decode_frame(b"\x01" * 520)
 
 
 # ---- properties over streams -----------------------------------------------------

@@ -149,6 +149,12 @@ BOARD_KEYS = {
     "_K_RSP_MAC": (RESPONSES, "mac"),
     "_K_RSP_OUTCOME": (("reversal-response",), "outcome"),
     "_K_RSP_REQUEST": (RESPONSES, "request_digest"),
+    "K_ENTRY_MODE": (CARD_REQUESTS, "entry_mode"),
+    "K_ICC": (CARD_REQUESTS, "icc"),
+    "K_ARPC": (CARD_RESPONSES, "arpc"),
+    "_K_REQ_ENTRY_MODE": (CARD_REQUESTS, "entry_mode"),
+    "_K_REQ_ICC": (CARD_REQUESTS, "icc"),
+    "_K_RSP_ARPC": (CARD_RESPONSES, "arpc"),
 }
 
 _BOARD_KEY = re.compile(r"^(_?K_[A-Z0-9_]+)\s*=\s*(?:const\(\s*)?(\d+)\s*\)?", re.M)

@@ -6,10 +6,11 @@ A card row holds its PAN encrypted, the keyed hash it is found by and its last 4
 its PIN as a reference made by the key store (an IBM 3624 offset): `ledger.keys` does
 every one of these, and the clear PAN and PIN exist only in memory.
 
-The cards table has its own owner because three flows change a card row: issuing
+The cards table has its own owner because four flows change a card row: issuing
 (`posbridge issuer card add`, the demo set), PIN verification (service.py counts the
-tries) and account changes (account_events.py freezes and unfreezes); here the status
-and tries are checked in one place. Reading a card with its balances and holder is
+tries), a chip card's cryptogram (its ATC only moves forward) and account changes
+(account_events.py freezes and unfreezes); here the status, tries and ATC are checked
+in one place. Reading a card with its balances and holder is
 Ledger.card_by_pan and its kin.
 
 Check errors are ValueError with a message for a person, a refused write LedgerError;
@@ -92,6 +93,18 @@ def set_pin_tries(ledger, card_id: int, tries_left: int):
     if not 0 <= tries_left <= MAX_PIN_TRIES:
         raise LedgerError(f"PIN tries: 0 to {MAX_PIN_TRIES}, not {tries_left}")
     ledger.execute("UPDATE cards SET pin_tries_left = ? WHERE id = ?", (tries_left, card_id))
+
+
+def advance_atc(ledger, card_id: int, atc: int) -> bool:
+    """Record `atc`, the application transaction counter of a cryptogram the issuer
+    verified, if it is above every one accepted from the card before; False (nothing
+    written) for an ATC that does not move forward: a replayed or stale cryptogram.
+    One statement, so that two requests with the same ATC cannot both pass."""
+    if not 0 <= atc <= 0xFFFF:
+        raise LedgerError(f"ATC: 0 to 65535, not {atc}")
+    return ledger.execute(
+        "UPDATE cards SET last_atc = ? WHERE id = ? AND (last_atc IS NULL OR last_atc < ?)",
+        (atc, card_id, atc)).rowcount == 1
 
 
 def set_pin_reference(ledger, card_id: int, reference: str):

@@ -7,12 +7,17 @@ INVALID_CARD = "14"
 INSUFFICIENT_FUNDS = "51"      # purchases
 EXPIRED_CARD = "54"
 INCORRECT_PIN = "55"
+FORMAT_ERROR = "30"            # contactless: ICC data malformed, incomplete or not this
+                               # request's, or entry mode and ICC data that disagree
 EXCEEDS_LIMIT = "61"           # purchases: over the card's or account's single-purchase limit
 RESTRICTED_CARD = "62"
 SECURITY_VIOLATION = "63"      # the request's MAC is wrong (its key set is known)
 TIME_OUT_OF_WINDOW = "68"      # balance inquiries and purchases: the request's time is
                                # too old, or too far ahead, by the issuer's clock
 PIN_TRIES_EXCEEDED = "75"
+CRYPTOGRAM_FAILURE = "82"      # contactless: the card's ARQC is wrong or its ATC did not
+                               # move forward (the code Visa uses for a negative online
+                               # cryptogram check)
 ISSUER_UNAVAILABLE = "91"      # never MAC'd by the issuer: see errors.py
 DUPLICATE = "94"
 SYSTEM_MALFUNCTION = "96"
@@ -21,6 +26,7 @@ RESPONSE_CODES = {
     APPROVED: "approved",
     INVALID_AMOUNT: "invalid amount",
     INVALID_CARD: "invalid card number",
+    FORMAT_ERROR: "format error (ICC data)",
     INSUFFICIENT_FUNDS: "insufficient funds",
     EXPIRED_CARD: "expired card",
     INCORRECT_PIN: "incorrect PIN",
@@ -29,6 +35,7 @@ RESPONSE_CODES = {
     SECURITY_VIOLATION: "security violation (request MAC)",
     TIME_OUT_OF_WINDOW: "request time out of window",
     PIN_TRIES_EXCEEDED: "PIN tries exceeded",
+    CRYPTOGRAM_FAILURE: "cryptogram check failed (ARQC or ATC)",
     ISSUER_UNAVAILABLE: "issuer unavailable",
     DUPLICATE: "duplicate transmission",
     SYSTEM_MALFUNCTION: "system malfunction",
@@ -86,7 +93,7 @@ REVERSAL_REASONS = {
 # constants); security alerts are neither: they go out whatever was chosen
 ALERT_KINDS = ("purchase", "balance_inquiry", "wrong_pin", "large_amount",
                "account_change", "repayment_reminder")
-SECURITY_KINDS = ("pin_tries_exceeded", "frozen_card")
+SECURITY_KINDS = ("pin_tries_exceeded", "frozen_card", "cryptogram_failure")
 # a purchase cancelled and credited back: the bank can switch it off, the cardholder
 # does not choose it; it follows the purchase's own alert (notify.py)
 REVERSAL_KIND = "reversal"

@@ -9,11 +9,18 @@ key back to the caller, as a hardware security module would (GUIDE, Keys at rest
     keys.verify_pin(ksn, pin_block, pan, reference) # PinCheck; PinBlockError, DukptError
     keys.pin_reference(pin, pan)                    # issuing a card
     keys.encrypt_pan(pan), keys.decrypt_pan(blob), keys.pan_lookup(pan)
+    keys.create_issuer_master_keys(bin)             # a card range's EMV keys
+    keys.icc_master_keys(pan, psn)                  # personalising a chip card
+    keys.verify_arqc(pan, icc), keys.arpc(pan, icc, response_code)
 
 What the file holds:
 - BDKs by BDK id (8 hex digits, the KSN's first 4 bytes): AES-128 DUKPT base
   derivation keys (ANSI X9.24-3-2017);
 - PIN verification keys (PVK) by index: three-key TDES, for IBM 3624 PIN offsets;
+- issuer master keys by card range (the PAN's first 6 to 8 digits): for each, the
+  double-length DES keys of EMV for application cryptograms (AC), secure messaging
+  integrity (SMI) and confidentiality (SMC); a card's ICC master keys are derived from
+  them (cryptogram.py, EMV option A);
 - the data key, 32 random bytes. HKDF-SHA256 derives one key from it per use (PAN
   encryption, PAN lookup, sealing the PIN hashes of older databases), so that no key
   does two jobs.
@@ -47,7 +54,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.utils import CryptographyDeprecationWarning
 
-from . import dukpt, pins
+from . import cryptogram, dukpt, pins
 from .errors import LedgerError
 
 # psec computes the offset with cryptography's TripleDES, which newer releases announce
@@ -82,6 +89,10 @@ class UnknownKeySet(KeyStoreError):
     """No BDK for a KSN's BDK id."""
 
 
+class UnknownCardRange(KeyStoreError):
+    """No issuer master keys for a PAN's card range."""
+
+
 class PinReferenceError(KeyStoreError):
     """The PIN reference on file is of no known form."""
 
@@ -103,6 +114,16 @@ def _hkdf(key: bytes, purpose: bytes) -> bytes:
                 info=b"posbridge issuer " + purpose).derive(key)
 
 
+_IMK_USES = ("ac", "smi", "smc")
+
+
+def _check_range(card_range: str) -> str:
+    card_range = str(card_range)
+    if not (card_range.isascii() and card_range.isdigit() and 6 <= len(card_range) <= 8):
+        raise KeyStoreError("card range: the PAN's first 6 to 8 digits expected")
+    return card_range
+
+
 def _check_bdk_id(bdk_id: str) -> str:
     bdk_id = bdk_id.upper()
     if len(bdk_id) != 8 or any(c not in "0123456789ABCDEF" for c in bdk_id):
@@ -121,13 +142,17 @@ class KeyStore:
                           for i, v in record["bdks"].items()}
             self._pvks = {str(i): bytes.fromhex(v) for i, v in record["pvks"].items()}
             self._pvk_index = str(record["pvk_index"])
+            # stores made before contactless cards have none
+            self._imks = {_check_range(r): tuple(bytes.fromhex(v[use]) for use in _IMK_USES)
+                          for r, v in record.get("imks", {}).items()}
             data_key = bytes.fromhex(record["data_key"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise KeyStoreError(f"key store {self.path} is damaged "
                                 f"({type(exc).__name__})") from None
         if (len(data_key) != 32 or self._pvk_index not in self._pvks
                 or any(len(k) != 16 for k, _ in self._bdks.values())
-                or any(len(k) != 24 for k in self._pvks.values())):
+                or any(len(k) != 24 for k in self._pvks.values())
+                or any(len(k) != 16 for keys in self._imks.values() for k in keys)):
             raise KeyStoreError(f"key store {self.path} is damaged (a key of the wrong size)")
         self._data_key = data_key
         self._pan_key = AESGCM(_hkdf(data_key, b"PAN encryption"))
@@ -135,7 +160,8 @@ class KeyStore:
         self._seal_key = AESGCM(_hkdf(data_key, b"legacy PIN hash sealing"))
 
     def __repr__(self):            # never a key, even in a traceback
-        return f"KeyStore({str(self.path)!r}, key sets {sorted(self._bdks)})"
+        return (f"KeyStore({str(self.path)!r}, key sets {sorted(self._bdks)}, "
+                f"card ranges {sorted(self._imks)})")
 
     # ---- the file ------------------------------------------------------------------
 
@@ -178,6 +204,8 @@ class KeyStore:
                            for i, (k, label) in sorted(self._bdks.items())},
                   "pvks": {i: k.hex().upper() for i, k in sorted(self._pvks.items())},
                   "pvk_index": self._pvk_index,
+                  "imks": {r: {use: k.hex().upper() for use, k in zip(_IMK_USES, keys)}
+                           for r, keys in sorted(self._imks.items())},
                   "data_key": self._data_key.hex().upper()}
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -313,3 +341,47 @@ class KeyStore:
         """The keyed hash a card is found by (hex): HMAC-SHA256 under the lookup key,
         so that the database alone cannot test candidate PANs against it."""
         return hmac.new(self._lookup_key, pan.encode("ascii"), hashlib.sha256).hexdigest()
+
+    # ---- chip cards (EMV) -------------------------------------------------------------
+
+    def create_issuer_master_keys(self, card_range: str):
+        """New random issuer master keys (AC, SMI, SMC) for the cards whose PAN starts
+        with `card_range`; a range that has them keeps them (its cards carry keys
+        derived from them)."""
+        card_range = _check_range(card_range)
+        if card_range in self._imks:
+            return
+        self._imks[card_range] = tuple(psec.des.adjust_key_parity(secrets.token_bytes(16))
+                                       for _ in _IMK_USES)
+        self._save()
+
+    def card_ranges(self) -> "list[str]":
+        return sorted(self._imks)
+
+    def _imks_of(self, pan: str) -> tuple:
+        # the longest range the PAN falls in
+        for length in (8, 7, 6):
+            keys = self._imks.get(pan[:length])
+            if keys is not None:
+                return keys
+        raise UnknownCardRange(f"no issuer master keys for card range {pan[:6]}")
+
+    def icc_master_keys(self, pan: str, psn: str = "00") -> tuple:
+        """(AC, SMI, SMC) ICC master keys of the card `pan` with PAN sequence number
+        `psn`, for personalising it: the keys that leave the store, for the chip they
+        belong to (as initial_key does for a terminal). UnknownCardRange."""
+        from pyemv import kd
+        return tuple(kd.derive_icc_mk_a(imk, pan, psn) for imk in self._imks_of(pan))
+
+    def _cvn(self, pan: str, icc: "cryptogram.IccData"):
+        return icc.cvn_class(*self._imks_of(pan), pan=pan)
+
+    def verify_arqc(self, pan: str, icc: "cryptogram.IccData") -> bool:
+        """Whether the ARQC in `icc` is the one card `pan` computes over it.
+        UnknownCardRange when the issuer holds no keys for the card's range."""
+        expected = cryptogram.arqc_of(self._cvn(pan, icc), icc)
+        return hmac.compare_digest(expected, icc.arqc)
+
+    def arpc(self, pan: str, icc: "cryptogram.IccData", response_code: str) -> bytes:
+        """The ARPC answering the ARQC in `icc` with `response_code`."""
+        return cryptogram.arpc_of(self._cvn(pan, icc), icc, response_code)

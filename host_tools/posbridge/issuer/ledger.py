@@ -67,7 +67,7 @@ DEFAULT_PATH = Path("var") / "issuer.sqlite"
 # databases of versions 1 to 3 were made by development builds and are refused when
 # opened (`posbridge issuer init --force` makes a new one). Each later version has its
 # step in MIGRATIONS, which brings a database of the version before up to it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 OLDEST_MIGRATED = 4
 DB_MODE = 0o600
 
@@ -91,6 +91,15 @@ CARDS_TABLE = """CREATE TABLE cards (
         cardholder_id INTEGER NOT NULL REFERENCES cardholders(id),
         purchase_limit INTEGER CHECK (purchase_limit IS NULL OR purchase_limit > 0)
     )"""
+
+# 6 -> 7: the highest application transaction counter (ATC) of a chip card's cryptogram
+# the issuer has accepted (cards.advance_atc): a cryptogram whose ATC is not above it
+# is a replay. Plain SQL that every backend runs as it is; a new database gets it the
+# same way, after the version-6 table, so that the two can never differ.
+CARD_ATC_STEP = [
+    "ALTER TABLE cards ADD COLUMN last_atc INTEGER "
+    "CHECK (last_atc IS NULL OR (last_atc >= 0 AND last_atc <= 65535))",
+]
 
 _TRANSACTIONS = """CREATE TABLE transactions (
         id INTEGER PRIMARY KEY,
@@ -184,6 +193,7 @@ SCHEMA = [
         PRIMARY KEY (cardholder_id, kind)
     )""",
     CARDS_TABLE,
+    *CARD_ATC_STEP,
     _TRANSACTIONS,
     *_JOURNAL_INDEXES,
     """CREATE TABLE ledger_entries (
@@ -421,6 +431,11 @@ class Ledger:
         card_rows.copy_version_5_cards(self)
         self._conn.execute("DROP TABLE cards_v5")
 
+    def _to_version_7(self):
+        """Chip cards: the cards table gains the highest ATC accepted, none yet."""
+        for statement in CARD_ATC_STEP:
+            self._conn.execute(statement)
+
     def close(self):
         self._conn.close()
 
@@ -657,7 +672,8 @@ class Ledger:
 
 
 # version of the file -> the step that brings it to the next version
-MIGRATIONS = dict(enumerate([Ledger._to_version_5, Ledger._to_version_6],
+MIGRATIONS = dict(enumerate([Ledger._to_version_5, Ledger._to_version_6,
+                            Ledger._to_version_7],
                            start=OLDEST_MIGRATED))
 
 

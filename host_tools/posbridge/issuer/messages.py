@@ -37,6 +37,7 @@ class _Request:
     digest: bytes          # SHA-256 of the request's bytes: every response names it
 
     kind = ""              # the journal's kind
+    optional = ()          # its fields that may be absent: None then
     name = ""              # the request's rule in the schema, and its name in errors
     response = ""          # the rule of its answer
 
@@ -51,6 +52,8 @@ class _Request:
             raise IssuerRequestError(str(exc)) from None
         values.update(values.pop("card", {}))
         values["trace_number"] = values.pop("trace")
+        for name in cls.optional:
+            values.setdefault(name, None)
         return cls(signed=protocol.mac_input(cls.name, fields),
                    digest=hashlib.sha256(bytes(body)).digest(), **values)
 
@@ -70,9 +73,12 @@ class BalanceRequest(_Request):
     pan: str
     expiry: str
     service_code: str
-    pin_block: bytes
+    pin_block: "bytes | None"        # absent: a contactless request below the CVM limit
+    entry_mode: "int | None"         # ISO 8583 field 22 positions 1-2; None: magnetic stripe
+    icc: "bytes | None"              # ICC data (cryptogram.py); never logged nor stored
 
     kind = BALANCE_INQUIRY
+    optional = ("pin_block", "entry_mode", "icc")
     name = "balance-request"
     response = "balance-response"
 
@@ -130,14 +136,15 @@ def _macd(rule: str, fields: dict, keys, ksn: bytes) -> bytes:
 
 def balance_response(request, keys, code: str, notification: dict, *,
                      approval_code=None, available=None, ledger=None, currency=None,
-                     tries_left=None) -> bytes:
+                     tries_left=None, arpc=None) -> bytes:
     """The answer to a balance-request or a purchase-request (the same fields), MAC'd
-    under its KSN."""
+    under its KSN; `arpc` with a chip card's verified cryptogram."""
     fields = protocol.build(
         request.response, terminal_id=request.terminal_id, trace=request.trace_number,
         response_code=code, notification=notification, ksn=request.ksn,
         approval_code=approval_code, available=available, ledger=ledger,
-        currency=currency, pin_tries_left=tries_left, request_digest=request.digest)
+        currency=currency, pin_tries_left=tries_left, request_digest=request.digest,
+        arpc=arpc)
     return _macd(request.response, fields, keys, request.ksn)
 
 

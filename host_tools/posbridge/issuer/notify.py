@@ -65,7 +65,7 @@ from .quiet_hours import local_datetime
 from .templates import language_of
 # the message text of each kind, next to the kinds (templates.py writes them)
 from .templates import (account_change_text, balance_inquiry_text,  # noqa: F401
-                        frozen_card_text, large_amount_text, pin_tries_exceeded_text,
+                        cryptogram_failure_text, frozen_card_text, large_amount_text, pin_tries_exceeded_text,
                         purchase_text, repayment_reminder_text, reversal_text,
                         wrong_pin_text)
 
@@ -77,10 +77,11 @@ LARGE_AMOUNT = "large_amount"
 ACCOUNT_CHANGE = "account_change"
 REPAYMENT_REMINDER = "repayment_reminder"
 FROZEN_CARD = "frozen_card"               # a frozen or stopped card used at a terminal
+CRYPTOGRAM_FAILURE = "cryptogram_failure"  # a tap whose ARQC or ATC the issuer refused
 REVERSAL = codes.REVERSAL_KIND            # a purchase cancelled and credited back
 
 CHOOSABLE_KINDS = codes.ALERT_KINDS       # the six above that are not security alerts
-SECURITY_KINDS = codes.SECURITY_KINDS     # PIN_TRIES_EXCEEDED, FROZEN_CARD
+SECURITY_KINDS = codes.SECURITY_KINDS     # PIN_TRIES_EXCEEDED, FROZEN_CARD, CRYPTOGRAM_FAILURE
 
 
 @dataclass(frozen=True)

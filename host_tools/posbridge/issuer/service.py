@@ -30,6 +30,16 @@ Balance inquiry and purchase:
   card not on file          -> 14
   card frozen or blocked    -> 62, with a security alert (kind frozen_card)
   expiry passed (on file or on the card) at the issuer's time -> 54
+  a tapped card (entry mode 7 and ICC data, cryptogram.py; docs/protocol.md,
+  "Contactless"):
+    entry mode and ICC data disagree, ICC data malformed or incomplete, not an ARQC,
+    or its type, amount or currency not the request's -> 30
+    no issuer master keys for the card's range          -> 96
+    ARQC wrong, or ATC not above the card's last (a replay) -> 82, with a security
+        alert (kind cryptogram_failure); the ATC is kept only from a verified ARQC
+    verified: every answer from here on carries the ARPC (key 18) over its code
+  no PIN block: a contactless purchase at or below the contactless CVM limit goes on
+      to the amount rules with no PIN check; anything else -> 55, no try spent
   no PIN tries left         -> 75
   PIN block undecipherable  -> 96 (tries unchanged)
   (the key store checks the PIN block against the card's IBM 3624 offset; a card
@@ -78,7 +88,7 @@ import threading
 import time
 
 from . import dukpt
-from . import alerts, cards, codes, keystore, notify, outbox, terminals
+from . import alerts, cards, codes, cryptogram, keystore, notify, outbox, terminals
 from .cards import MAX_PIN_TRIES, is_expired
 from .dispatcher import Dispatcher
 from .errors import IssuerRequestError, IssuerSecurityError, IssuerUnavailable
@@ -101,6 +111,9 @@ _LABELS = {BALANCE_INQUIRY: "balance inquiry", PURCHASE: "purchase", REVERSAL: "
 # sum after it was made.
 MAX_REQUEST_AGE_S = 300
 MAX_REQUEST_AHEAD_S = 60
+# The issuer's contactless CVM limit (minor units): a tapped purchase up to it may come
+# without a PIN. The terminal's own limit (firmware settings) is at most this one.
+CONTACTLESS_CVM_LIMIT = 100_000       # CNY 1,000.00
 # reversal reasons (docs/protocol.md, REVERSAL_REQUEST) that say an approval did not
 # reach the terminal as the issuer sent it: it failed the board's checks, or an ERROR
 # came in its place
@@ -111,7 +124,8 @@ class _Outcome:
     """What the rules decided for one request, before it is written down."""
 
     def __init__(self, code, decision=notify.NOTHING, card=None, tries_left=None,
-                 text=None, debit=0, available=None, ledger=None, reversed_by=None):
+                 text=None, debit=0, available=None, ledger=None, reversed_by=None,
+                 icc=None):
         self.code = code
         self.decision = decision
         self.card = card
@@ -122,6 +136,7 @@ class _Outcome:
         self.ledger = ledger
         self.reversed_by = reversed_by  # the reversal that came before this purchase
         self.terminal = None            # the registry's entry of the request's terminal
+        self.icc = icc                  # a verified chip cryptogram: the answer has an ARPC
 
 
 class _Reply:
@@ -142,7 +157,8 @@ def _label(request, number=None):
 class Issuer:
     def __init__(self, ledger: Ledger, policy: Policy = None, faults: Faults = None, *,
                  clock=time.time, sleep=time.sleep, gateways=None,
-                 max_age_s: int = MAX_REQUEST_AGE_S, max_ahead_s: int = MAX_REQUEST_AHEAD_S):
+                 max_age_s: int = MAX_REQUEST_AGE_S, max_ahead_s: int = MAX_REQUEST_AHEAD_S,
+                 contactless_cvm_limit: int = CONTACTLESS_CVM_LIMIT):
         self.ledger = ledger
         # every key operation (MACs, PIN check) goes through it; no key is held here
         self.keys = ledger.keys
@@ -150,6 +166,7 @@ class Issuer:
         self.faults = faults or Faults()
         self.max_age_s = max_age_s
         self.max_ahead_s = max_ahead_s
+        self.contactless_cvm_limit = contactless_cvm_limit
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -343,6 +360,73 @@ class Issuer:
         if (is_expired(card.expiry, now, offset)
                 or is_expired(request.expiry, now, offset)):
             return _Outcome(codes.EXPIRED_CARD, card=card)
+        icc = None
+        if request.entry_mode == cryptogram.ENTRY_MODE_CONTACTLESS or request.icc is not None:
+            refused, icc = self._chip(request, card, now, when)
+            if refused is not None:
+                return refused
+        outcome = self._cardholder(request, keys, card, now, when, terminal, icc)
+        outcome.icc = icc
+        return outcome
+
+    def _chip(self, request, card, now, when):
+        """(None, the ICC data) once the card's cryptogram is verified and its ATC
+        recorded; (the refusal, None) otherwise. Nothing of the ICC data is logged."""
+        def refuse(why):
+            log.warning("%s card %s: %s: 30", _label(request), card.masked, why)
+            return _Outcome(codes.FORMAT_ERROR, card=card), None
+        if request.entry_mode != cryptogram.ENTRY_MODE_CONTACTLESS:
+            return refuse(f"ICC data with entry mode {request.entry_mode or 90}")
+        if request.icc is None:
+            return refuse("entry mode contactless without ICC data")
+        try:
+            icc = cryptogram.IccData.parse(request.icc)
+        except cryptogram.IccDataError as exc:
+            return refuse(str(exc))
+        wanted = (cryptogram.TYPE_PURCHASE if request.kind == PURCHASE
+                  else cryptogram.TYPE_BALANCE_INQUIRY)
+        if not icc.is_arqc:
+            return refuse("the card's cryptogram is not an ARQC (9F27)")
+        if icc.transaction_type != wanted:
+            return refuse(f"transaction type (9C) {icc.transaction_type:02X}, not {wanted:02X}")
+        if request.kind == PURCHASE and (icc.amount, icc.currency) != (request.amount,
+                                                                         request.currency):
+            return refuse("the amount or currency the card signed (9F02, 5F2A) is not "
+                          "the request's")
+        try:
+            verified = self.keys.verify_arqc(card.pan, icc)
+        except keystore.UnknownCardRange as exc:
+            log.error("%s card %s: %s: 96", _label(request), card.masked, exc)
+            return _Outcome(codes.SYSTEM_MALFUNCTION, card=card), None
+        if not verified:
+            why = "ARQC wrong"
+        elif not cards.advance_atc(self.ledger, card.id, icc.atc):
+            why = f"ATC {icc.atc} not above the card's last: a replayed cryptogram"
+        else:
+            log.info("%s card %s: %s ARQC verified, ATC %d", _label(request), card.masked,
+                     icc.cvn, icc.atc)
+            return None, icc
+        log.warning("security: %s card %s: %s (%s): 82", _label(request), card.masked,
+                    why, icc.cvn)
+        terminal_id = request.terminal_id
+        return _Outcome(codes.CRYPTOGRAM_FAILURE,
+                        self._decide_alert(notify.CRYPTOGRAM_FAILURE, card, now), card,
+                        text=lambda lang, kind: notify.cryptogram_failure_text(
+                            lang, last4=card.last4, when=when, terminal_id=terminal_id,
+                            policy=self.policy)), None
+
+    def _cardholder(self, request, keys, card, now, when, terminal, icc) -> _Outcome:
+        """The cardholder verification (the PIN, or none for a contactless purchase up
+        to the CVM limit), then the request's own rules."""
+        terminal_id = request.terminal_id
+        if request.pin_block is None:
+            if (icc is not None and request.kind == PURCHASE
+                    and request.amount <= self.contactless_cvm_limit):
+                return self._purchase(request, card, now, when, terminal)
+            log.warning("%s card %s: no PIN block (%s): 55, no try spent", _label(request),
+                        card.masked, "above the contactless CVM limit" if icc is not None
+                        and request.kind == PURCHASE else "a PIN is required")
+            return _Outcome(codes.INCORRECT_PIN, card=card)
         if card.pin_tries_left <= 0:
             return _Outcome(codes.PIN_TRIES_EXCEEDED, card=card, tries_left=0)
         try:
@@ -416,6 +500,9 @@ class Issuer:
         if approved and outcome.available is None:          # a balance inquiry
             outcome.available, outcome.ledger = card.available, card.ledger
         extra = {"ksn": request.ksn, "approval_code": approval_code}
+        # the card checks the issuer's answer by it (cryptogram.py)
+        arpc = (self.keys.arpc(card.pan, outcome.icc, outcome.code)
+                if outcome.icc is not None else None)
         if request.kind == PURCHASE:
             # the registry's merchant, never the request's (terminals.py)
             extra.update(amount=request.amount, currency=request.currency,
@@ -445,7 +532,7 @@ class Issuer:
                 request, keys, outcome.code, decision.as_cbor_map(),
                 approval_code=approval_code, available=outcome.available,
                 ledger=outcome.ledger, currency=card.currency if approved else None,
-                tries_left=outcome.tries_left)
+                tries_left=outcome.tries_left, arpc=arpc)
         response = respond(decision)
         self.ledger.set_response(transaction_id, response)
         if alert:

@@ -31,6 +31,7 @@ TEMPLATE_FIELDS = {
     "wrong_pin": {"last4", "time", "terminal", "tries_left"},
     "pin_tries_exceeded": {"last4", "time", "terminal"},
     "frozen_card": {"last4", "time", "terminal"},
+    "cryptogram_failure": {"last4", "time", "terminal"},
     "limit_raised": {"last4", "time", "old_limit", "new_limit"},
     "limit_lowered": {"last4", "time", "old_limit", "new_limit"},
     "card_frozen": {"last4", "time"},
@@ -146,6 +147,11 @@ def pin_tries_exceeded_text(lang, *, last4, when, terminal_id, policy=None) -> s
 
 def frozen_card_text(lang, *, last4, when, terminal_id, policy=None) -> str:
     return render(policy, "frozen_card", lang, last4=last4, time=when, terminal=terminal_id)
+
+
+def cryptogram_failure_text(lang, *, last4, when, terminal_id, policy=None) -> str:
+    return render(policy, "cryptogram_failure", lang, last4=last4, time=when,
+                  terminal=terminal_id)
 
 
 def account_change_text(lang, *, change, last4, when, currency=None, old_limit=None,

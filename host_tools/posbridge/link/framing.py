@@ -4,7 +4,7 @@ import binascii
 
 from cobs import cobs
 
-MAX_PAYLOAD = 256
+MAX_PAYLOAD = 512
 CRC_SIZE = 4
 MAX_ENCODED = MAX_PAYLOAD + CRC_SIZE + (MAX_PAYLOAD + CRC_SIZE) // 254 + 1
 

@@ -76,7 +76,9 @@ _CARD_REQUEST = {   # balance-request, and the first keys of purchase-request
     2: ("trace", "trace number", "uint", _TRACE, REQUIRED, SIGNED),
     3: ("time", "time", "uint", _TIME, REQUIRED, SIGNED),
     4: ("card", "card", "map", "card", REQUIRED, SIGNED),
-    5: ("pin_block", "PIN block", "bstr", (16, 16), REQUIRED, SIGNED),
+    # absent only for a contactless request at or below the issuer's contactless CVM
+    # limit: the issuer refuses it otherwise (docs/protocol.md, "Contactless")
+    5: ("pin_block", "PIN block", "bstr", (16, 16), OPTIONAL, SIGNED),
     6: ("ksn", "KSN", "bstr", _KSN, REQUIRED, SIGNED),
     7: ("mac", "MAC", "bstr", _MAC, REQUIRED, MAC),
     18: ("entry_mode", "entry mode", "uint", (1, 99), OPTIONAL, SIGNED),
@@ -364,7 +366,9 @@ def _hidden(value) -> str:
 
 
 # how a field a person may read is shown: never a full PAN (PCI DSS 3.4: first six and last four digits at most)
-REDACT = {"pan": mask_pan, "card": _card, "pin_block": _hidden}
+# and never the ICC data, whose tags the terminal chooses and may include the PAN (5A)
+# or the track 2 equivalent (57)
+REDACT = {"pan": mask_pan, "card": _card, "pin_block": _hidden, "icc": _hidden}
 
 
 def encode_body(fields: dict) -> bytes:

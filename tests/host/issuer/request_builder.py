@@ -68,15 +68,24 @@ def _signed(fields, mac_key):
 
 
 def build_purchase_request(terminal_id, trace, now, card, pin, amount, currency,
-                           merchant_id, merchant_name, initial_key, ksn):
-    """(body, HostPending) of a purchase-request (docs/protocol.cddl)."""
+                           merchant_id, merchant_name, initial_key, ksn, entry_mode=None,
+                           icc=None):
+    """(body, HostPending) of a purchase-request (docs/protocol.cddl); `pin` None for
+    none, amount None for a balance-request built on the host (a tapped card's)."""
     pin_key, mac_gen, mac_ver = _keys(initial_key, ksn)
     fields = {
         1: terminal_id, 2: trace, 3: now,
         4: {1: card.pan, 2: card.expiry, 3: card.service_code},
-        5: psec.pinblock.encipher_pinblock_iso_4(pin_key, pin, card.pan),
-        6: ksn, 8: amount, 9: currency, 10: merchant_id, 11: merchant_name,
+        6: ksn,
     }
+    if amount is not None:
+        fields.update({8: amount, 9: currency, 10: merchant_id, 11: merchant_name})
+    if pin is not None:
+        fields[5] = psec.pinblock.encipher_pinblock_iso_4(pin_key, pin, card.pan)
+    if entry_mode is not None:
+        fields[18] = entry_mode
+    if icc is not None:
+        fields[19] = icc
     body = _signed(fields, mac_gen)
     return body, HostPending("purchase", terminal_id, trace, ksn, mac_ver, amount, currency,
                              digest=hashlib.sha256(body).digest())
@@ -155,14 +164,16 @@ class TerminalRequestBuilder:
 
     def purchase(self, pan, amount, currency=CNY, pin="1234", expiry="3012",
                  service_code="201", *, merchant_id=MERCHANT_ID,
-                 merchant_name=MERCHANT_NAME, trace=None, now=None):
-        """(body, HostPending) of a purchase with the next counter and trace."""
+                 merchant_name=MERCHANT_NAME, trace=None, now=None, entry_mode=None,
+                 icc=None):
+        """(body, HostPending) of a purchase with the next counter and trace; amount
+        None: a balance request built here (for a tapped card's ICC data)."""
         trace, ksn = self._next(trace)
         now = self.now if now is None else now
         card = SimpleNamespace(pan=pan, expiry=expiry, service_code=service_code)
         return build_purchase_request(self.terminal_id, trace, now, card, pin, amount,
                                       currency, merchant_id, merchant_name,
-                                      self.keys.initial_key, ksn)
+                                      self.keys.initial_key, ksn, entry_mode, icc)
 
     def reversal(self, original, reason=1, *, trace=None, now=None, amount=None,
                  currency=None):

@@ -185,7 +185,7 @@ def _tables(ledger):
 
 def test_a_new_database_has_the_whole_schema(tmp_path):
     ledger = Ledger.create(tmp_path / "new.sqlite")
-    assert ledger.schema_version() == SCHEMA_VERSION == 6
+    assert ledger.schema_version() == SCHEMA_VERSION == 7
     assert {"ledger_entries", "account_events", "alert_channels", "outbox", "terminals",
             "terminal_keys"} <= _tables(ledger)
     assert "key_sets" not in _tables(ledger)
@@ -194,6 +194,7 @@ def test_a_new_database_has_the_whole_schema(tmp_path):
     assert {"ksn", "merchant_name", "reversed_by"} <= _columns(ledger, "transactions")
     assert {"message_id", "language", "attempts"} <= _columns(ledger, "outbox")
     assert {"purchase_limit", "due_date"} <= _columns(ledger, "accounts")
+    assert {"pan_lookup", "last_atc"} <= _columns(ledger, "cards")
     ledger.close()
 
 

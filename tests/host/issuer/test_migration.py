@@ -174,7 +174,7 @@ def test_the_journal_is_kept_and_the_registry_made_empty(v4_path):
     conn.close()
     ledger = Ledger.open(v4_path)
     try:
-        assert ledger.schema_version() == SCHEMA_VERSION == 6
+        assert ledger.schema_version() == SCHEMA_VERSION == 7
         assert [[tuple(r) for r in ledger.execute(f"SELECT * FROM {t} ORDER BY id")]
                 for t in JOURNALED] == before
         assert ledger.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -224,3 +224,23 @@ def test_a_migrated_database_serves_registered_terminals_only(v4_path, terminal)
         issuer.close()
     listing = CliRunner().invoke(issuer_group, ["--db", str(v4_path), "terminal", "list"])
     assert "T0000001" in listing.output and "counter 4" in listing.output
+
+
+# ---- chip cards' ATC (6 -> 7) ------------------------------------------------------------
+
+def test_version_6_gains_the_cards_atc_and_keeps_every_card(db_path):
+    ledger = Ledger.open(db_path)
+    before = [(c.id, c.pan, c.available, c.pin_tries_left) for c in ledger.cards()]
+    with ledger.transaction():
+        ledger.execute("ALTER TABLE cards DROP COLUMN last_atc")
+        ledger.execute("UPDATE schema_version SET version = 6")
+    ledger.close()
+    ledger = Ledger.open(db_path)
+    try:
+        assert ledger.schema_version() == SCHEMA_VERSION == 7
+        assert [(c.id, c.pan, c.available, c.pin_tries_left) for c in ledger.cards()] == before
+        assert {r[0] for r in ledger.execute("SELECT last_atc FROM cards")} == {None}
+        with pytest.raises(sqlite3.IntegrityError):
+            ledger.execute("UPDATE cards SET last_atc = 65536")
+    finally:
+        ledger.close()

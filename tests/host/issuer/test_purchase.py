@@ -338,7 +338,9 @@ MALFORMED = [
     ("empty merchant name", lambda f: {**f, 11: ""}, r"field 11 \(merchant name\) is out of range"),
     ("long merchant name", lambda f: {**f, 11: "N" * 23}, r"field 11 \(merchant name\) is out of range"),
     ("reversal key", lambda f: {**f, 12: 1}, "unknown field 12"),
-    ("no PIN block", lambda f: {k: v for k, v in f.items() if k != 5}, r"field 5 \(PIN block\) is missing"),
+    ("entry mode 0", lambda f: {**f, 18: 0}, r"field 18 \(entry mode\) is out of range"),
+    ("empty ICC data", lambda f: {**f, 19: b""}, r"field 19 \(ICC data\) is out of range"),
+    ("ICC data not bytes", lambda f: {**f, 19: "9F2608"}, r"field 19 \(ICC data\) is not bytes"),
     ("short PAN", lambda f: {**f, 4: {**f[4], 1: "12345"}}, r"card PAN\) is out of range"),
 ]
 
