@@ -79,11 +79,9 @@ def main(argv):
         "",
         "| property | inputs run | run (s) | result |",
         "|---|---:|---:|---|",
-    ] + [f"| {name} | {props.CALLS.get(label, 0)} | {secs:.0f} | {verdict} |"
-         for (name, secs, verdict), label in zip(hypo, _labels(props, hypo))] + [
+    ] + [f"| {name} | {props.CALLS.get(name, 0)} | {secs:.0f} | {verdict} |"
+         for name, secs, verdict in hypo] + [
         "",
-        "The contactless reader's TLV parser and PN532 frame decoder, and the host's "
-        "ISO 8583 parser, join these targets when the project has them.",
         "",
     ]
     text = "\n".join(lines)
@@ -93,17 +91,6 @@ def main(argv):
         return 1
     report.write_section("fuzz", text)
     return 0
-
-
-def _labels(props, hypo):
-    """The CALLS label each property counts under, by the order the tests were run."""
-    by_test = {"test_a_frame_decodes_to_a_payload_or_a_frame_error": "host framing: decode_frame",
-               "test_the_frame_splitter_takes_any_stream": "host framing: FrameSplitter",
-               "test_cbor_decodes_to_a_value_or_a_profile_error": "host CBOR profile: decode",
-               "test_a_message_parses_to_its_fields_or_a_schema_error":
-                   "host messages: protocol.parse",
-               "test_the_bridge_answers_any_message_without_failing": "bridge: handle"}
-    return [by_test.get(name, name) for name, _, _ in hypo]
 
 
 if __name__ == "__main__":

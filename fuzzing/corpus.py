@@ -154,6 +154,105 @@ def card_crafted(rng) -> bytes:
     ])
 
 
+def _tlv(tag: int, value: bytes) -> bytes:
+    """BER-TLV (EMV Book 3 Annex B): the tag's bytes, a length of 1 to 3 bytes, value."""
+    t = tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big")
+    n = len(value)
+    length = bytes([n]) if n < 0x80 else (b"\x81" + bytes([n]) if n < 0x100
+                                         else b"\x82" + n.to_bytes(2, "big"))
+    return t + length + value
+
+
+def tlv_seed(rng) -> bytes:
+    """Card answers shaped as EMV's: an FCI (6F > 84, A5 > 50, BF0C > 61 > 4F, 87), a
+    record (70 > 5A, 57, 5F24), a GENERATE AC answer (77 > 9F27, 9F36, 9F26, 9F10)."""
+    rb = rng.randbytes
+    kind = rng.randrange(3)
+    if kind == 0:
+        apps = b"".join(_tlv(0x61, _tlv(0x4F, rb(7)) + _tlv(0x87, bytes([rng.randrange(1, 16)])))
+                        for _ in range(rng.randrange(1, 4)))
+        return _tlv(0x6F, _tlv(0x84, b"2PAY.SYS.DDF01") +
+                    _tlv(0xA5, _tlv(0x50, b"VISA CREDIT") + _tlv(0xBF0C, apps)))
+    if kind == 1:
+        return _tlv(0x70, _tlv(0x5A, rb(8)) + _tlv(0x57, rb(rng.randrange(10, 20))) +
+                    _tlv(0x5F24, rb(3)) + b"\x00" * rng.randrange(2))
+    return _tlv(0x77, _tlv(0x9F27, b"\x80") + _tlv(0x9F36, rb(2)) + _tlv(0x9F26, rb(8)) +
+                _tlv(0x9F10, rb(rng.randrange(7, 33))) + _tlv(0x9F4B, rb(rng.randrange(130))))
+
+
+def tlv_crafted(rng) -> bytes:
+    return rng.choice([
+        b"\x70\x82\xff\xff" + rng.randbytes(10),       # a length past the end
+        b"\x6f\x02" * rng.randrange(4, 40) + b"\x5a\x00",  # templates past MAX_DEPTH
+        b"\x9f" + b"\xff" * rng.randrange(1, 8) + b"\x01\x00",   # a tag that never ends
+        b"\x5a\x80\x01",                                # indefinite length
+        b"\x00" * rng.randrange(1, 200),
+    ])
+
+
+def _pn532_frame(data: bytes, tfi: int = 0xD5) -> bytes:
+    """A PN532 information frame (NXP UM0701-02 6.2.1.1, extended 6.2.1.3 when the TFI
+    and data are over 255 bytes): preamble, start code, length and its checksum, TFI,
+    data, data checksum, postamble."""
+    body = bytes([tfi]) + data
+    n = len(body)
+    dcs = (-sum(body)) & 0xFF
+    if n <= 255:
+        head = bytes([n, (-n) & 0xFF])
+    else:
+        head = b"\xff\xff" + n.to_bytes(2, "big") + bytes([(-(n >> 8) - n) & 0xFF])
+    return b"\x00\x00\xff" + head + body + bytes([dcs, 0])
+
+
+def pn532_seed(rng) -> bytes:
+    parts = []
+    for _ in range(rng.randrange(1, 4)):
+        r = rng.random()
+        if r < 0.2:
+            parts.append(b"\x00\x00\xff\x00\xff\x00")                 # ACK
+        elif r < 0.25:
+            parts.append(b"\x00\x00\xff\xff\x00\x00")                 # NACK
+        elif r < 0.3:
+            parts.append(_pn532_frame(b"\x7f"))                         # error frame
+        else:
+            cmd = rng.choice([0x41, 0x4B, 0x03, 0x15, 0x33, 0x53])
+            size = rng.choice([0, 1, 10, 40, 200, 253, 254, 255, 262, rng.randrange(300)])
+            parts.append(_pn532_frame(bytes([cmd]) + rng.randbytes(size)))
+    return b"".join(rng.randbytes(rng.randrange(3)) + p for p in parts)
+
+
+def pn532_crafted(rng) -> bytes:
+    return rng.choice([
+        b"\x00\x00\xff\xff\xff\x7f\xff\x82" + rng.randbytes(40),   # extended, too long
+        b"\x00\xff" * rng.randrange(1, 200),
+        b"\x00\x00\xff\x05\xfa\xd4\x01\x02\x03",                     # host-to-chip TFI
+        b"\x00\x00\xff\x01\x00",                                        # bad length checksum
+        b"\x00\x00\xff\xff\xff\x00\x00\x00",                           # extended length 0
+    ])
+
+
+def iso8583_seed(rng) -> bytes:
+    """An ISO 8583 request or response as the bridge and the issuer host exchange them
+    (link/iso8583_map.py over a valid body; a body the mapping refuses is drawn again)."""
+    from posbridge.link import iso8583_map, iso8583_spec
+    from posbridge.link.iso8583_codecs import MappingError
+    for _ in range(50):
+        mtype = rng.choice([p.BALANCE_REQUEST, p.PURCHASE_REQUEST, p.REVERSAL_REQUEST])
+        body = cbor_profile.encode(valid_fields(p.RULES[mtype][0], rng))
+        try:
+            iso = iso8583_map.request_to_iso(mtype, body)
+            return iso8583_spec.pack(iso)
+        except (MappingError, iso8583_spec.Iso8583Error):
+            continue
+    return b""
+
+
+def iso8583_crafted(rng) -> bytes:
+    return rng.choice([b"\x01\x00" + b"\xff" * 16 + rng.randbytes(30),
+                       b"\x02\x00" + b"\x80" + b"\x00" * 7 + b"\x99\x99" + rng.randbytes(10),
+                       b"\x04\x00" + b"\x00" * 8])
+
+
 def mutate(rng, data: bytes, pool) -> bytes:
     out = bytearray(data)
     for _ in range(rng.choice([1, 1, 1, 2, 3, 8])):
@@ -183,7 +282,9 @@ def mutate(rng, data: bytes, pool) -> bytes:
 
 
 KINDS = {"cbor": (cbor_seed, cbor_crafted), "framing": (frame_seed, frame_crafted),
-         "card": (card_seed, card_crafted), "messages": (message_seed, message_crafted)}
+         "card": (card_seed, card_crafted), "messages": (message_seed, message_crafted),
+         "tlv": (tlv_seed, tlv_crafted), "pn532": (pn532_seed, pn532_crafted),
+         "iso8583": (iso8583_seed, iso8583_crafted)}
 
 
 def inputs(target: str, count: int, seed: int):

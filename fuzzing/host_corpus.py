@@ -70,6 +70,22 @@ def _parse(data, n):
     return True
 
 
+def _iso8583(data, n):
+    """An ISO 8583 message from the issuer host's side: its fields, then the CBOR
+    request they carry; Iso8583Error or MappingError, the documented errors."""
+    from posbridge.link import iso8583_map, iso8583_spec
+    from posbridge.link.iso8583_codecs import MappingError
+    try:
+        fields = iso8583_spec.unpack(data)
+    except iso8583_spec.Iso8583Error:
+        return False
+    try:
+        iso8583_map.iso_to_request(fields)
+    except MappingError:
+        return False
+    return True
+
+
 @dataclass
 class HostResult:
     target: str
@@ -83,7 +99,8 @@ class HostResult:
 
 TARGETS = {"host framing": ("framing", lambda d, n: _frames(d)),
            "host CBOR profile": ("cbor", lambda d, n: _cbor(d)),
-           "host messages (protocol.parse, every rule)": ("messages", _parse)}
+           "host messages (protocol.parse, every rule)": ("messages", _parse),
+           "host ISO 8583 parser (iso8583_spec.unpack, iso8583_map)": ("iso8583", _iso8583)}
 
 
 def run(name: str, count: int, seed: int) -> tuple:

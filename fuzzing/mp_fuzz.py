@@ -92,7 +92,44 @@ def card_target():
     return run
 
 
-TARGETS = {"cbor": cbor_target, "framing": framing_target, "card": card_target}
+_WANTED = (0x5A, 0x57, 0x9F26, 0x9F10, 0x9F36, 0xBF0C, 0x70, 0x77, 0x80, 0x61, 0x4F, 0x87)
+
+
+def tlv_target():
+    import tlv
+
+    def run(data):
+        try:
+            found = tlv.collect(data, 0, len(data), dict((t, None) for t in _WANTED))
+        except tlv.TLVError:
+            return False
+        for t in _WANTED:
+            v = found[t]
+            if not (v is None or isinstance(v, (bytearray, tuple))):
+                raise AssertionError("collect gave " + type(v).__name__)
+        return True
+    return run
+
+
+def pn532_target():
+    import pn532
+    dec = pn532.Decoder()
+
+    def run(data):
+        dec.reset()
+        frames = 0
+        for b in data:
+            kind = dec.feed(b)
+            if not 0 <= kind <= 5 or not 0 <= dec.n <= pn532.MAX_DATA:
+                raise AssertionError("feed gave %d with %d bytes" % (kind, dec.n))
+            if kind == pn532.FRAME:
+                frames += 1
+        return frames > 0
+    return run
+
+
+TARGETS = {"cbor": cbor_target, "framing": framing_target, "card": card_target,
+           "tlv": tlv_target, "pn532": pn532_target}
 
 
 def main():
@@ -135,6 +172,7 @@ def main():
             count += 1
             if count % 64 == 0:
                 gc.collect()
+    gc.collect()
     print("DONE target=%s inputs=%d values=%d errors=%d crashes=%d max_us=%d slowest=%d "
           "heap_free=%d hist=%s" % (name, count, values, errors, crashes, max_us, slowest,
                                     gc.mem_free(), ",".join(str(h) for h in hist)))

@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 DRIVER = Path(__file__).with_name("mp_fuzz.py")
 REGRESSIONS = ROOT / "tests" / "fuzz_regressions"
-TARGETS = ("cbor", "framing", "card")
-# the board's modules each target reads (the TLV parser and the PN532 frame decoder
-# join these as "tlv" and "pn532" once the firmware has them)
+TARGETS = ("cbor", "framing", "card", "tlv", "pn532")
+# the board's module each target reads
 MODULES = {"cbor": "firmware/cbor.py", "framing": "firmware/framing.py",
-           "card": "firmware/card_reader.py"}
+           "card": "firmware/card_reader.py", "tlv": "firmware/tlv.py",
+           "pn532": "firmware/pn532.py, its frame decoder"}
 
 
 @dataclass
