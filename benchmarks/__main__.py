@@ -19,7 +19,7 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
-from . import issuer_auth, machine, report, terminal_time, wire_bytes
+from . import issuer_auth, machine, report, tap_to_pan, terminal_time, wire_bytes
 from .visit import balance_inquiry, purchase, reversed_purchase, smallest_heap_kib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +121,7 @@ def main():
                 for name, what, fn, names in visits]
     qstrs = qstr_count()
     authorisation = issuer_auth.markdown(issuer_auth.measure())
+    tap = tap_to_pan.markdown(tap_to_pan.measure())
     bodies = {}
     # BENCH_TRANSACTIONS: per kind of transaction (100 for make bench)
     timed = terminal_time.measure(FIRMWARE, int(os.environ.get("BENCH_TRANSACTIONS", "100")),
@@ -202,7 +203,7 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ] + wire_bytes.markdown(bodies) + authorisation
+    ] + wire_bytes.markdown(bodies) + authorisation + [""] + tap
     text = "\n".join(lines)
     print(text)
     report.write_section("bench", text)

@@ -1,4 +1,6 @@
-"""Time at the terminal: from the cardholder's last key (PIN Enter) to the result on the
+"""Time at the terminal: from the cardholder's last key (PIN Enter; for a contactless
+purchase at or below the CVM limit, the amount's Enter with the card in the field) to
+the result on the
 screen, on the emulated board with its link paced at 115200 baud, 8N1 (the real
 USB-UART's rate), split into
 
@@ -10,7 +12,10 @@ USB-UART's rate), split into
     panel      the emulator's panel (firmware/pipe_panel.py: a collection for the heap
                figure, the pipe), which the board does not have: it sends the frame
                buffer to the SSD1306 over I2C instead
-    wire       the request's and the response's frames at the paced rate
+    wire       the request's and the response's frames at the paced rate, and for a
+               contactless purchase the bytes to and from the PN532 at its 115200
+    card read  a contactless purchase's read of the card (emv.py, between the key and
+               the Processing screen), less its wire time
     issuer     Issuer.handle, measured around the call at the bridge
     other      what is left: the board's 5 ms poll of the keypad and the link, the
                bridge's frame handling, pipe and thread hand-overs on the PC
@@ -68,8 +73,38 @@ def purchase(em, start):
     return _to_pin(em, start, b"2", 100), "APPROVED", p.PURCHASE_REQUEST
 
 
-# what the cardholder does, by kind; None: the board cannot do it yet
-KINDS = {"balance inquiry": balance, "purchase": purchase, "contactless purchase": None}
+def contactless(em, start):
+    """The demo card tapped at idle, 2 Purchase, CNY 1.00 (below the CVM limit: no PIN),
+    all but the amount's Enter; the card stays in the field for the read."""
+    em.tap(PAN)
+    em.wait_for_screen("2 Purchase", timeout=30, after=start)
+    em.pin_pad_sends(b"2")
+    em.wait_for_screen("Enter amount", timeout=30, after=start)
+    em.pin_pad_sends(pin_keys("100"))
+    em.wait_for_screen("CNY 1.00", timeout=30, after=start)
+    return len(em.screens), "APPROVED", p.PURCHASE_REQUEST
+
+
+# what the cardholder does, by kind
+KINDS = {"balance inquiry": balance, "purchase": purchase, "contactless purchase": contactless}
+
+
+class _NfcBytes:
+    """Bytes between the board and the virtual PN532, both ways (its _send and
+    _pace_in see each), for the contactless read's wire time."""
+
+    def __init__(self, reader):
+        self.count = 0
+        send, pace_in = reader._send, reader._pace_in
+
+        def counted_send(data, *args, **kwargs):
+            self.count += len(data)
+            return send(data, *args, **kwargs)
+
+        def counted_in(size):
+            self.count += size
+            return pace_in(size)
+        reader._send, reader._pace_in = counted_send, counted_in
 
 
 class _TimedIssuer:
@@ -129,6 +164,8 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
             port = open_port(em.start())
             link = HostLink(port, frame_log=record).start()
             bridge = Bridge(link, issuer=issuer)
+            em.card_keys = issuer.ledger.keys     # personalises the virtual cards
+            nfc = _NfcBytes(em.reader)
 
             def serve():
                 try:
@@ -148,6 +185,7 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
                     start = len(em.screens)
                     after, result_text, req_type = drive(em, start)
                     log_from = max(0, len(em.stderr_lines) - 2)
+                    nfc.count = 0
                     t_key = time.time()
                     em.pin_pad_sends(b"E")
                     shown = em.wait_for_screen(result_text, timeout=30, after=after)
@@ -158,9 +196,14 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
                         time.sleep(0.001)
                     c = _phases(em, log_from)
                     req, ans = c["request"], c["answer"]
-                    wire = (frames[req_type] + frames[req_type + 1]) * byte_ms
+                    nfc_ms = nfc.count * byte_ms
+                    wire = (frames[req_type] + frames[req_type + 1]) * byte_ms + nfc_ms
                     issuer_ms = issuer.last_s * 1000
                     total = (shown.at - t_key) * 1000
+                    read = 0.0
+                    if drive is contactless:
+                        processing = em.wait_for_screen("Processing", timeout=5, after=after)
+                        read = max(0.0, (processing.at - t_key) * 1000 - nfc_ms)
                     board_req, board_ans = req[0] / 1000, ans[0] / 1000
                     # the result screen's panel time is after the screen reached the PC
                     panel = req[1] / 1000
@@ -168,10 +211,14 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
                         "total": total, "board": board_req + board_ans,
                         "request": board_req, "answer": board_ans, "panel": panel,
                         "wire": wire, "issuer": issuer_ms,
-                        "other": total - board_req - board_ans - panel - wire - issuer_ms,
+                        "read": read,
+                        "other": total - board_req - board_ans - panel - wire - issuer_ms
+                        - read,
                         "limit": wire + issuer_ms, "ratio": total / (wire + issuer_ms),
                         "request_frame": frames[req_type],
                         "response_frame": frames[req_type + 1]})
+                    if drive is contactless:
+                        em.reader.remove()
                     em.pin_pad_sends(b"E")
                     em.wait_for_screen("Insert card", timeout=30, after=len(em.screens) - 1)
         finally:
@@ -193,19 +240,24 @@ def pct(values, q):
 
 COLUMNS = (("total", "key to screen"), ("board", "board"), ("request", "of which request"),
            ("answer", "of which answer"), ("wire", "wire"), ("issuer", "issuer"),
+           ("read", "card read"),
            ("panel", "emulator's panel"), ("other", "other"), ("limit", "physical limit"))
 
 
 def markdown(results: dict, baud: int = BAUD) -> list:
     lines = [
-        f"Time at the terminal: from the last key (PIN Enter) to the result on the screen, "
+        f"Time at the terminal: from the last key (PIN Enter; for a contactless purchase at or "
+        f"below the CVM limit, the amount's Enter with the card in the field) to the "
+        f"result on the screen, "
         f"on the emulated board with its link paced at {baud} baud, 8N1 "
         "(`benchmarks/terminal_time.py`). *Board* is the firmware's own time as it "
         "reports it: the *request* (Processing screen drawn, DUKPT, PIN block, MAC, CBOR, "
         "the journal on flash for a purchase, framing and writing) and the *answer* (MAC "
         "and binding checks, result lines, journal, result screen drawn). *Wire* is the "
         "request and response frames at the line's rate, *issuer* `Issuer.handle` at the "
-        "bridge, *emulator's panel* the collection and pipe write the emulator makes per "
+        "bridge (for a contactless purchase *wire* has the bytes to and from the PN532 "
+        "at 115200 too, and *card read* is the card read less that wire time), "
+        "*emulator's panel* the collection and pipe write the emulator makes per "
         "screen (the board sends its frame buffer over I2C instead), *other* the rest "
         "(the board's 5 ms poll of keypad and link, the bridge's frame handling, the PC's "
         "pipes and threads). The *physical limit* is the wire time plus the issuer's "

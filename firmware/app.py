@@ -19,6 +19,9 @@ At idle the terminal runs at most one visit (self.txn): a cardholder's
                            not end this one).
     on_link_failed(mtype)  the link gave up on a message of type mtype: the visit's
                            request if the type is its own (it may have been received).
+    then                   None, or the visit that follows this one (plain values): a
+                           contactless visit hands over to its card read (emv.py) and
+                           back (transaction.py), so their code never shares the heap.
     wipe()                 the visit ends by a fault (an exception in any of the above):
                            forget every key and digit it holds. The terminal then drops
                            it; the journal, not the visit, says what becomes of a
@@ -45,7 +48,7 @@ from micropython import const
 # loaded for a visit only, and unloaded with it (see transaction.py for the phases)
 VISIT_MODULES = ("transaction", "digit_entry", "terminal_keys", "financial", "pinblock",
                  "cmac", "dukpt", "answer", "result", "screens", "journal",
-                 "reversal")
+                 "reversal", "pn532", "emv", "tlv")
 _HELLO_REPLY_WAIT_MS = const(5000)   # from sending HELLO until we retry it
 _STATUS_REPLY_WAIT_MS = const(5000)
 
@@ -61,7 +64,7 @@ class Terminal:
 
     def __init__(self, link_stream, panel, clock=time.ticks_ms,
                  terminal_id=settings.TERMINAL_ID, card_stream=None, pinpad_stream=None,
-                 store=None):
+                 store=None, nfc_stream=None):
         self.clock = clock
         self.store = store
         # a terminal record that does not parse puts the terminal out of service (no
@@ -77,6 +80,9 @@ class Terminal:
             terminal_id = record["terminal_id"]
         # the screen shows the merchant's local time, whatever the bridge PC's zone is
         self.utc_offset_min = record.get("utc_offset_min") if record else None
+        # contactless purchases above it ask for the PIN (terminal.json, provisioning)
+        limit = record.get("cvm_limit") if record else None
+        self.cvm_limit = limit if type(limit) is int and limit >= 0 else settings.CVM_LIMIT
         self.terminal_id = terminal_id
         import journal   # the reversal figures start as the journal's owner sets them
         journal.boot(self)
@@ -87,6 +93,8 @@ class Terminal:
         self.card_reader = None
         self.keys = None
         self.card_stream = card_stream
+        self.nfc = None                 # the contactless reader's driver, at idle only
+        self.nfc_stream = nfc_stream
         self._card_reader_on()
         if pinpad_stream is not None:
             from keypad import KeyReader
@@ -160,9 +168,17 @@ class Terminal:
     def _cardholder(self, now):
         if self.txn is not None:
             if not self.txn.step(now):
+                then = getattr(self.txn, "then", None)
                 self.txn = None
-                self._unload_visit()
-                self._show_idle()
+                self._unload_visit(then)
+                if then is None:
+                    self._show_idle()
+                elif len(then) == 3:
+                    from emv import Read
+                    self.txn = Read(self, *then)
+                else:
+                    from transaction import Transaction
+                    self.txn = Transaction(self, then[0], 0, then[1])
             return
         if self.notice_until is not None:
             if time.ticks_diff(now, self.notice_until) < 0:
@@ -178,9 +194,21 @@ class Terminal:
             from reversal import Sender
             self.txn = Sender(self)
             return
-        if self.card_reader is None or self.out_of_service:
+        if self.out_of_service:
             return
-        got = self.card_reader.poll()
+        got = self.card_reader.poll() if self.card_reader is not None else None
+        if got is None and self.nfc is not None:
+            got = self.nfc.poll(now)
+            if type(got) is int:
+                # a card in the field: the visit reads it once it knows the amount
+                self._card_reader_off()
+                from transaction import Transaction
+                self.txn = Transaction(self, None, got)
+                return
+            if got is not None:
+                self.display.show("POS TERMINAL", "", got, "", "", "")
+                self.notice_until = time.ticks_add(now, 3000)
+                return
         if got is None:
             return
         if hasattr(got, "pan"):
@@ -200,20 +228,27 @@ class Terminal:
         if self.card_stream is not None and self.card_reader is None:
             from card_reader import CardReader
             self.card_reader = CardReader(self.card_stream, now=wallclock.now)
+        if self.nfc_stream is not None and self.nfc is None:
+            # woken and set up again at its first look: the chip may have been reset
+            from pn532 import PN532
+            self.nfc = PN532(self.nfc_stream, self.clock)
 
     def _card_reader_off(self):
-        # the reader's code and buffers make room for the visit's (64 KiB heap)
+        # the readers' code and buffers make room for the visit's (64 KiB heap)
         self.card_reader = None
+        self.nfc = None
         sys.modules.pop("card_reader", None)
+        sys.modules.pop("pn532", None)
         gc.collect()
 
-    def _unload_visit(self):
+    def _unload_visit(self, then=None):
         # the visit's code (flow, texts, DUKPT, MAC, PIN block) leaves the heap with it:
         # the idle terminal keeps only what waits for the next card
         for name in VISIT_MODULES:
             sys.modules.pop(name, None)
         gc.collect()
-        self._card_reader_on()
+        if then is None:   # no visit follows: the readers wait for the next card
+            self._card_reader_on()
 
     # -- flash --
 
@@ -378,7 +413,8 @@ class Terminal:
                               self.shown_minute + ("  online" if self.host_online
                                                    else " offline"))
             return
-        self.display.show("POS TERMINAL", "", "  Insert card", "",
+        self.display.show("POS TERMINAL", "", "  Insert card", "  or tap card" if
+                          self.nfc_stream is not None else "",
                           "Reversal pending" if self.reversals else "", "",
                           "id " + self.terminal_id,
                           self.shown_minute + ("  online" if self.host_online else " offline"))

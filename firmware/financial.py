@@ -44,7 +44,9 @@ class Pending:
 def build_request(terminal_id, now, card, pin, keys, purchase=None):
     """(body bytes, Pending) of a balance request, or of a purchase request when
     `purchase` holds its fields {8: amount, 9: currency, 10: merchant id, 11: merchant
-    name}. `pin` (bytearray of digits) is wiped by the PIN block code. `keys` is the
+    name}. `pin` (bytearray of digits) is wiped by the PIN block code; None for a
+    contactless card at or below the CVM limit (no PIN block). A card with ICC data
+    (card.icc, bytes) adds the contactless entry mode and the ICC data. `keys` is the
     transaction's identity and keys (trace, KSN, [PIN key, MAC generation, MAC
     verification]) from terminal_keys.take, already saved as used on flash, so a reset
     can never reuse them."""
@@ -52,16 +54,21 @@ def build_request(terminal_id, now, card, pin, keys, purchase=None):
     # before the next: a 64 KiB heap holds one at a time.
     trace, ksn, (pin_key, mac_gen, mac_ver) = keys[0], keys[1], keys[2]
     try:
-        import pinblock
-        block = pinblock.make_block(pin_key, pin, card.pan)
-        pinblock = _drop("pinblock")
         fields = purchase or {}
+        if pin is not None:
+            import pinblock
+            fields[_K_REQ_PIN_BLOCK] = pinblock.make_block(pin_key, pin, card.pan)
+            pinblock = _drop("pinblock")
+        icc = getattr(card, "icc", None)
+        if icc is not None:
+            # a contactless chip card: its ICC data, which the issuer checks the ARQC of
+            fields[m.K_ENTRY_MODE] = 7   # contactless chip (ISO 8583 field 22)
+            fields[m.K_ICC] = icc
         fields[_K_REQ_TERMINAL] = terminal_id
         fields[_K_REQ_TRACE] = trace
         fields[_K_REQ_TIME] = now
         fields[_K_REQ_CARD] = {_K_CARD_PAN: card.pan, _K_CARD_EXPIRY: card.expiry,
                                _K_CARD_SERVICE_CODE: card.service_code}
-        fields[_K_REQ_PIN_BLOCK] = block
         fields[_K_REQ_KSN] = ksn
         body = _signed(fields, mac_gen)
     finally:

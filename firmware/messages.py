@@ -50,6 +50,10 @@ PURCHASE_RESPONSE = 0x13
 REVERSAL_REQUEST = 0x14
 REVERSAL_RESPONSE = 0x15
 
+# balance and purchase requests of a contactless chip card (docs/protocol.md)
+K_ENTRY_MODE = 18      # ISO 8583 field 22 positions 1-2: 7 contactless chip, 90 stripe
+K_ICC = 19             # ICC data, BER-TLV (field 55)
+
 MAC_LEN = 8  # AES-CMAC truncated to 8 bytes (NIST SP 800-38B allows 64 bits)
 
 ERR_ISSUER_UNAVAILABLE = 5

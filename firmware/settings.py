@@ -17,6 +17,10 @@ POLL_MS = 5                                  # main loop pause when nothing happ
 # (terminal.json); these are the values of a record that has none.
 CURRENCY = 156             # ISO 4217 numeric of the amounts keyed: CNY, the demo accounts'
 MAX_AMOUNT = 9999999       # minor units per purchase: 99,999.99
+# Contactless purchases above this (minor units) ask for the online PIN; at or below it
+# none. The terminal's record (terminal.json, cvm_limit) sets it; this is the value of a
+# record without one: CNY 1,000.00, the issuer simulator's own limit.
+CVM_LIMIT = 100000
 MERCHANT_ID = "000000000000001"
 MERCHANT_NAME = "POS TERMINAL"
 

@@ -8,13 +8,13 @@ answers of a contactless card, read on the board (emv.py).
     value   that many bytes; zero is allowed
 
 Every length is checked against the bytes that are really left, templates nest at most
-MAX_DEPTH deep, and 0x00 bytes between objects are skipped (Annex B allows them where
+six deep, and 0x00 bytes between objects are skipped (Annex B allows them where
 an object was erased). Anything else is a TLVError: the one error this module raises,
-whatever the bytes.
+whatever the bytes (no text: each name and short string costs RAM for good).
 """
 from micropython import const
 
-MAX_DEPTH = const(6)   # 6F > A5 > BF0C > 61 > 4F is the deepest EMV asks for
+_MAX_DEPTH = const(6)   # 6F > A5 > BF0C > 61 > 4F is the deepest EMV asks for
 
 
 class TLVError(ValueError):
@@ -24,7 +24,7 @@ class TLVError(ValueError):
 def head(buf, pos, end):
     """(tag, constructed, value start, value end) of the object at buf[pos:end]."""
     if pos >= end:
-        raise TLVError("truncated")
+        raise TLVError()
     b = buf[pos]
     tag = b
     constructed = b & 0x20
@@ -33,7 +33,7 @@ def head(buf, pos, end):
         more = 0
         while True:
             if pos >= end or more == 2:
-                raise TLVError("tag")
+                raise TLVError()
             b = buf[pos]
             pos += 1
             more += 1
@@ -41,36 +41,36 @@ def head(buf, pos, end):
             if not b & 0x80:
                 break
     if pos >= end:
-        raise TLVError("truncated")
+        raise TLVError()
     n = buf[pos]
     pos += 1
     if n & 0x80:
         k = n & 0x7F
         if k == 0 or k > 2 or pos + k > end:
-            raise TLVError("length")
+            raise TLVError()
         n = buf[pos]
         if k == 2:
             n = n << 8 | buf[pos + 1]
         pos += k
     if n > end - pos:
-        raise TLVError("length")
+        raise TLVError()
     return tag, constructed, pos, pos + n
 
 
-def collect(buf, pos, end, wanted, depth=0):
-    """Walk every object of buf[pos:end], into every template, and return `wanted` (a
-    dict whose keys are tags, values None) with the first value of each tag found: a
+def collect(buf, pos, end, fields, depth=0):
+    """Walk every object of buf[pos:end], into every template, and return `fields` (a
+    dict whose keys are the tags wanted, values None) with the first value of each tag found: a
     bytearray copy for a primitive object, (start, end) in buf for a template. The
     whole of buf[pos:end] is checked, not only the objects wanted."""
-    if depth > MAX_DEPTH:
-        raise TLVError("depth")
+    if depth > _MAX_DEPTH:
+        raise TLVError()
     while pos < end:
         if buf[pos] == 0:
             pos += 1
             continue
         tag, constructed, start, pos = head(buf, pos, end)
-        if tag in wanted and wanted[tag] is None:
-            wanted[tag] = (start, pos) if constructed else bytearray(buf[start:pos])
+        if tag in fields and fields[tag] is None:
+            fields[tag] = (start, pos) if constructed else bytearray(buf[start:pos])
         if constructed:
-            collect(buf, start, pos, wanted, depth + 1)
-    return wanted
+            collect(buf, start, pos, fields, depth + 1)
+    return fields

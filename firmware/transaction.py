@@ -3,6 +3,12 @@
     menu -> [amount, for a purchase] -> PIN -> waiting for the issuer -> result
          -> (back to idle)
 
+A tapped card (contactless) is read once the amount is known, since its cryptogram
+covers it: menu -> [amount] -> the card read (emv.py, a visit of its own that this one
+hands over to through `then`, so the two never share the heap) -> a new Transaction
+with the card read -> [PIN: a balance inquiry, or a purchase above the contactless CVM
+limit] -> waiting -> result.
+
 A visit as the terminal drives it (the contract is in app.py). Cancel (X) works at
 every step before the request leaves; once it has left, the answer is awaited and
 shown, so the cardholder always learns what happened.
@@ -21,6 +27,7 @@ and not the sum (a 64 KiB heap; docs/benchmarks.md has the figures):
                 unloaded)
     journal     journal
     answer      answer, cmac, then result (screens), then journal
+    card read   (contactless) this module dropped; emv, pn532, tlv instead
 Nothing of a phase's module may outlive it (an instance of one of its classes would
 keep the whole module alive): what the visit keeps is plain values on this object.
 """
@@ -41,6 +48,7 @@ _AMOUNT = const(1)
 _PIN = const(2)
 _WAIT = const(3)
 _SHOWN = const(4)
+_HANDED_OVER = const(5)
 
 _MENU_TIMEOUT_MS = const(30000)
 _RESULT_SHOW_MS = const(15000)
@@ -63,13 +71,20 @@ def _unload(*names):
 
 
 class Transaction:
-    def __init__(self, term, card):
-        """card: (pan, expiry, service_code, masked pan) as the reader checked them."""
+    def __init__(self, term, card, tg=0, amount=None):
+        """card: (pan, expiry, service_code, masked pan) as the stripe reader checked
+        them; None for a card tapped on the contactless reader (its target number tg),
+        read later by emv.py; or, from emv.py, the tapped card read, with its ICC data
+        as a fifth value, for the visit to go on from the PIN or the request with
+        `amount` (None: a balance inquiry)."""
         self.term = term
         # the card fields financial.build_request reads (this object is its card)
-        self.pan, self.expiry, self.service_code, self.card_pan_masked = card
+        self.pan = self.expiry = self.service_code = self.icc = None
+        self.card_pan_masked = ""
+        self.tg = tg
+        self.then = None         # the visit that follows: emv.py's read (app.py)
         self.entry = None        # the amount or PIN entry in progress
-        self.amount = None       # a purchase's, minor units of settings.CURRENCY
+        self.amount = amount     # a purchase's, minor units of settings.CURRENCY
         self.amount_text = ""    # as the screens show it, e.g. "CNY 12.50"
         self.approved = False    # a purchase approved, its journal entry left to clear
         # the request in flight (answer.check_response reads them off this object)
@@ -78,8 +93,19 @@ class Transaction:
         self.ksn = None
         self.mac_key = None
         self.digest = None       # SHA-256 of the request's bytes, which its answer names
-        self._show(_MENU, _MENU_TIMEOUT_MS, "CARD", self.card_pan_masked, "",
-                   "1 Balance", "2 Purchase", "", "", "X Cancel")
+        if card is not None:
+            self.pan, self.expiry, self.service_code, self.card_pan_masked = card[:4]
+            if len(card) > 4:
+                self.icc = card[4]
+                if amount is not None:
+                    self._amount()
+                if amount is None or amount > term.cvm_limit:
+                    self._start_pin()
+                else:
+                    self._send_request(None)   # at or below the CVM limit: no PIN
+                return
+        self._show(_MENU, _MENU_TIMEOUT_MS, "CARD" if card else "CONTACTLESS",
+                   self.card_pan_masked, "", "1 Balance", "2 Purchase", "", "", "X Cancel")
 
     # -- driven by the terminal (app.py) --
 
@@ -111,6 +137,8 @@ class Transaction:
                 else:
                     self._message("NO ANSWER", "The issuer did", "not answer.",
                                   "Try again later")
+        elif state == _HANDED_OVER:
+            return False
         elif state == _SHOWN:
             key = self.term.keys.poll()
             if key is not None or time.ticks_diff(now, self.deadline) >= 0:
@@ -173,14 +201,23 @@ class Transaction:
 
     # -- steps --
 
+    def _amount(self):
+        import screens
+        amount, cur = screens.money(self.amount, settings.CURRENCY)
+        self.amount_text = cur + " " + amount
+        screens = None
+        _unload("screens")
+
     def _start_pin(self):
+        if self.amount is not None and not self.amount_text:
+            self._amount()
+        if self.pan is None:
+            # a tapped card, not read yet: its read first (emv.py), now that the amount
+            # is known, and then a new visit with the card goes on from here
+            self.state = _HANDED_OVER
+            self.then = (self.tg, self.amount, _right(self.amount_text))
+            return
         from digit_entry import PinEntry
-        if self.amount is not None:
-            import screens
-            amount, cur = screens.money(self.amount, settings.CURRENCY)
-            self.amount_text = cur + " " + amount
-            screens = None
-            _unload("screens")
         self.state = _PIN
         self.term.keys.flush()   # keys pressed before the prompt was on the screen
         self.entry = PinEntry(self.term.keys, self.term.clock)
@@ -241,7 +278,8 @@ class Transaction:
                 term.terminal_id, wallclock.now() or 0, self, pin, keys, purchase)
         finally:
             # the PIN block code wiped the PIN; an error path may not have
-            wipe(pin)
+            if pin is not None:
+                wipe(pin)
         self.mtype, self.trace, self.ksn, self.mac_key, self.digest = (
             pending.mtype, pending.trace, pending.ksn, pending.mac_key, pending.digest)
         return body

@@ -3,13 +3,15 @@
 the emulator passes instead of the ESP32's UARTs and I2C:
 
     micropython -m unix_main --link FD --display FD --card FD --pinpad FD --state DIR
-                             [--names 1] [--timed 1]
+                             [--nfc FD] [--names 1] [--timed 1]
 
 --link is the master side of a pseudo-terminal, raw and non-blocking (reads return
 None when empty, like UART(timeout=0)); --display is the write end of a pipe; --card
-and --pinpad are non-blocking read ends of pipes; --state is the board's flash;
---names 1 prints the count of interned names after each screen, --timed 1 the panel's
-time on it (pipe_panel.py)."""
+and --pinpad are non-blocking read ends of pipes; --state is the board's flash; --nfc,
+when given, is one end of a socket pair, both ways and non-blocking, whose other end is
+the PN532 contactless reader (without it the board takes the stripe only, as a board
+without the reader); --names 1 prints the count of interned names after each screen,
+--timed 1 the panel's time on it (pipe_panel.py)."""
 import sys
 
 import settings
@@ -37,9 +39,10 @@ def main():
                       timed=opts.get("timed") == "1")
     card = open(int(opts["card"]), "rb") if "card" in opts else None
     pinpad = open(int(opts["pinpad"]), "rb") if "pinpad" in opts else None
+    nfc = open(int(opts["nfc"]), "r+b") if "nfc" in opts else None
     store = Store(opts["state"]) if "state" in opts else None
     terminal = Terminal(link, panel, terminal_id=opts.get("terminal-id", settings.TERMINAL_ID),
-                        card_stream=card, pinpad_stream=pinpad, store=store)
+                        card_stream=card, pinpad_stream=pinpad, store=store, nfc_stream=nfc)
     terminal.fault_log = sys.stderr
     terminal.run()
 

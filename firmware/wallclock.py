@@ -47,9 +47,15 @@ def now():
     return _base_unix + time.ticks_diff(time.ticks_ms(), _base_ticks) // 1000
 
 
-def local_hhmm():
+def local_now():
+    """The merchant's local time as seconds since 1970, or None until told."""
     t = now()
+    return None if t is None else t + _utc_offset_min * 60
+
+
+def local_hhmm():
+    t = local_now()
     if t is None:
         return "--:--"
-    minutes = (t // 60 + _utc_offset_min) % 1440
+    minutes = (t // 60) % 1440
     return "%02d:%02d" % (minutes // 60, minutes % 60)

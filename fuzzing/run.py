@@ -21,7 +21,7 @@ TARGETS = ("cbor", "framing", "card", "tlv", "pn532")
 # the board's module each target reads
 MODULES = {"cbor": "firmware/cbor.py", "framing": "firmware/framing.py",
            "card": "firmware/card_reader.py", "tlv": "firmware/tlv.py",
-           "pn532": "firmware/pn532.py, its frame decoder"}
+           "pn532": "firmware/pn532.py, PN532.feed"}
 
 
 @dataclass

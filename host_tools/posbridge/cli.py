@@ -192,6 +192,9 @@ def emulate(link_alias, scenario, heap, baud, terminal_id, screens_dir, issuer_d
         raise click.ClickException(str(exc))
     try:
         if link_alias:
+            # the virtual cards come from the key store of the issuer the other
+            # process runs, when it is found
+            emulator.card_keys = _card_keys(issuer_keys)
             attach_link_path(link_path, link_alias)
             log.info("board's host link is on %s (-> %s); attach a bridge: "
                      "posbridge serve --port %s", link_alias, link_path, link_alias)
@@ -202,6 +205,7 @@ def emulate(link_alias, scenario, heap, baud, terminal_id, screens_dir, issuer_d
             return
         issuer = (_open_issuer(issuer_db, issuer_keys) if issuer_db
                   else _demo_issuer(stack, terminal_id))
+        emulator.card_keys = issuer.ledger.keys       # personalises the virtual cards
         port = open_port(link_path)
         link = HostLink(port, frame_log=log_frame).start()
         bridge = Bridge(link, issuer=issuer)
@@ -243,6 +247,18 @@ def _demo_issuer(stack, terminal_id=None):
     issuer = _open_issuer(path)
     stack.callback(issuer.close)
     return issuer
+
+
+def _card_keys(issuer_keys):
+    """The issuer's key store at `issuer_keys` (default var/issuer.keys), or None when
+    there is none: a tap then says so."""
+    from .issuer.keystore import KeyStore, KeyStoreError, path_beside
+    from .issuer.ledger import DEFAULT_PATH
+    try:
+        return KeyStore.open(issuer_keys or path_beside(DEFAULT_PATH))
+    except KeyStoreError as exc:
+        log.warning("no contactless cards: %s", exc)
+        return None
 
 
 def _screen_printer(screens_dir):
@@ -336,10 +352,13 @@ def firmware_deploy(port, build_dir, state_dir):
 @click.option("--utc-offset", "utc_offset_min", type=int, default=480, show_default=True,
               help="The merchant's local time on the screen, minutes east of UTC "
                    "(480: UTC+8, the demo merchant's; -300: UTC-5).")
+@click.option("--cvm-limit", type=int, default=100_000, show_default=True,
+              help="Contactless CVM limit, minor units: a tapped purchase above it asks "
+                   "for the PIN, at or below it none (100000: CNY 1,000.00).")
 @click.option("--force", is_flag=True,
               help="Re-key a terminal already provisioned, with a new derivation ID.")
 def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation_id,
-              merchant_id, merchant_name, utc_offset_min, force):
+              merchant_id, merchant_name, utc_offset_min, cvm_limit, force):
     """A terminal's records: its id and its DUKPT key registers, filled from its initial
     key, which the issuer's key store derives from its BDK for initial key ID = BDK ID |
     derivation ID (X9.24-3-2017), and its entry in the issuer's terminal registry. The
@@ -377,7 +396,8 @@ def provision(state_dir, terminal_id, issuer_db, issuer_keys, bdk_id, derivation
                                utc_offset_min=utc_offset_min, force=force)
             path = write_records(Path(state_dir), terminal_id, initial_key, key_id,
                                  merchant_id=merchant_id, merchant_name=merchant_name,
-                                 utc_offset_min=utc_offset_min, force=force)
+                                 utc_offset_min=utc_offset_min, force=force,
+                                 cvm_limit=cvm_limit)
     except (LedgerError, ProvisionError) as exc:
         raise click.ClickException(str(exc))
     finally:

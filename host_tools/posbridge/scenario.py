@@ -5,6 +5,14 @@
         {"say": "Balance inquiry, SMS alert"},       a heading in the output
         {"swipe": "4761730000000011", "expiry": "3012"}   the card reader sends a swipe
         {"bad_swipe": true},                         the card reader reports a bad read
+        {"tap": "4761730000000011"}                  the card enters the contactless
+                                                     reader's field (a demo card's chip,
+                                                     board/emv_card.py); "card_faults":
+                                                     ["ppse_6a82", ...] for a broken one
+        {"tap_remove_after": 3}                      the card in the field, or the next
+                                                     tapped, leaves after 3 APDUs
+        {"tap_garbage": true}                        the reader answers noise until the
+                                                     next tap
         {"keys": "1"}, {"keys": "1234E"},            PIN pad keys (digits, C, B, X, E)
         {"amount": "12.50"}                          a purchase amount keyed in minor units
                                                      (1250), then Enter; two decimals, the
@@ -33,12 +41,13 @@ from .console import console
 from .issuer.codes import REVERSAL_OUTCOMES
 from .issuer.faults import Faults
 from .issuer.money import format_amount
+from .board.emv_card import FAULTS as CARD_FAULTS
 from .board.peripherals import bad_read_record, card_record, pin_keys
 
 log = logging.getLogger("posbridge")
 
 STEP_KINDS = {"expect", "status", "sleep", "say", "swipe", "bad_swipe", "keys", "outbox",
-              "amount", "journal", "issuer_fault"}
+              "amount", "journal", "issuer_fault", "tap", "tap_remove_after", "tap_garbage"}
 # steps that act on the emulator's own bridge or issuer, not on the board's peripherals
 BRIDGE_STEPS = ("status", "outbox", "journal", "issuer_fault")
 AMOUNT_RE = re.compile(r"^([0-9]+)(?:\.([0-9]{2}))?$")
@@ -113,6 +122,12 @@ class Scenario:
                                                        step.get("service_code", "201")))
             elif "bad_swipe" in step:
                 emulator.card_reader_sends(bad_read_record())
+            elif "tap" in step:
+                emulator.tap(step["tap"], step.get("card_faults", ()))
+            elif "tap_remove_after" in step:
+                emulator.tap_remove_after(step["tap_remove_after"])
+            elif "tap_garbage" in step:
+                emulator.tap_garbage()
             elif "keys" in step:
                 emulator.pin_pad_sends(pin_keys(step["keys"]))
             elif "amount" in step:
@@ -198,6 +213,17 @@ def _check_values(step: dict):
     if "expiry" in step and not (isinstance(step["expiry"], str) and len(step["expiry"]) == 4
                                  and step["expiry"].isdigit()):
         return "'expiry' must be YYMM"
+    if "tap" in step and not (isinstance(step["tap"], str) and step["tap"].isdigit()):
+        return "'tap' must be the card number, digits only"
+    if "card_faults" in step and not (isinstance(step["card_faults"], list) and
+                                      set(step["card_faults"]) <= set(CARD_FAULTS)):
+        return f"'card_faults' must be a list of {', '.join(CARD_FAULTS)}"
+    if "tap_remove_after" in step and not (isinstance(step["tap_remove_after"], int)
+                                           and not isinstance(step["tap_remove_after"], bool)
+                                           and step["tap_remove_after"] >= 0):
+        return "'tap_remove_after' must be a number of APDUs"
+    if "tap_garbage" in step and step["tap_garbage"] is not True:
+        return "'tap_garbage' must be true"
     if "keys" in step:
         try:
             pin_keys(step["keys"])

@@ -150,7 +150,7 @@ def test_make_demo_scenario_runs(tmp_path):
     assert outbox.index("purchase of CNY 8.80 at DEMO SHOP (T0000001) cancelled, "
                         "credited back") > charge
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs[:2] == ["001-starting.png", "002-insert-card.png"], pngs
+    assert pngs[:2] == ["001-starting.png", "002-insert-card-or-tap-card.png"], pngs
 
 
 def test_emulate_link_path_and_serve_process(tmp_path):

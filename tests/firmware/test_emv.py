@@ -14,11 +14,18 @@ def h(text):
     return bytes.fromhex(text.replace(" ", ""))
 
 
-def read(card, amount=1250, tx_type=0, cvm=False, chip=None):
+class Term:
+    cvm_limit = 30000
+
+
+def read(card, amount=1250, chip=None):
+    """emv.read at a terminal whose CVM limit is CNY 300.00, on 2026-01-01 local."""
+    import wallclock
+    wallclock.set_time(NOW - 8 * 3600, 480)
     chip = chip or FakeChip(card)
     clock = FakeClock()
     reader = PN532(chip, clock=clock, sleep=clock.advance)
-    return emv.read(reader, 1, amount, tx_type, cvm, 156, 156, NOW)
+    return emv.read(reader, 1, amount, Term())
 
 
 def icc_tags(icc):
@@ -46,7 +53,7 @@ def test_visa_card_read_and_icc_data():
 
 def test_commands_sent_and_pdol_data():
     card = FakeCard()
-    _, _, _, _, icc = read(card, amount=30001, cvm=True)
+    _, _, _, _, icc = read(card, amount=30001)
     seen = card.seen
     assert seen[0] == h("00A404000E") + b"2PAY.SYS.DDF01" + b"\x00"
     assert seen[1] == h("00A4040007 A0000000031010 00")
@@ -151,6 +158,6 @@ def test_card_leaving_mid_read_passes_through():
 
 
 def test_balance_inquiry_type_and_zero_amount():
-    _, _, _, _, icc = read(FakeCard(), amount=0, tx_type=0x31)
+    _, _, _, _, icc = read(FakeCard(), amount=None)
     f = icc_tags(icc)
     assert f[0x9C] == b"\x31" and f[0x9F02] == bytes(6)

@@ -88,6 +88,21 @@ def test_request_fields_and_mac():
     assert fields[REQ_CARD] == {1: Card.pan, 2: "3012", 3: "201"}
 
 
+def test_contactless_request_without_pin_carries_entry_mode_and_icc():
+    card = Card()
+    card.icc = bytes.fromhex("9F2608") + bytes(range(8)) + bytes.fromhex("9F36020007")
+    keys = ref_keys(2, 18)
+    body, pending = build_request(TERMINAL, 1795305600, card, None, keys,
+                                  {8: 1250, 9: 156, 10: "104110070110001", 11: "DEMO SHOP"})
+    fields = cbor.decode(body)
+    assert REQ_PIN_BLOCK not in fields
+    assert fields[m.K_ENTRY_MODE] == 7 and fields[m.K_ICC] == card.icc
+    assert pending.mtype == m.PURCHASE_REQUEST
+    assert not any(keys[2][0]) and not any(keys[2][1])   # PIN and MAC keys wiped
+    mac = fields.pop(REQ_MAC)
+    assert cmac.aes_cmac(ref_keys(2, 18)[2][1], cbor.encode(fields), 8) == mac
+
+
 def test_good_response_passes():
     body, pending = request()
     assert pending.digest == hashlib.sha256(body).digest()

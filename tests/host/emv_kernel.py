@@ -1,6 +1,7 @@
 """A terminal's contactless read on the host, for the tests of the virtual card and the
 issuer: the APDUs of docs/protocol.md "Contactless" (SELECT PPSE, SELECT AID, GET
-PROCESSING OPTIONS with the PDOL data, READ RECORD per AFL entry), parsed with pyemv's
+PROCESSING OPTIONS with the PDOL data, READ RECORD per AFL entry, GENERATE AC with the
+CDOL1 data for a card that gave no cryptogram at GPO), parsed with pyemv's
 BER-TLV, and the ICC data a request carries (ISO 8583 field 55's tags)."""
 import datetime
 
@@ -73,6 +74,11 @@ def read_card(card, amount: int = 0, currency: int = 156, kind: int = PURCHASE,
         for number in range(first, last + 1):
             records.update(_ok(card.apdu(bytes([0x00, 0xB2, number, (sfi << 3) | 4, 0])),
                                "READ RECORD")["70"])
+    if "9F26" not in gpo and "8C" in records:          # the cryptogram at GENERATE AC
+        cdol = b"".join(values[tag][:length].rjust(length, b"\x00")
+                        for tag, length in read_dol(records["8C"]))
+        gpo.update(_ok(card.apdu(bytes([0x80, 0xAE, 0x80, 0x00, len(cdol)]) + cdol
+                                 + b"\x00"), "GENERATE AC")["77"])
     track2 = records["57"].hex().upper()
     pan, rest = track2.split("D", 1)
     icc_values = {**values, **gpo, "84": aid, "5F34": records["5F34"]}

@@ -274,12 +274,21 @@ BAD_SCENARIOS = [
     ("steps-not-a-list", '{"steps": {"expect": "x"}}', "expected an object with a 'steps' list"),
     ("two-kinds-in-a-step", '{"steps": [{"expect": "Insert card", "sleep": 1}]}',
      "step 1 must have exactly one of ['amount', 'bad_swipe', 'expect', 'issuer_fault', "
-     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe']"),
+     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe', 'tap', 'tap_garbage', "
+     "'tap_remove_after']"),
     ("unknown-kind", '{"steps": [{"sleep": 1}, {"wait": 1}]}',
      "step 2 must have exactly one of ['amount', 'bad_swipe', 'expect', 'issuer_fault', "
-     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe']"),
+     "'journal', 'keys', 'outbox', 'say', 'sleep', 'status', 'swipe', 'tap', 'tap_garbage', "
+     "'tap_remove_after']"),
     ("step-not-an-object", '{"steps": [{"status": true}, {"sleep": 1}, "expect"]}',
      "step 3 must have exactly one of"),
+    ("tap-not-digits", '{"steps": [{"tap": "4761-7300"}]}',
+     "'tap' must be the card number, digits only"),
+    ("unknown-card-fault", '{"steps": [{"tap": "4761730000000011", "card_faults": ["x"]}]}',
+     "'card_faults' must be a list of ppse_6a82, truncated"),
+    ("remove-after-text", '{"steps": [{"tap_remove_after": "3"}]}',
+     "'tap_remove_after' must be a number of APDUs"),
+    ("garbage-false", '{"steps": [{"tap_garbage": false}]}', "'tap_garbage' must be true"),
 ]
 
 
@@ -402,8 +411,10 @@ def test_every_step_kind_is_a_peripheral_step_or_a_bridge_step():
     # a new kind must be placed: can a scenario run it when another process bridges?
     assert set(BRIDGE_STEPS) == set(BRIDGE_STEP_EXAMPLES)
     assert set(BRIDGE_STEPS) <= STEP_KINDS
+    # a tap is the board's peripheral: the cards come from the issuer's key store file
     assert STEP_KINDS - set(BRIDGE_STEPS) == {"expect", "sleep", "say", "swipe", "bad_swipe",
-                                              "keys", "amount"}
+                                              "keys", "amount", "tap", "tap_remove_after",
+                                              "tap_garbage"}
 
 
 @pytest.mark.parametrize("kind", BRIDGE_STEPS)

@@ -56,7 +56,8 @@ def test_provision_derives_the_key_from_the_issuers_bdk(tmp_path, issuer_db):
     key_id = bytes.fromhex("1234567890123457")
     key = derive_initial_key(TEST_BDK, key_id)
     assert record == {"terminal_id": "T0000002", "merchant_id": "104110070110001",
-                      "merchant_name": "DEMO SHOP", "utc_offset_min": 480}   # no key in it
+                      "merchant_name": "DEMO SHOP", "utc_offset_min": 480,
+                      "cvm_limit": 100000}   # no key in it
     keys = (out / "keys.bin").read_bytes()
     assert keys == register_record(key, key_id) and key not in keys
     assert keys[1:17] == key_id + bytes.fromhex("00000001 00000000")
@@ -108,6 +109,23 @@ def test_provision_writes_the_merchants_utc_offset(tmp_path, issuer_db, extra, o
                  "--issuer-db", issuer_db, "--derivation-id", "90123457", *extra)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "terminal.json").read_text())["utc_offset_min"] == offset
+
+
+@pytest.mark.parametrize("extra, limit", [([], 100000), (["--cvm-limit", "30000"], 30000),
+                                          (["--cvm-limit", "0"], 0)])
+def test_provision_writes_the_contactless_cvm_limit(tmp_path, issuer_db, extra, limit):
+    out = tmp_path / "board"
+    result = run("provision", "--out", out, "--terminal-id", "T0000002",
+                 "--issuer-db", issuer_db, "--derivation-id", "90123457", *extra)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "terminal.json").read_text())["cvm_limit"] == limit
+
+
+def test_provision_refuses_a_negative_cvm_limit(tmp_path, issuer_db):
+    clean_failure(run("provision", "--out", tmp_path / "b", "--terminal-id", "T0000002",
+                      "--issuer-db", issuer_db, "--derivation-id", "90123457",
+                      "--cvm-limit", "-1"), "CVM limit")
+    assert not (tmp_path / "b" / "terminal.json").exists()
 
 
 def test_provision_without_an_issuer_database(tmp_path):

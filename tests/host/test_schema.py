@@ -432,3 +432,13 @@ def test_no_host_module_spells_a_body_key():
             if shapes.search(line.split("#", 1)[0]):
                 hits.append(f"{path.relative_to(package)}:{n}: {line.strip()}")
     assert hits == []
+
+
+def test_logs_show_the_icc_data_by_its_length_only():
+    # the ICC data may hold the PAN (5A) or the track 2 equivalent (57)
+    icc = bytes.fromhex("5A084761730000000011570A4761730000000011D3")
+    fields = {1: "T0000001", 2: 7, 4: {1: "4761730000000011", 2: "3012", 3: "201"},
+              18: 7, 19: icc}
+    line = p.describe(p.PURCHASE_REQUEST, p.encode_body(fields))
+    assert "icc='<21 bytes>'" in line and "entry_mode=7" in line
+    assert icc.hex() not in line and "4761730000000011" not in line

