@@ -81,7 +81,7 @@ class Read:
         except pn532.CardGone:
             self.tg = 0
             self.retry = time.ticks_add(now, _TAP_MS)
-            self._show("Card removed,", "tap the card again")
+            self._show("Card removed,", "tap again")
             return True
         except pn532.ReaderError:
             why = "Reader error"
@@ -127,15 +127,15 @@ class CardError(Exception):
     pass
 
 
-def read(reader, tg, amount, term):
-    """Read the card at target tg of reader (pn532.PN532) for a purchase of `amount`
+def read(card_reader, tg, amount, term):
+    """Read the card at target tg of card_reader (pn532.PN532) for a purchase of `amount`
     minor units of settings.CURRENCY, or a balance inquiry (amount None), at the
     terminal `term` (its contactless CVM limit): (PAN, expiry, service code, masked PAN,
     ICC data). Raises CardError, pn532.CardGone or pn532.ReaderError."""
     purchase = amount is not None
     # terminal data for the PDOL and the ICC data; numeric ones as packed BCD
     data = {
-        0x9F02: _bcd(amount or 0, 6), 0x9F03: bytes(6), 0x5F2A: _bcd(settings.CURRENCY, 2),
+        0x9F02: _digits(amount or 0, 6), 0x9F03: bytes(6), 0x5F2A: _digits(settings.CURRENCY, 2),
         0x9F1A: b"\x01\x56",          # terminal country, ISO 3166 numeric: China
         0x95: bytes(5), 0x9C: b"\x00" if purchase else b"\x31",   # purchase, balance
         0x9F37: os.urandom(4), 0x9F35: b"\x21",   # attended, online only
@@ -151,18 +151,48 @@ def read(reader, tg, amount, term):
         if time.gmtime(0)[0] == 2000:   # the port's epoch: 2000 on the ESP32, 1970 on unix
             t -= 946684800
         t = time.gmtime(t)
-        data[0x9A] = _bcd((t[0] % 100) * 10000 + t[1] * 100 + t[2], 3)   # YYMMDD
+        data[0x9A] = _digits((t[0] % 100) * 10000 + t[1] * 100 + t[2], 3)   # YYMMDD
     card = {0x84: None, 0x9F26: None, 0x9F27: None, 0x9F10: None, 0x9F36: None,
             0x82: None, 0x94: None, 0x57: None, 0x5A: None, 0x5F24: None, 0x5F34: None,
             0x8C: None}
     try:
-        card[0x84] = aid = _choose(reader, tg)
-        r = _command(reader, tg, b"\x00\xa4\x04\x00" + bytes((len(aid),)) + aid + b"\x00")
+        # the PPSE: among its entries (BF0C > 61) the terminal takes, the highest
+        # priority (87: 1 highest, none or 0 last); for equal priorities the terminal's
+        # order: UnionPay debit, credit (QuickPass), Visa (payWave), Mastercard
+        try:
+            r = _command(card_reader, tg, b"\x00\xa4\x04\x00\x0e2PAY.SYS.DDF01\x00")
+        except CardError:
+            raise CardError("Not supported")   # 6A82: no contactless application
+        bounds = tlv.collect(r, 0, len(r), {0xBF0C: None})[0xBF0C]
+        pos, end = bounds or (0, 0)
+        aid = None
+        rank = 0
+        while pos < end:
+            if r[pos] == 0:
+                pos += 1
+                continue
+            tag, _, start, pos = tlv.head(r, pos, end)
+            if tag != 0x61:
+                continue
+            e = tlv.collect(r, start, pos, {0x4F: None, 0x87: None})
+            i = 0
+            for t in (b"\xa0\x00\x00\x03\x33\x01\x01\x01", b"\xa0\x00\x00\x03\x33\x01\x01\x02",
+                      b"\xa0\x00\x00\x00\x03\x10\x10", b"\xa0\x00\x00\x00\x04\x10\x10"):
+                if e[0x4F] is not None and e[0x4F][:len(t)] == t:
+                    p = e[0x87][0] & 0x0F if e[0x87] else 0
+                    if aid is None or (p or 16) * 8 + i < rank:
+                        aid = bytes(e[0x4F])
+                        rank = (p or 16) * 8 + i
+                i += 1
+        if aid is None:
+            raise CardError("Not supported")
+        card[0x84] = aid
+        r = _command(card_reader, tg, b"\x00\xa4\x04\x00" + bytes((len(aid),)) + aid + b"\x00")
         fci = tlv.collect(r, 0, len(r), {0x84: None, 0x9F38: None})
         if fci[0x84] is not None:
             card[0x84] = fci[0x84]
-        pdol = _dol(fci[0x9F38], data)
-        r = _command(reader, tg, b"\x80\xa8\x00\x00" + bytes((len(pdol) + 2, 0x83, len(pdol)))
+        pdol = _build(fci[0x9F38], data)
+        r = _command(card_reader, tg, b"\x80\xa8\x00\x00" + bytes((len(pdol) + 2, 0x83, len(pdol)))
                      + pdol + b"\x00")
         if len(r) and r[0] == 0x80:   # format 1: AIP and AFL
             _, _, start, end = tlv.head(r, 0, len(r))
@@ -182,11 +212,11 @@ def read(reader, tg, amount, term):
                 count += 1
                 if count > 16:
                     raise CardError("Card read error")
-                r = _command(reader, tg, bytes((0, 0xB2, rec, sfi << 3 | 4, 0)))
+                r = _command(card_reader, tg, bytes((0, 0xB2, rec, sfi << 3 | 4, 0)))
                 tlv.collect(r, 0, len(r), card)
         if card[0x9F26] is None and card[0x8C] is not None:
-            pdol = _dol(card[0x8C], data)
-            r = _command(reader, tg, b"\x80\xae\x80\x00" + bytes((len(pdol),)) + pdol
+            pdol = _build(card[0x8C], data)
+            r = _command(card_reader, tg, b"\x80\xae\x80\x00" + bytes((len(pdol),)) + pdol
                          + b"\x00")
             if len(r) and r[0] == 0x80:   # format 1: CID, ATC, AC, IAD
                 _, _, start, end = tlv.head(r, 0, len(r))
@@ -204,8 +234,9 @@ def read(reader, tg, amount, term):
                 raise CardError("Card read error")
         pan, expiry, code = parse_track2(card[0x57], card[0x5A])
         v = card[0x5F24]
-        if v is not None and len(v) == 3:
-            expiry = "%02X%02X" % (v[0], v[1])
+        if v is not None and len(v) == 3:   # YYMMDD
+            expiry = "".join(chr(48 + (v[i // 2] >> 4 if i % 2 == 0 else v[i // 2] & 0x0F))
+                             for i in range(4))
         icc = bytearray()
         for tag in (0x9F26, 0x9F27, 0x9F10, 0x9F36, 0x82, 0x95, 0x9A, 0x9C, 0x9F02, 0x5F2A,
                     0x9F1A, 0x9F37, 0x84, 0x5F34):   # docs/protocol.md, key 19, this order
@@ -225,76 +256,39 @@ def read(reader, tg, amount, term):
                 wipe(v)
 
 
-def _choose(reader, tg):
-    """The ADF name of the application to select: among the PPSE's entries the
-    terminal takes, the highest priority (87: 1 highest, none or 0 last); for equal
-    priorities the terminal's order: UnionPay debit, credit (QuickPass), Visa (payWave),
-    Mastercard."""
-    r = _command(reader, tg, b"\x00\xa4\x04\x00\x0e2PAY.SYS.DDF01\x00", True)
-    bounds = tlv.collect(r, 0, len(r), {0xBF0C: None})[0xBF0C]
-    if bounds is None:
-        raise CardError("Not supported")
-    pos, end = bounds
-    best = None
-    rank = 0
-    while pos < end:
-        if r[pos] == 0:
-            pos += 1
-            continue
-        tag, _, start, pos = tlv.head(r, pos, end)
-        if tag != 0x61:
-            continue
-        e = tlv.collect(r, start, pos, {0x4F: None, 0x87: None})
-        aid = e[0x4F]
-        if aid is None:
-            continue
-        i = 0
-        for t in (b"\xa0\x00\x00\x03\x33\x01\x01\x01", b"\xa0\x00\x00\x03\x33\x01\x01\x02",
-                  b"\xa0\x00\x00\x00\x03\x10\x10", b"\xa0\x00\x00\x00\x04\x10\x10"):
-            if aid[:len(t)] == t:
-                p = e[0x87][0] & 0x0F if e[0x87] else 0
-                this = (p or 16) * 8 + i
-                if best is None or this < rank:
-                    best = aid
-                    rank = this
-            i += 1
-    if best is None:
-        raise CardError("Not supported")
-    return bytes(best)
-
-
-def _command(reader, tg, apdu, first=False):
-    """The card's answer without SW1 SW2 (a copy); 61xx fetched with GET RESPONSE."""
-    r = reader.apdu(tg, apdu)
+def _command(card_reader, tg, data):
+    """The card's answer to the APDU `data`, without SW1 SW2 (a copy); 61xx fetched
+    with GET RESPONSE."""
+    r = card_reader.apdu(tg, data)
     for _ in range(2):
         if len(r) < 2:
             raise CardError("Card read error")
         sw1 = r[-2]
         if sw1 == 0x61:
-            r = reader.apdu(tg, b"\x00\xc0\x00\x00" + bytes((r[-1],)))
+            r = card_reader.apdu(tg, b"\x00\xc0\x00\x00" + bytes((r[-1],)))
             continue
         if sw1 == 0x90 and r[-1] == 0:
             return bytes(r[:-2])
         break
-    # 6A82 to the PPSE or the SELECT: no application of ours on this card
-    raise CardError("Not supported" if first or sw1 == 0x6A else "Card read error")
+    # 6A82 to the SELECT: no application of ours on this card
+    raise CardError("Not supported" if sw1 == 0x6A else "Card read error")
 
 
-def _dol(dol, data):
-    """The data a DOL (tag, length pairs) asks for: the terminal's values, zeros for
+def _build(body, data):
+    """The data a DOL (`body`: tag, length pairs) asks for: the terminal's values, zeros for
     what it does not know; numeric ones cut or padded on the left, the rest on the
     right (EMV Book 3 5.4)."""
     out = bytearray()
     pos = 0
-    end = len(dol) if dol else 0
+    end = len(body) if body else 0
     while pos < end:
-        tag = dol[pos]
+        tag = body[pos]
         pos += 1
         if tag & 0x1F == 0x1F:
             for _ in range(2):
                 if pos >= end:
                     raise CardError("Card read error")
-                b = dol[pos]
+                b = body[pos]
                 pos += 1
                 tag = tag << 8 | b
                 if not b & 0x80:
@@ -303,7 +297,7 @@ def _dol(dol, data):
                 raise CardError("Card read error")
         if pos >= end:
             raise CardError("Card read error")
-        n = dol[pos]
+        n = body[pos]
         pos += 1
         v = data.get(tag) or b""
         pad = bytes(n - len(v)) if n > len(v) else b""
@@ -318,31 +312,40 @@ def _dol(dol, data):
 
 
 def parse_track2(track, pan):
-    """(PAN, expiry YYMM, service code) from the track 2 equivalent (57: PAN 'D' YYMM
-    service code, discretionary, 'F' padding), checked against 5A when the card has it:
-    12 to 19 digits, Luhn (ISO/IEC 7812-1)."""
-    # the separator is within 14 bytes (19 digits at most before it): the discretionary
-    # data after them never becomes a string
-    digits = "".join("%02X" % b for b in track[:14])
-    sep = digits.find("D")
-    number = digits[:sep]
+    """(PAN, expiry YYMM, service code) from the track 2 equivalent (57: PAN, separator
+    D, YYMM, service code, discretionary data, F padding), checked against 5A when the
+    card has it: 12 to 19 digits, Luhn (ISO/IEC 7812-1)."""
+    # nibbles of the first 14 bytes only (19 digits at most before the separator): the
+    # discretionary data after them never becomes a string
+    digits = bytearray()
+    for b in track[:14]:
+        digits.append(b >> 4)
+        digits.append(b & 0x0F)
+    sep = 0
+    while sep < len(digits) and digits[sep] != 0x0D:
+        sep += 1
     rest = digits[sep + 1:sep + 8]
-    digits = None
-    if sep < 12 or sep > 19 or len(rest) != 7 or not (number + rest).isdigit():
-        raise CardError("Card read error")
     total = 0
-    for i in range(len(number)):
-        d = ord(number[len(number) - 1 - i]) - 48
+    for i in range(sep):
+        d = digits[sep - 1 - i]
         if i & 1:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
-    if total % 10 or (pan is not None
-                      and "".join("%02X" % b for b in pan).rstrip("F") != number):
+    number = "".join(chr(48 + d) for d in digits[:sep + 8] if d < 10)
+    wipe(digits)
+    if not 12 <= sep <= 19 or len(rest) != 7 or len(number) != sep + 7 or total % 10:
         raise CardError("Card read error")
-    return number, rest[:4], rest[4:]
+    if pan is not None:   # 5A: the same digits, F padding after them
+        if len(pan) * 2 < sep:
+            raise CardError("Card read error")
+        for i in range(len(pan) * 2):
+            d = pan[i >> 1] >> 4 if not i & 1 else pan[i >> 1] & 0x0F
+            if d != (ord(number[i]) - 48 if i < sep else 0x0F):
+                raise CardError("Card read error")
+    return number[:sep], number[sep:sep + 4], number[sep + 4:]
 
 
-def _bcd(value, n):
+def _digits(value, n):
     """value as n bytes of packed BCD, right-aligned."""
     out = bytearray(n)
     for i in range(n - 1, -1, -1):

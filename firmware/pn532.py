@@ -108,12 +108,12 @@ class PN532:
         self.len = 0
         self.sum = 0
         self.state = _SYNC
-        self.last = 1            # the byte before, for the start code 00 FF
+        self.last_rx = 1         # the byte before, for the start code 00 FF
         self.out = bytearray(_MAX_DATA + 10)
         self.rx = bytearray(32)
         self.rx_pos = 0
         self.rx_len = 0
-        self.ready = False       # woken and configured
+        self.started = False     # woken and configured
         self.deadline = 0        # the next look for a card at idle
         self.failed = False      # the last look failed (said once, not every time)
 
@@ -126,9 +126,9 @@ class PN532:
         length is dropped whole. Nothing is allocated."""
         s = self.state
         if s == _SYNC:
-            if b == 0xFF and self.last == 0:
+            if b == 0xFF and self.last_rx == 0:
                 self.state = _LEN
-            self.last = b
+            self.last_rx = b
             return 0
         if s == _LEN or s == _XLENL:
             self.len = self.len | b if s == _XLENL else b
@@ -171,10 +171,10 @@ class PN532:
         self.state = _DATA
         return 0
 
-    def _end(self, key, last):
-        # last: the byte that ended a bad frame may be the 00 of the next start code
+    def _end(self, key, b):
+        # b: the byte that ended a bad frame may be the 00 of the next start code
         self.state = _SYNC
-        self.last = last
+        self.last_rx = b
         return key
 
     # -- at idle --
@@ -186,13 +186,13 @@ class PN532:
             return None
         self.deadline = time.ticks_add(now, _POLL_MS)
         try:
-            if not self.ready:
+            if not self.started:
                 self.begin()
             tg = self.detect()
             if tg < 0:
                 self.release(-tg)
         except ReaderError:
-            self.ready = False
+            self.started = False
             self.deadline = time.ticks_add(now, _RETRY_MS)
             said = self.failed
             self.failed = True
@@ -211,9 +211,9 @@ class PN532:
         activation 1 retry, so a look for a card answers at once when there is none."""
         self._write(b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16)
         self.sleep(20)
-        self.command(0x14, b"\x01\x14\x01")
-        self.command(0x32, b"\x05\xff\x01\x01")
-        self.ready = True
+        self._command(0x14, b"\x01\x14\x01")
+        self._command(0x32, b"\x05\xff\x01\x01")
+        self.started = True
 
     # -- commands --
 
@@ -221,7 +221,7 @@ class PN532:
         """InListPassiveTarget, one ISO/IEC 14443-A target at 106 kbit/s: its target
         number, 0 when none answered, or minus it for a tag that does not speak ISO/IEC
         14443-4 (SEL_RES bit 6 clear: no payment application can be on it)."""
-        a = self.command(0x4A, b"\x01\x00")
+        a = self._command(0x4A, b"\x01\x00")
         if len(a) < 1 or a[0] == 0:
             return 0
         # NbTg Tg SENS_RES(2) SEL_RES NFCIDLength NFCID1 [ATS]
@@ -234,7 +234,7 @@ class PN532:
         a memoryview valid until the next command."""
         if len(data) > 262:
             raise ReaderError()
-        a = self.command(0x40, data, tg, _APDU_MS)
+        a = self._command(0x40, data, tg, _APDU_MS)
         if len(a) < 1 or a[0] & 0x40:   # no status; or more to come than the chip holds
             raise ReaderError()
         # status (UM0701-02 table 15, low six bits) meaning the card is no longer there
@@ -248,17 +248,20 @@ class PN532:
 
     def release(self, tg):
         """InRelease: the card is let go (deselected)."""
-        self.command(0x52, bytes((tg,)))
+        self._command(0x52, bytes((tg,)))
 
-    def command(self, cmd, data, tg=-1, ms=_ANSWER_MS):
+    def _command(self, cmd, data, tg=-1, ms=_ANSWER_MS):
         """Send one command, wait for its ACK and its answer; the answer's data after
         D5 and cmd + 1, a memoryview into buf."""
         # whatever is left (an answer that came too late, noise) belongs to no command
         self.state = _SYNC
-        self.last = 1
+        self.last_rx = 1
         self.rx_pos = self.rx_len = 0
         for _ in range(64):
-            if not self._read():
+            try:
+                if not self.stream.readinto(self.rx):
+                    break
+            except OSError:   # e.g. EIO from a peer that went away
                 break
         self.rx_len = 0
         self._write(self.out, encode(self.out, _TFI_HOST, cmd, data, tg))
@@ -297,18 +300,15 @@ class PN532:
                     return kind
             if time.ticks_diff(self.clock(), deadline) >= 0:
                 return 0
-            if not self._read():
+            try:
+                n = self.stream.readinto(rx)
+            except OSError:   # e.g. EIO from a peer that went away
+                n = None
+            if n:
+                self.rx_pos = 0
+                self.rx_len = n
+            else:
                 self.sleep(1)
-
-    def _read(self):
-        try:
-            n = self.stream.readinto(self.rx)
-        except OSError:   # e.g. EIO from a peer that went away
-            n = None
-        if n:
-            self.rx_pos = 0
-            self.rx_len = n
-        return n
 
     def _write(self, data, n):
         view = memoryview(data)

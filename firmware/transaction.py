@@ -282,6 +282,9 @@ class Transaction:
                 wipe(pin)
         self.mtype, self.trace, self.ksn, self.mac_key, self.digest = (
             pending.mtype, pending.trace, pending.ksn, pending.mac_key, pending.digest)
+        # the card is in the request now: its PAN and ICC data need not stay in RAM
+        # (the screens show the masked PAN), and the answer's checks need the room
+        self.pan = self.expiry = self.service_code = self.icc = None
         return body
 
     def _on_response(self, body):

@@ -102,8 +102,6 @@ class FakeTerminal:
         self.link = Link(self.store)
         self.host_online = True
         self.fault_log = None   # the emulator's log stream; none here, as on the board
-        self.nfc_stream = None      # a FakeChip for a contactless visit
-        self.cvm_limit = 100000
         # as app.Terminal starts: the journal not yet looked at. Not kept loaded: the
         # visits under test load it when they need it, as on the board
         import journal

@@ -99,7 +99,7 @@ def test_begin_wakes_then_configures():
     chip = FakeChip(asleep=True)
     r, clock = reader(chip)
     r.begin()
-    assert r.ready
+    assert r.started
     assert chip.raw[:2] == b"\x55\x55" and chip.raw[2:16] == bytes(14)
     assert clock() >= 20   # the pause before the first command
     assert [c for c, _ in chip.commands] == [0x14, 0x32]
@@ -148,7 +148,7 @@ def test_silent_reader_is_a_reader_error():
     start = clock()
     raises(ReaderError, r.begin)
     assert clock() - start >= 500   # it waited for the ACK, then gave up
-    assert not r.ready
+    assert not r.started
 
 
 def test_garbage_answers_are_a_reader_error():
@@ -194,7 +194,7 @@ def test_idle_poll_paces_itself_and_says_a_failure_once():
     chip = FakeChip()
     r, clock = reader(chip)
     assert r.poll(clock()) is None          # woken, configured, no card
-    assert r.ready
+    assert r.started
     n = len(chip.commands)
     assert r.poll(clock()) is None          # too soon: no command sent
     assert len(chip.commands) == n
