@@ -6,6 +6,7 @@ of the three may grow over the run.
 The mix, drawn from a seeded generator after a first round of one of each:
     balance      a balance inquiry
     purchase     a purchase, approved
+    contactless  a purchase with the card tapped, at or below the CVM limit (no PIN)
     damaged      a purchase whose answer fails its MAC on the way (after the charge):
                  the board reverses it, the issuer credits it back
     refused      the issuer fails (unavailable) before it charges: an ERROR, which the
@@ -40,7 +41,7 @@ from posbridge.ports import open_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PAN = "4761730000000011"   # demo card: CNY 12,345.67 (docs/issuer.md)
-KINDS = ("balance", "purchase", "damaged", "refused", "lost")
+KINDS = ("balance", "purchase", "contactless", "damaged", "refused", "lost")
 OUTCOME_SCREENS = ("BALANCE CNY", "APPROVED", "DECLINED", "NOT COMPLETED", "NOT AVAILABLE",
                    "NOT SENT", "BUSY", "NO ANSWER", "Terminal error")
 
@@ -126,20 +127,27 @@ def _visit(em, kind, start, rng):
     """Card, menu, amount, PIN: (index, screen) of the screen that ends the visit, which
     is a "Terminal error" if the board failed at any step (it then ends the visit)."""
     steps = [(None, ("2 Purchase",))]
-    if kind == "balance":
+    if kind == "contactless":
+        steps += [(b"2", ("Enter amount",)), (pin_keys(f"{rng.randrange(1, 100)}E"),
+                                               OUTCOME_SCREENS)]
+        em.tap(PAN)
+    elif kind == "balance":
         steps.append((b"1", ("Enter PIN",)))
     else:
         # CNY 0.01 to 0.99: the demo card lasts far beyond 10,000
         steps += [(b"2", ("Enter amount",)),
                   (pin_keys(f"{rng.randrange(1, 100)}E"), ("Enter PIN",))]
-    steps.append((pin_keys("1234E"), OUTCOME_SCREENS))
-    em.card_reader_sends(card_record(PAN, "3012"))
+    if kind != "contactless":
+        steps.append((pin_keys("1234E"), OUTCOME_SCREENS))
+        em.card_reader_sends(card_record(PAN, "3012"))
     for keys, texts in steps:
         if keys:
             em.pin_pad_sends(keys)
         i, screen = _wait_for(em, texts + ("Terminal error",), start, 60)
         if "Terminal error" in screen.text:
             break
+    if kind == "contactless":
+        em.reader.remove()     # the card leaves the field once the visit has its answer
     return i, screen
 
 
@@ -159,8 +167,8 @@ def _schedule(count, seed, lost_rate):
     # one of each first, so that every path has interned its names before the count
     first = [k for k in KINDS if k != "lost" or lost_rate > 0]
     kinds = first[:count]
-    weights = {"balance": 0.42, "purchase": 0.42, "damaged": 0.08, "refused": 0.08 - lost_rate,
-               "lost": lost_rate}
+    weights = {"balance": 0.30, "purchase": 0.30, "contactless": 0.24, "damaged": 0.08,
+               "refused": 0.08 - lost_rate, "lost": lost_rate}
     while len(kinds) < count:
         kinds.append(rng.choices(list(weights), list(weights.values()))[0])
     return kinds
@@ -186,6 +194,7 @@ def run(count: int, seed: int = 2026, lost_rate: float = 0.0005,
             port = open_port(em.start())
             link = HostLink(port).start()
             bridge = Bridge(_LosingLink(link, faults), issuer=faults)
+            em.card_keys = issuer.ledger.keys     # personalises the virtual cards
 
             def serve():
                 try:
