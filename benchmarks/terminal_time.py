@@ -165,13 +165,15 @@ def _settle(em, state_dir, timeout=120):
 def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
             bodies: Optional[dict] = None) -> dict:
     """{kind: [sample dict, ...]}, or {kind: None} for a kind the board cannot do yet.
-    Each sample's times are in ms. `bodies` gets the last body of each message type."""
+    Each sample's times are in ms. `bodies` gets, by kind, the last request and response
+    bodies ({kind: {message type: body}})."""
     bodies = {} if bodies is None else bodies
     frames = {}
 
     def record(direction, mtype, seq, body):
         frames[mtype] = len(encode_frame(bytes(p.HEADER_SIZE) + bytes(body)))
-        bodies[mtype] = bytes(body)
+        last[mtype] = bytes(body)
+    last = {}
 
     results = {}
     failed = results["failed"] = {}
@@ -250,6 +252,7 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
                         "limit": wire + issuer_ms, "ratio": total / (wire + issuer_ms),
                         "request_frame": frames[req_type],
                         "response_frame": frames[req_type + 1]})
+                    bodies[kind] = {t: last[t] for t in (req_type, req_type + 1)}
                     if drive is contactless:
                         em.reader.remove()
                     em.pin_pad_sends(b"E")

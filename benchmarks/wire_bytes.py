@@ -41,21 +41,20 @@ def as_iso8583(mtype: int, body: bytes, request_body: bytes = None) -> bytes:
 
 
 def sizes(bodies: dict) -> dict:
-    """{(request type, response type): {...}} for each transaction whose two bodies
-    are in `bodies` ({message type: body})."""
+    """{kind: {message type: sizes}} for each kind of transaction whose request and
+    response bodies are in `bodies` ({kind: {message type: body}})."""
     out = {}
-    for req in (p.BALANCE_REQUEST, p.PURCHASE_REQUEST):
-        if req not in bodies or req + 1 not in bodies:
-            continue
+    for kind, pair in bodies.items():
+        req = min(pair)
         row = {}
         for mtype in (req, req + 1):
-            body = bodies[mtype]
+            body = pair[mtype]
             row[mtype] = {"body": len(body),
                           "frame": len(encode_frame(bytes(p.HEADER_SIZE) + body)),
                           "json": len(as_json(mtype, body)),
                           "iso": len(as_iso8583(mtype, body,
-                                                None if mtype == req else bodies[req]))}
-        out[(req, req + 1)] = row
+                                                None if mtype == req else pair[req]))}
+        out[kind] = row
     return out
 
 
@@ -73,8 +72,8 @@ def markdown(bodies: dict) -> list:
         "JSON / frame + ACK | ISO 8583 / frame + ACK |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    names = {p.BALANCE_REQUEST: "balance inquiry", p.PURCHASE_REQUEST: "purchase"}
-    for (req, rsp), row in sizes(bodies).items():
+    for kind, row in sizes(bodies).items():
+        req, rsp = sorted(row)
         total_frames = total_json = total_iso = 0
         for mtype in (req, rsp):
             r = row[mtype]
@@ -82,7 +81,7 @@ def markdown(bodies: dict) -> list:
             total_frames += framed
             total_json += r["json"]
             total_iso += r["iso"]
-            lines.append(f"| {names[req] if mtype == req else ''} | {p.TYPE_NAMES[mtype]} | "
+            lines.append(f"| {kind if mtype == req else ''} | {p.TYPE_NAMES[mtype]} | "
                          f"{r['body']} | {r['frame']} | {framed} | {r['json']} | {r['iso']} | "
                          f"{r['json'] / framed:.2f} | {r['iso'] / framed:.2f} |")
         lines.append(f"| | both ways | | | **{total_frames}** | **{total_json}** | "
