@@ -16,7 +16,7 @@ MPY_STUBS_PORTS  := esp32 unix
 MPY_PORT_STUBS   := 1.29.0.post1
 MPY_STDLIB_STUBS := 1.29.0.post2
 
-.PHONY: demo console test soak firmware bench clean
+.PHONY: demo console test soak firmware bench endurance fuzz clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,8 @@ console: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# 1,000 purchases through the fault-injecting link (SOAK_PURCHASES=n for another count):
+# 1,000 purchases through the fault-injecting link (SOAK_PURCHASES=n for another count),
+# and 300 mixed transactions with power cuts and bridge restarts (SOAK_MIXED=n):
 # prints the outcomes and the double and lost charges, which must be none
 soak: $(STAMP)
 	$(PY) -m pytest -q -s -m soak -p no:cacheprovider tests/e2e/test_soak.py
@@ -50,8 +51,22 @@ soak: $(STAMP)
 firmware: $(STAMP)
 	$(VENV)/bin/posbridge firmware build --out build
 
+# Codec costs, heap per screen, time at the terminal over a link paced at 115200 baud
+# (BENCH_TRANSACTIONS per kind, 100), bytes on the wire: docs/benchmarks.md
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# 10,000 mixed transactions on the emulated board (ENDURANCE_TRANSACTIONS for another
+# count): heap, flash and interned names must not grow; docs/endurance-heap.png and
+# docs/benchmarks.md
+endurance: $(STAMP)
+	$(PY) -m benchmarks.endurance $(or $(ENDURANCE_TRANSACTIONS),10000)
+
+# Seeded corpora (FUZZ_INPUTS per target, 100,000) under MicroPython against the board's
+# decoders and through the host's, then the hypothesis properties (FUZZ_EXAMPLES each,
+# 10,000); a crash keeps its input in tests/fuzz_regressions/ and fails the run
+fuzz: $(STAMP)
+	$(PY) -m fuzzing $(or $(FUZZ_INPUTS),100000) $(or $(FUZZ_EXAMPLES),10000)
 
 clean:
 	rm -rf build .pytest_cache

@@ -2,8 +2,10 @@
 the issuer's cost of one authorisation against the scrypt PIN check it replaced, and
 authorisations a second from simulated terminals (throughput.py, the last section).
 
-Writes docs/benchmarks.md with the figures of this run."""
-import datetime
+Writes its section of docs/benchmarks.md (report.py) with the figures of this run:
+also the time at the terminal against the physical limit (terminal_time.py) and the
+bytes on the wire against JSON (wire_bytes.py)."""
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +20,8 @@ from posbridge.board.tools import beside_python
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
 
-from . import console_keys, issuer_auth, tap_to_pan, throughput
+from . import (console_keys, issuer_auth, machine, report, tap_to_pan, terminal_time,
+               throughput, wire_bytes)
 from .visit import (balance_inquiry, contactless_purchase, contactless_purchase_with_pin,
                     purchase, reversed_purchase, smallest_heap_kib)
 
@@ -132,6 +135,10 @@ def main():
     qstrs = qstr_count()
     authorisation = issuer_auth.markdown(issuer_auth.measure())
     tap = tap_to_pan.markdown(tap_to_pan.measure())
+    bodies = {}
+    # BENCH_TRANSACTIONS: per kind of transaction (100 for make bench)
+    timed = terminal_time.measure(FIRMWARE, int(os.environ.get("BENCH_TRANSACTIONS", "100")),
+                                  bodies=bodies)
     rows = [
         ("encode a full frame (256-byte payload), MicroPython", codec["encode_frame_us"],
          frame_wire, "wire time of that frame"),
@@ -147,12 +154,13 @@ def main():
     lines = [
         "# Benchmarks",
         "",
-        f"Latest `make bench` on {datetime.date.today()} ({sys.platform}, "
-        f"MicroPython unix port, `-X heapsize=64k`). Ratios are against a baseline "
+        f"Latest `make bench`: {machine.describe()}; MicroPython unix port, "
+        "`-X heapsize=64k`. Ratios are against a baseline "
         "measured in the same run; on the ESP32 (240 MHz Xtensa) the MicroPython "
         "figures are several times slower than on a PC, so a ratio well below 1 here "
         "is what leaves the board's margin.",
         "",
+    ] + terminal_time.markdown(timed) + [
         "| what | time (µs) | baseline (µs) | ratio | baseline is |",
         "|---|---:|---:|---:|---|",
     ]
@@ -211,11 +219,11 @@ def main():
         "never frees them, and the unix port's pool grows by some 7 KB at once past 620 "
         "(docs/firmware-memory.md).",
         "",
-    ] + authorisation + tap + [""] + throughput.markdown(throughput.measure()) \
-        + console_keys.bench()
+    ] + wire_bytes.markdown(bodies) + authorisation + [""] + tap + [""] \
+        + throughput.markdown(throughput.measure()) + console_keys.bench()
     text = "\n".join(lines)
     print(text)
-    (ROOT / "docs" / "benchmarks.md").write_text(text)
+    report.write_section("bench", text)
 
 
 if __name__ == "__main__":

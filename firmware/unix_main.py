@@ -3,14 +3,15 @@
 the emulator passes instead of the ESP32's UARTs and I2C:
 
     micropython -m unix_main --link FD --display FD --card FD --pinpad FD --state DIR
-                             [--nfc FD]
+                             [--nfc FD] [--names 1] [--timed 1]
 
 --link is the master side of a pseudo-terminal, raw and non-blocking (reads return
 None when empty, like UART(timeout=0)); --display is the write end of a pipe; --card
 and --pinpad are non-blocking read ends of pipes; --state is the board's flash; --nfc,
 when given, is one end of a socket pair, both ways and non-blocking, whose other end is
 the PN532 contactless reader (without it the board takes the stripe only, as a board
-without the reader)."""
+without the reader); --names 1 prints the count of interned names after each screen,
+--timed 1 the panel's time on it (pipe_panel.py)."""
 import sys
 
 import settings
@@ -34,7 +35,8 @@ def parse_args(argv):
 def main():
     opts = parse_args(sys.argv[1:])
     link = open(int(opts["link"]), "r+b")
-    panel = PipePanel(open(int(opts["display"]), "wb"))
+    panel = PipePanel(open(int(opts["display"]), "wb"), names=opts.get("names") == "1",
+                      timed=opts.get("timed") == "1")
     card = open(int(opts["card"]), "rb") if "card" in opts else None
     pinpad = open(int(opts["pinpad"]), "rb") if "pinpad" in opts else None
     nfc = open(int(opts["nfc"]), "r+b") if "nfc" in opts else None

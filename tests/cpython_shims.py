@@ -23,6 +23,7 @@ def install():
     install_micropython_module()
     if not hasattr(time, "ticks_ms"):
         time.ticks_ms = lambda: int(time.monotonic() * 1000)
+        time.ticks_us = lambda: int(time.monotonic() * 1000000)
         time.ticks_diff = lambda a, b: a - b
         time.ticks_add = lambda a, b: a + b
         time.sleep_ms = lambda ms: time.sleep(ms / 1000)

@@ -159,6 +159,9 @@ def _serve_boards(links, issuer, stop, status_interval):
                    "screen; steps on the bridge or issuer (status, outbox, journal, "
                    "issuer_fault) are refused.")
 @click.option("--heap", default="64k", show_default=True, help="MicroPython heap size.")
+@click.option("--baud", type=click.IntRange(300, 4_000_000), default=None,
+              help="Pace the host link at this rate, 8N1, both ways, like the board's "
+                   "USB-UART (115200); default: as fast as the pty goes.")
 @click.option("--terminal-id", default=None, help="Terminal id the board reports.")
 @click.option("--screens", "screens_dir", type=click.Path(file_okay=False),
               help="Save every screen the firmware shows as a PNG in this directory.")
@@ -169,7 +172,7 @@ def _serve_boards(links, issuer, stop, status_interval):
               help="The issuer's key store (default: beside the database, var/issuer.keys).")
 @click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
               default=str(FIRMWARE_DIR), show_default=True)
-def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, issuer_keys,
+def emulate(link_alias, scenario, heap, baud, terminal_id, screens_dir, issuer_db, issuer_keys,
             firmware_dir):
     """Run the real firmware under MicroPython with virtual peripherals."""
     from .scenario import Scenario, ScenarioError
@@ -185,7 +188,7 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, iss
     except ScenarioError as exc:
         raise click.ClickException(str(exc))
     emulator = Emulator(Path(firmware_dir), heap=heap, terminal_id=terminal_id,
-                        on_screen=_screen_printer(screens_dir))
+                        on_screen=_screen_printer(screens_dir), baud=baud)
     stop = threading.Event()
     _stop_on_signals(stop)
     stack = contextlib.ExitStack()

@@ -265,3 +265,38 @@ def _collect(proc):
             lines.append(line)
     threading.Thread(target=read, daemon=True).start()
     return lines
+
+
+def test_the_board_boots_and_answers_over_a_link_paced_at_115200():
+    """posbridge emulate --baud 115200: the host link at the real USB-UART's pace."""
+    from posbridge.bridge import Bridge
+    from posbridge.board.emulator import Emulator
+    from posbridge.link.host_link import HostLink, LinkClosed
+    from posbridge.ports import open_port
+    emulator = Emulator(baud=115200)
+    port = open_port(emulator.start())
+    link = HostLink(port).start()
+    bridge = Bridge(link)
+    stop = threading.Event()
+
+    def serve():
+        try:
+            bridge.serve(stop)
+        except LinkClosed:
+            pass
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        emulator.wait_for_screen("Insert card", timeout=30)
+        bridge.request_status()
+        deadline = time.monotonic() + 10
+        while not bridge.board_status and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert bridge.board_status["heap_free"] > 0
+        assert emulator.line.bytes_sent("board->bridge") > 0
+    finally:
+        stop.set()
+        t.join(timeout=2)
+        link.close()
+        port.close()
+        emulator.stop()

@@ -80,6 +80,9 @@ class Link:
         self.journal_at_send.append(self.store.load("journal", {}).get("entries", []))
         return True
 
+    def poll(self):
+        pass   # what was sent is taken at once: nothing waits to be framed
+
 
 class FakeTerminal:
     """Stands in for app.Terminal: the attributes the visit and reversal code reads."""
@@ -98,6 +101,7 @@ class FakeTerminal:
         self.keys = KeyReader(ScriptedStream())
         self.link = Link(self.store)
         self.host_online = True
+        self.fault_log = None   # the emulator's log stream; none here, as on the board
         # as app.Terminal starts: the journal not yet looked at. Not kept loaded: the
         # visits under test load it when they need it, as on the board
         import journal

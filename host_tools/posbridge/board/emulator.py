@@ -12,6 +12,9 @@ peripherals on pseudo-terminals and pipes instead of the ESP32's UARTs and I2C.
                with virtual cards (emv_card.py) personalised from the issuer's key store
     flash      a state directory: the board's records (firmware/store.py), provisioned
                with the public test key set unless one is given
+
+With `baud` the host link is paced at that rate, 8N1, both ways (link/pty_middle.py), as
+the board's USB-UART is; without, bytes cross the pty as fast as the PC moves them.
 """
 import os
 import pty
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..link.pty_middle import PtyMiddle
 from .emv_card import EmvCard
 from .firmware_build import BuildError, compile_tree
 from .peripherals import pin_keys
@@ -61,8 +65,9 @@ class Emulator:
     def __init__(self, firmware_dir: Path = FIRMWARE_DIR, heap: str = "64k",
                  terminal_id: Optional[str] = None,
                  on_screen: Optional[Callable[[Screen], None]] = None,
-                 state_dir: Optional[Path] = None, nfc_baud: Optional[int] = NFC_BAUD,
-                 card_keys=None, nfc: bool = True):
+                 state_dir: Optional[Path] = None, baud: Optional[int] = None,
+                 count_names: bool = False, timed: bool = False,
+                 nfc_baud: Optional[int] = NFC_BAUD, card_keys=None, nfc: bool = True):
         self.firmware_dir = Path(firmware_dir)
         self.state_dir = Path(state_dir).resolve() if state_dir else None
         self._own_state: Optional[tempfile.TemporaryDirectory] = None
@@ -80,6 +85,15 @@ class Emulator:
         self._threads: list[threading.Thread] = []
         self.stderr_lines: list[str] = []
         self.nfc = nfc                       # False: a board without the contactless reader
+        self.baud = baud
+        self.line: Optional[PtyMiddle] = None   # the paced line, with baud
+        # with count_names: the firmware's count of interned names after each screen,
+        # in the order of self.screens (MicroPython never frees an interned name)
+        self.count_names = count_names
+        # with timed: the board reports its compute times and its panel's on the log
+        # (firmware/transaction.py _spent, firmware/pipe_panel.py), for make bench
+        self.timed = timed
+        self.name_counts: list[int] = []
         self.nfc_baud = nfc_baud             # None: the reader's bytes unpaced
         # the issuer's key store (keystore.KeyStore), which personalises the virtual
         # cards; set before the first tap
@@ -131,6 +145,10 @@ class Emulator:
             cmd += ["--nfc", str(fds[-1])]
         if self.terminal_id:
             cmd += ["--terminal-id", self.terminal_id]
+        if self.count_names:
+            cmd += ["--names", "1"]
+        if self.timed:
+            cmd += ["--timed", "1"]
         # run from the compiled tree with a relative path: each module's __file__ is
         # interned for good, and a short one is what the board has ("/app.mpy")
         env = dict(os.environ, MICROPYPATH=f".{os.pathsep}.frozen")
@@ -149,9 +167,15 @@ class Emulator:
                 os.close(fd)
         self._spawn(self._read_screens, disp_r)
         self._spawn(self._read_output)
+        if self.baud:
+            self.line = PtyMiddle(self.link_path, self.baud)
+            self.link_path = self.line.start()
         return self.link_path
 
     def stop(self):
+        if self.line:
+            self.line.stop()
+            self.line = None
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -219,7 +243,11 @@ class Emulator:
 
     def _read_output(self):
         for raw in self.proc.stdout:
-            self.stderr_lines.append(raw.decode(errors="replace").rstrip())
+            line = raw.decode(errors="replace").rstrip()
+            if self.count_names and line.startswith("qstr pool:"):
+                self.name_counts.append(int(line.split("n_qstr=")[1].split(",")[0]))
+                continue
+            self.stderr_lines.append(line)
 
     # -- the devices --
 

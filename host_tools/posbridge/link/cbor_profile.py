@@ -9,6 +9,8 @@ import cbor2
 
 INT_MIN = -(2 ** 64)
 INT_MAX = 2 ** 64 - 1
+MAX_DEPTH = 8      # arrays and maps inside one another, the top one included
+MAX_ITEMS = 256    # data items in all: every key, value and container counts
 
 
 class ProfileError(ValueError):
@@ -44,6 +46,36 @@ def decode(data: bytes):
         obj = cbor2.loads(data)
     except (cbor2.CBORDecodeError, ValueError, TypeError) as exc:
         raise ProfileError(f"not CBOR: {exc}") from None
+    _within_bounds(obj)
     if encode(obj) != bytes(data):
         raise ProfileError("not in deterministic encoding (or trailing bytes)")
     return obj
+
+
+def _within_bounds(obj):
+    """The decoder's limits, as the board's (firmware/cbor.py) and docs/protocol.md set
+    them: nesting, item count, and map keys that are not arrays or maps (cbor2 gives
+    those as tuples and frozen dicts, which the board refuses)."""
+    left = [MAX_ITEMS]
+
+    def walk(item, depth):
+        left[0] -= 1
+        if left[0] < 0:
+            raise ProfileError(f"more than {MAX_ITEMS} data items")
+        if _container(item):
+            if depth >= MAX_DEPTH:
+                raise ProfileError(f"nesting deeper than {MAX_DEPTH}")
+            if isinstance(item, (list, tuple)):
+                for x in item:
+                    walk(x, depth + 1)
+                return
+            for k, v in item.items():
+                if _container(k):
+                    raise ProfileError("a map key that is an array or a map")
+                walk(k, depth + 1)
+                walk(v, depth + 1)
+    walk(obj, 0)
+
+
+def _container(item) -> bool:
+    return isinstance(item, (list, tuple, dict, cbor2.frozendict))

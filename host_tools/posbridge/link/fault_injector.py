@@ -27,8 +27,9 @@ class FaultCounts:
 
 
 class FaultInjector(PtyMiddle):
-    def __init__(self, board_path: str, rates: FaultRates = FaultRates(), seed: int = 1):
-        super().__init__(board_path)
+    def __init__(self, board_path: str, rates: FaultRates = FaultRates(), seed: int = 1,
+                 baud=None):
+        super().__init__(board_path, baud)
         self.rates = rates
         self.rand = random.Random(seed)
         self.counts = FaultCounts().counts
