@@ -70,16 +70,20 @@ class Subscriber:
                 pass
             on_end(self)
 
-    def stop(self):
+    def stop(self, thread, drain_s: float = 1.0):
+        """What is queued goes out first, for `drain_s` at most (a bridge that stops
+        shows its last frames); then the connection is cut."""
+        try:
+            self.queue.put(None, timeout=drain_s)
+            thread.join(timeout=drain_s)
+        except queue.Full:
+            pass
         self.closed = True
         try:
             self.conn.shutdown(socket.SHUT_RDWR)   # wakes a sendall blocked on it
         except OSError:
             pass
-        try:
-            self.queue.put_nowait(None)
-        except queue.Full:
-            pass
+        thread.join(timeout=1)
 
 
 class Tap:
@@ -88,7 +92,7 @@ class Tap:
         self.capacity = capacity
         self.clock = clock
         self._lock = threading.Lock()
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: dict[Subscriber, threading.Thread] = {}
         self._server = None
         self._thread = None
         self.published = 0
@@ -123,9 +127,9 @@ class Tap:
             except OSError:
                 pass
         with self._lock:
-            subscribers = list(self._subscribers)
-        for sub in subscribers:
-            sub.stop()
+            subscribers = list(self._subscribers.items())
+        for sub, thread in subscribers:
+            sub.stop(thread)
         if self._thread is not None:
             self._thread.join(timeout=2)
 
@@ -168,16 +172,16 @@ class Tap:
                 return
             conn.shutdown(socket.SHUT_RD)          # the monitor has nothing to say
             sub = Subscriber(conn, self.capacity)
+            thread = threading.Thread(target=sub.run, args=(self._ended,), daemon=True,
+                                      name="tap-monitor")
             with self._lock:
-                self._subscribers.append(sub)
+                self._subscribers[sub] = thread
             log.info("monitor connected to the tap (%d now)", self.monitors)
-            threading.Thread(target=sub.run, args=(self._ended,), daemon=True,
-                             name="tap-monitor").start()
+            thread.start()
 
     def _ended(self, sub: Subscriber):
         with self._lock:
-            if sub in self._subscribers:
-                self._subscribers.remove(sub)
+            self._subscribers.pop(sub, None)
         log.info("monitor left the tap (%d records it missed)", sub.dropped_total)
 
 

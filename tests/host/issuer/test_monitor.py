@@ -9,6 +9,7 @@ import os
 import pty
 import socket
 import threading
+import time
 import tty
 
 import pytest
@@ -24,7 +25,8 @@ from posbridge.ports import open_port
 from posbridge.tap import Tap
 from posbridge.upstream import Upstream
 
-from tests.iso8583_net import RunningHost
+from tests.iso8583_net import (HostProcess, RunningHost, line_with, start_posbridge,
+                               stop_process)
 
 LI_WEI = "4761730000000011"
 
@@ -264,3 +266,45 @@ def test_the_bridge_never_waits_for_a_monitor(rig, terminal):
             late.close()
     finally:
         stalled.close()
+
+
+def test_the_commands_serve_tap_and_monitor(db_path, terminal, tmp_path):
+    """As a person runs them: `posbridge issuer serve`, `posbridge serve --tap` and
+    `posbridge monitor --once` as processes of their own; a balance inquiry through
+    them shows on the monitor, masked, and the monitor ends with the bridge."""
+    host = HostProcess(db_path)
+    master, slave = pty.openpty()
+    tty.setraw(master)
+    os.set_blocking(master, False)
+    tap = tmp_path / "tap.sock"
+    bridge = monitor = None
+    try:
+        bridge = start_posbridge(["serve", "--port", os.ttyname(slave), "--upstream",
+                                  f"iso8583://127.0.0.1:{host.port}", "--status-interval",
+                                  "0", "--tap", tap], tmp_path)
+        line_with(bridge, "signed on to the issuer host")
+        monitor = start_posbridge(["monitor", "--once", "--tap", tap], tmp_path)
+        line_with(monitor, "monitoring the bridge's tap")
+        line_with(bridge, "monitor connected to the tap")
+        terminal.now = int(time.time())      # the host process's clock is the real one
+        body, pending = terminal.request(LI_WEI)
+        mtype, answer = Board(master).exchange(p.BALANCE_REQUEST, body)
+        assert mtype == p.BALANCE_RESPONSE and terminal.check(answer, pending)[3] == "00"
+        assert stop_process(bridge) == 0
+        said, _ = monitor.communicate(timeout=20)      # all it printed, to the tap's end
+        assert monitor.returncode == 0 and "the bridge's tap closed" in said
+        for fragment in ("board>bridge BALANCE_REQUEST", "bridge>host 0100 balance inquiry",
+                         "host>bridge 0110", "bridge>board BALANCE_RESPONSE",
+                         "card = 'card 476173******0011'", "ISO 8583 messages"):
+            assert fragment in said, fragment
+        for secret in _secrets([body]):
+            assert secret not in said
+        assert not tap.exists()
+    finally:
+        for proc in (monitor, bridge):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        os.close(master)
+        os.close(slave)
+        host.close()
