@@ -6,7 +6,8 @@
     posbridge monitor --tap PATH      print the frames and ISO 8583 messages of a bridge
                                       started with serve --tap PATH, decoded and masked
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
-    posbridge console [--port 8080]   the emulated terminal in a browser page
+    posbridge console [--port 8080] [--upstream iso8583://HOST:PORT --issuer-db PATH]
+                                      the emulated terminal in a browser page
     posbridge firmware build          precompile the firmware to .mpy
     posbridge firmware deploy         copy it (and a terminal's records) to a board
     posbridge provision               a terminal's identity and DUKPT key registers
@@ -280,9 +281,13 @@ def emulate(link_alias, scenario, heap, terminal_id, screens_dir, issuer_db, iss
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
               help="The issuer's key store (default: beside the database, var/issuer.keys).")
+@click.option("--upstream", default=None,
+              help="iso8583://HOST:PORT: the board's requests go to the ISO 8583 host "
+                   "there (posbridge issuer serve); --issuer-db then names that host's "
+                   "database, read for the card list and the phone.")
 @click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
               default=str(FIRMWARE_DIR), show_default=True)
-def console_command(port, host, heap, issuer_db, issuer_keys, firmware_dir):
+def console_command(port, host, heap, issuer_db, issuer_keys, upstream, firmware_dir):
     """The emulated terminal in a browser page: its display, PIN pad and card reader,
     the cardholder's phone, the link's messages, issuer faults and power cuts."""
     from .web.run import run
@@ -296,7 +301,9 @@ def console_command(port, host, heap, issuer_db, issuer_keys, firmware_dir):
                           "this machine can use the terminal[/]")
 
     with contextlib.ExitStack() as stack:
-        if issuer_db:
+        if upstream:
+            issuer = _console_upstream(stack, upstream, issuer_db, issuer_keys)
+        elif issuer_db:
             issuer = _open_issuer(issuer_db, issuer_keys)
             stack.callback(issuer.close)
         else:
@@ -310,6 +317,31 @@ def console_command(port, host, heap, issuer_db, issuer_keys, firmware_dir):
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     log.info("console stopped")
+
+
+def _console_upstream(stack, upstream, issuer_db, issuer_keys):
+    """The console's issuer behind the ISO 8583 host at `upstream`, whose database
+    `issuer_db` gives the cards and the phone's alerts."""
+    from .issuer.errors import LedgerError
+    from .issuer.ledger import Ledger
+    from .upstream import Upstream, parse_url
+    from .web.upstream_issuer import UpstreamIssuer
+    try:
+        host, port = parse_url(upstream)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--upstream")
+    if not issuer_db:
+        raise click.UsageError("--upstream needs --issuer-db: the database of the ISO 8583 "
+                               "host, for the cards the page lists and the phone's alerts")
+    try:
+        ledger = Ledger.open(issuer_db, keys=issuer_keys)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc))
+    stack.callback(ledger.close)
+    client = Upstream(host, port).start()
+    stack.callback(client.close)
+    log.info("console: the issuer is the ISO 8583 host at %s:%d", host, port)
+    return UpstreamIssuer(client, ledger)
 
 
 def _demo_issuer(stack, terminal_id=None):
