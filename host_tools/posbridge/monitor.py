@@ -22,6 +22,7 @@ from .link.pan import mask_pans_in_text
 from .link.readable import iso_message, link_frame
 
 MAX_RECORD = 64 * 1024     # a tap record: some KB at most (a read of the serial port)
+MAX_STREAMS = 256          # frame cutters kept (port and direction); a bridge has a few
 _ERRORS = {"crc": "CRC mismatch", "framing": "bad framing (COBS or too short)",
            "oversize": "too long for a frame"}
 _ARROWS = {("serial", "in"): "board>bridge", ("serial", "out"): "bridge>board",
@@ -74,6 +75,8 @@ class Monitor:
         key = (src, direction)
         splitter = self._splitters.get(key)
         if splitter is None:
+            if len(self._splitters) >= MAX_STREAMS:     # a tap naming ports without end
+                self._splitters.clear()
             splitter = self._splitters[key] = FrameSplitter()
         arrow = _ARROWS[("serial", direction)]
 

@@ -202,3 +202,11 @@ def test_monitor_command_without_a_tap(tmp_path):
     result = CliRunner().invoke(main, ["monitor", "--once", "--tap",
                                        str(tmp_path / "none.sock")])
     assert result.exit_code != 0 and "no tap at" in result.output
+
+
+def test_a_tap_naming_ports_without_end_holds_no_more_cutters():
+    out = Printed()
+    for n in range(600):
+        out.serial(b"\x00\x01\x02", src=f"port{n}")
+    assert len(out.monitor._splitters) <= 256
+    assert out.monitor.counts["unreadable"] == 0
