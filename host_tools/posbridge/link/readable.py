@@ -87,11 +87,13 @@ def _amounts(value) -> str:
     digits (docs/iso8583.md)."""
     kinds = {"01": "ledger", "02": "available"}
     blocks = [value[i:i + 20] for i in range(0, len(value), 20)]
-    if not blocks or any(len(b) != 20 or not (b[:7] + b[8:]).isdigit() or b[7] not in "CD"
-                         for b in blocks):
+    # each block: account type, amount type, currency, C or D, amount
+    parts = [(b[2:4], b[4:7], b[7:8], b[8:]) for b in blocks]
+    if not parts or any(len(b) != 20 or not (b[:7] + b[8:]).isdigit() or sign not in ("C", "D")
+                        for b, (_, _, sign, _) in zip(blocks, parts)):
         return mask_pans_in_text(value)
-    return " ".join(f"{kinds.get(b[2:4], b[2:4])}={'-' if b[7] == 'D' else ''}"
-                    f"{int(b[8:])} ({b[4:7]})" for b in blocks)
+    return " ".join(f"{kinds.get(kind, kind)}={'-' if sign == 'D' else ''}{int(amount)} "
+                    f"({currency})" for kind, currency, sign, amount in parts)
 
 
 def _original(value) -> str:
