@@ -174,10 +174,10 @@ class Tap:
             sub = Subscriber(conn, self.capacity)
             thread = threading.Thread(target=sub.run, args=(self._ended,), daemon=True,
                                       name="tap-monitor")
-            with self._lock:
+            with self._lock:      # registered and started at once: close() joins it
                 self._subscribers[sub] = thread
+                thread.start()
             log.info("monitor connected to the tap (%d now)", self.monitors)
-            thread.start()
 
     def _ended(self, sub: Subscriber):
         with self._lock:
