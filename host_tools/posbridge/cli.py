@@ -3,8 +3,11 @@
     posbridge serve --port PORT [--port PORT2 ...] [--upstream iso8583://HOST:PORT]
                                       bridge boards on serial ports, to the in-process
                                       issuer or to an ISO 8583 host
+    posbridge monitor --tap PATH      print the frames and ISO 8583 messages of a bridge
+                                      started with serve --tap PATH, decoded and masked
     posbridge emulate [--link PATH]   run the real firmware under MicroPython
-    posbridge console [--port 8080]   the emulated terminal in a browser page
+    posbridge console [--port 8080] [--upstream iso8583://HOST:PORT --issuer-db PATH]
+                                      the emulated terminal in a browser page
     posbridge firmware build          precompile the firmware to .mpy
     posbridge firmware deploy         copy it (and a terminal's records) to a board
     posbridge provision               a terminal's identity and DUKPT key registers
@@ -84,11 +87,16 @@ def _open_issuer(db, keys=None):
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
               help="The issuer's key store (default: beside the database, var/issuer.keys).")
+@click.option("--tap", "tap_path", type=click.Path(dir_okay=False), default=None,
+              help="Publish a copy of every serial byte and ISO 8583 message on this Unix "
+                   "socket (owner only) for posbridge monitor. A monitor never slows the "
+                   "bridge: one that does not keep up loses records, counted.")
 def serve(ports, baud, status_interval, upstream, upstream_timeout, echo_interval,
-          issuer_db, issuer_keys):
+          issuer_db, issuer_keys, tap_path):
     """Bridge the boards on the --port(s) to the issuer."""
     stack = contextlib.ExitStack()
     with stack:
+        tap = _open_tap(stack, tap_path)
         links = []
         for port in ports:
             try:
@@ -96,11 +104,12 @@ def serve(ports, baud, status_interval, upstream, upstream_timeout, echo_interva
             except PortError as exc:
                 raise click.ClickException(str(exc))
             stack.callback(serial_port.close)
-            link = HostLink(serial_port, frame_log=log_frame).start()
+            link = HostLink(serial_port, frame_log=log_frame,
+                            wire_tap=tap.serial(port) if tap else None).start()
             stack.callback(link.close)
             links.append((port, link))
         issuer = _bridge_issuer(stack, upstream, upstream_timeout, echo_interval,
-                                issuer_db, issuer_keys)
+                                issuer_db, issuer_keys, tap)
         stop = threading.Event()
         _stop_on_signals(stop)
         log.info("bridge on %s at %d baud; Ctrl-C stops", ", ".join(ports), baud)
@@ -110,7 +119,21 @@ def serve(ports, baud, status_interval, upstream, upstream_timeout, echo_interva
     log.info("bridge stopped")
 
 
-def _bridge_issuer(stack, upstream, timeout, echo_interval, issuer_db, issuer_keys):
+def _open_tap(stack, path):
+    if path is None:
+        return None
+    from .tap import Tap
+    try:
+        tap = Tap(path).start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot open the tap at {path}: {exc.strerror or exc}")
+    stack.callback(tap.close)
+    log.info("tap on %s: posbridge monitor --tap %s", path, path)
+    return tap
+
+
+def _bridge_issuer(stack, upstream, timeout, echo_interval, issuer_db, issuer_keys,
+                   tap=None):
     """The issuer the bridges hand requests to: the ISO 8583 host at `upstream`, or
     the in-process issuer on `issuer_db`."""
     if upstream is None:
@@ -122,7 +145,8 @@ def _bridge_issuer(stack, upstream, timeout, echo_interval, issuer_db, issuer_ke
         host, port = parse_url(upstream)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--upstream")
-    client = Upstream(host, port, timeout=timeout, echo_interval=echo_interval).start()
+    client = Upstream(host, port, timeout=timeout, echo_interval=echo_interval,
+                      tap=tap.iso(f"{host}:{port}") if tap else None).start()
     stack.callback(client.close)
     return client
 
@@ -147,6 +171,26 @@ def _serve_boards(links, issuer, stop, status_interval):
     for thread in threads:
         thread.join(timeout=2)
     return lost
+
+
+@main.command()
+@click.option("--tap", "tap_path", required=True, type=click.Path(dir_okay=False),
+              help="The Unix socket of a bridge started with posbridge serve --tap.")
+@click.option("--once", is_flag=True,
+              help="Stop when the tap closes (default: wait for the bridge to come back).")
+@click.option("--acks", is_flag=True, help="Show the link's ACK frames too.")
+def monitor(tap_path, once, acks):
+    """Print the board link's frames and the ISO 8583 messages of a bridge as they
+    happen: fields named, the PAN masked, the PIN block and the ICC data as their length
+    only, garbled frames said to be so."""
+    from . import monitor as frame_monitor
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        seen = frame_monitor.run(tap_path, console, stop, once=once, acks=acks)
+    except OSError as exc:
+        raise click.ClickException(f"no tap at {tap_path}: {exc.strerror or exc}")
+    console.print(seen.summary(), highlight=False)
 
 
 @main.command()
@@ -249,9 +293,13 @@ def emulate(link_alias, scenario, heap, baud, terminal_id, screens_dir, issuer_d
 @click.option("--issuer-keys", type=click.Path(dir_okay=False), default=None,
               envvar="POSBRIDGE_ISSUER_KEYS",
               help="The issuer's key store (default: beside the database, var/issuer.keys).")
+@click.option("--upstream", default=None,
+              help="iso8583://HOST:PORT: the board's requests go to the ISO 8583 host "
+                   "there (posbridge issuer serve); --issuer-db then names that host's "
+                   "database, read for the card list and the phone.")
 @click.option("--firmware", "firmware_dir", type=click.Path(file_okay=False),
               default=str(FIRMWARE_DIR), show_default=True)
-def console_command(port, host, heap, issuer_db, issuer_keys, firmware_dir):
+def console_command(port, host, heap, issuer_db, issuer_keys, upstream, firmware_dir):
     """The emulated terminal in a browser page: its display, PIN pad and card reader,
     the cardholder's phone, the link's messages, issuer faults and power cuts."""
     from .web.run import run
@@ -265,7 +313,9 @@ def console_command(port, host, heap, issuer_db, issuer_keys, firmware_dir):
                           "this machine can use the terminal[/]")
 
     with contextlib.ExitStack() as stack:
-        if issuer_db:
+        if upstream:
+            issuer = _console_upstream(stack, upstream, issuer_db, issuer_keys)
+        elif issuer_db:
             issuer = _open_issuer(issuer_db, issuer_keys)
             stack.callback(issuer.close)
         else:
@@ -279,6 +329,31 @@ def console_command(port, host, heap, issuer_db, issuer_keys, firmware_dir):
         except OSError as exc:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     log.info("console stopped")
+
+
+def _console_upstream(stack, upstream, issuer_db, issuer_keys):
+    """The console's issuer behind the ISO 8583 host at `upstream`, whose database
+    `issuer_db` gives the cards and the phone's alerts."""
+    from .issuer.errors import LedgerError
+    from .issuer.ledger import Ledger
+    from .upstream import Upstream, parse_url
+    from .web.upstream_issuer import UpstreamIssuer
+    try:
+        host, port = parse_url(upstream)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--upstream")
+    if not issuer_db:
+        raise click.UsageError("--upstream needs --issuer-db: the database of the ISO 8583 "
+                               "host, for the cards the page lists and the phone's alerts")
+    try:
+        ledger = Ledger.open(issuer_db, keys=issuer_keys)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc))
+    stack.callback(ledger.close)
+    client = Upstream(host, port).start()
+    stack.callback(client.close)
+    log.info("console: the issuer is the ISO 8583 host at %s:%d", host, port)
+    return UpstreamIssuer(client, ledger)
 
 
 def _demo_issuer(stack, terminal_id=None):

@@ -59,8 +59,9 @@ def parse_url(url: str):
 
 class Upstream:
     def __init__(self, host: str, port: int, *, timeout=TIMEOUT_S,
-                 echo_interval=ECHO_INTERVAL_S, clock=time.time):
+                 echo_interval=ECHO_INTERVAL_S, clock=time.time, tap=None):
         self.host, self.port = host, port
+        self.tap = tap            # ("in" | "out", message): a copy of each (tap.py)
         self.timeout = timeout
         self.echo_interval = echo_interval
         self.clock = clock
@@ -152,7 +153,10 @@ class Upstream:
     def _send(self, iso: dict):
         if self._writer is None:
             raise IssuerUnavailable("issuer host not connected")
-        self._writer.write(framing.frame(spec.pack(iso)))
+        data = spec.pack(iso)
+        if self.tap is not None:
+            self.tap("out", data)
+        self._writer.write(framing.frame(data))
 
     async def _run(self):
         delay = RECONNECT_MIN_S
@@ -223,6 +227,8 @@ class Upstream:
             if data is None:
                 raise ConnectionResetError("issuer host closed the connection")
             self._last_heard = self.clock()
+            if self.tap is not None:
+                self.tap("in", data)
             try:
                 iso = spec.unpack(data)
             except spec.Iso8583Error as exc:

@@ -43,9 +43,11 @@ def decode_frame(encoded: bytes) -> bytes:
 
 
 class FrameSplitter:
-    """Cuts a byte stream at 0x00 delimiters; returns good payloads, counts bad frames."""
+    """Cuts a byte stream at 0x00 delimiters; returns good payloads, counts bad frames
+    (and tells `on_error(kind, size)` of each, for the monitor)."""
 
-    def __init__(self):
+    def __init__(self, on_error=None):
+        self.on_error = on_error
         self._buf = bytearray()
         self._discarding = False  # inside an over-long frame: skip to the next 0x00
         self.errors = {"crc": 0, "framing": 0, "oversize": 0}
@@ -64,9 +66,9 @@ class FrameSplitter:
             try:
                 out.append(decode_frame(frame))
             except CRCError:
-                self.errors["crc"] += 1
+                self._bad("crc", len(frame))
             except FrameError:
-                self.errors["framing"] += 1
+                self._bad("framing", len(frame))
         self._append(rest)
         return out
 
@@ -75,7 +77,12 @@ class FrameSplitter:
             return
         if len(self._buf) + len(piece) > MAX_ENCODED:
             self._discarding = True
-            self.errors["oversize"] += 1
+            self._bad("oversize", len(self._buf) + len(piece))
             self._buf = bytearray()
             return
         self._buf.extend(piece)
+
+    def _bad(self, kind, size):
+        self.errors[kind] += 1
+        if self.on_error is not None:
+            self.on_error(kind, size)

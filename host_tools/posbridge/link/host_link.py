@@ -31,12 +31,14 @@ class LinkClosed(LinkError):
 
 
 FrameLog = Callable[[str, int, int, bytes], None]  # direction, type, seq, body
+WireTap = Callable[[str, bytes], None]             # "rx" | "tx", the port's bytes
 
 
 class HostLink:
     def __init__(self, port, timeout: float = 0.3, retries: int = 5,
-                 frame_log: Optional[FrameLog] = None):
+                 frame_log: Optional[FrameLog] = None, wire_tap: Optional[WireTap] = None):
         self.port = port
+        self.wire_tap = wire_tap     # a copy of every byte read and written (tap.py)
         self.timeout = timeout
         self.retries = retries
         self.frame_log = frame_log
@@ -127,6 +129,8 @@ class HostLink:
                 self.closed_reason = f"port closed: {exc}"
                 break
             if data:
+                if self.wire_tap is not None:
+                    self.wire_tap("rx", data)
                 for payload in self.splitter.feed(data):
                     self._on_frame(payload)
         else:
@@ -155,6 +159,8 @@ class HostLink:
 
     def _write(self, data: bytes):
         with self._write_lock:
+            if self.wire_tap is not None:
+                self.wire_tap("tx", data)
             try:
                 self.port.write(data)
                 self.port.flush()

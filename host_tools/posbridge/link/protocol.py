@@ -365,10 +365,25 @@ def _hidden(value) -> str:
     return f"<{len(value)} bytes>" if isinstance(value, (bytes, bytearray)) else "<hidden>"
 
 
-# how a field a person may read is shown: never a full PAN (PCI DSS 3.4: first six and last four digits at most)
-# and never the ICC data, whose tags the terminal chooses and may include the PAN (5A)
-# or the track 2 equivalent (57)
+# how a field a person may read is shown: never a full PAN (PCI DSS 3.4: first six and
+# last four digits at most), nothing of the card's track data, the PIN block and the ICC
+# data (it may carry the track 2 equivalent, 57, and the PAN, 5A) as their length only
 REDACT = {"pan": mask_pan, "card": _card, "pin_block": _hidden, "icc": _hidden}
+# the byte strings a person may read in full: counters and checks, no secret among them
+# (any other byte string, a field of a hostile frame too, shows as its length only)
+SHOWN_BYTES = frozenset({"ksn", "original_ksn", "mac", "request_digest", "arpc"})
+
+
+def _shown(name: str, value):
+    if name in REDACT:
+        return REDACT[name](value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex() if name in SHOWN_BYTES else _hidden(value)
+    if isinstance(value, dict):     # a map where the schema has none: keys as they are
+        return {k: _shown(str(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(name, v) for v in value]
+    return value
 
 
 def encode_body(fields: dict) -> bytes:
@@ -390,13 +405,12 @@ def named(mtype: int, fields: dict) -> dict:
     for key, value in fields.items():
         name = names.get(key, str(key))
         nested = _NESTED.get(mtype, {}).get(key)
-        if name in REDACT:
-            value = REDACT[name](value)
-        elif nested and isinstance(value, dict):
+        if name not in REDACT and nested and isinstance(value, dict):
             inner = FIELD_NAMES[nested]
-            value = {inner.get(k, str(k)): v for k, v in value.items()}
-        elif isinstance(value, bytes):
-            value = value.hex()
+            value = {inner.get(k, str(k)): _shown(inner.get(k, str(k)), v)
+                     for k, v in value.items()}
+        else:
+            value = _shown(name, value)
         out[name] = value
     return out
 
