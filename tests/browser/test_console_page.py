@@ -89,7 +89,7 @@ def test_the_page_shows_the_firmware_idle_screen(page, artifacts):
     options = page.eval_on_selector_all("#card option", "os => os.map(o => o.textContent)")
     assert len(options) == len(DEMO_CARDS)
     assert options[0].startswith("476173******0011")
-    assert page.is_disabled("#tap")      # contactless comes with its reader
+    assert page.is_enabled("#tap")       # the emulated board has its contactless reader
 
 
 def test_balance_inquiry_keyed_on_the_keyboard(page, artifacts):
@@ -148,6 +148,27 @@ def test_purchase_keyed_on_the_buttons(page, artifacts):
     wait_phone(page, "12.50")
     assert count_messages(page, "PURCHASE_RESPONSE") >= 1
     shoot(page, artifacts, "purchase")
+    click_keys(page, "E")
+    wait_screen(page, "Insert card")
+
+
+def test_contactless_purchase_tapped_below_the_cvm_limit(page, artifacts):
+    """Tapped, CNY 25.00: no PIN, the card's cryptogram checked by the issuer, the SMS."""
+    to_idle(page)
+    page.select_option("#card", str(LI_WEI))
+    page.click("#tap")
+    wait_screen(page, "CONTACTLESS")
+    click_keys(page, "2")
+    wait_screen(page, "Enter amount")
+    click_keys(page, "2500E")
+    wait_screen(page, "SMS sent to", timeout=30)
+    assert "APPROVED" in display(page).upper()
+    wait_phone(page, "25.00")
+    # the request on the link panel: the ICC data (as its length), no PIN block
+    request = page.evaluate(
+        "() => [...document.querySelectorAll('#messages li.PURCHASE_REQUEST')].pop().textContent")
+    assert "icc" in request and "pin_block" not in request, request
+    shoot(page, artifacts, "contactless-purchase")
     click_keys(page, "E")
     wait_screen(page, "Insert card")
 

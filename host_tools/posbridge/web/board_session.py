@@ -35,6 +35,7 @@ class BoardSession:
         self._stop: Optional[threading.Event] = None
         self._serving: Optional[threading.Thread] = None
         self.boots = 0
+        self._chips: dict = {}             # the virtual contactless cards, by PAN
 
     @property
     def running(self) -> bool:
@@ -49,7 +50,10 @@ class BoardSession:
 
     def _start(self):
         emulator = Emulator(self.firmware_dir, heap=self.heap, on_screen=self._on_screen,
-                            state_dir=self.state_dir)
+                            state_dir=self.state_dir, card_keys=self.issuer.ledger.keys)
+        # the contactless cards outlive a power cut of the board: a chip keeps its ATC,
+        # and a new one starting again at 1 would be refused by the issuer as a replay
+        emulator.cards = self._chips
         link_path = emulator.start()
         try:
             port = open_port(link_path)

@@ -6,15 +6,16 @@ to this list; anything else is refused with a reason and changes nothing.
                                        X (cancel), E (enter)
     {"type": "swipe", "card": 3}       swipe the card with that number in the page's list
     {"type": "bad_swipe"}              a swipe the reader could not read
+    {"type": "tap", "card": 3}         the card with that number enters the contactless
+                                       reader's field
     {"type": "faults", "slow": true, "unavailable": false, "bad_mac": false}
     {"type": "power_cut"}              kill the firmware and boot it again on its flash
     {"type": "ping", "n": 7}           answered {"type": "pong", "n": 7} at once: the
                                        websocket's own round trip, the baseline of the
                                        key-to-display time (benchmarks/console_keys.py)
 
-The page's Tap button sends {"type": "tap", "card": 3}; it is enabled, and a "tap" is
-taken here (like a swipe: a listed card), once the emulator has a contactless reader
-(the terminal's hello then says "contactless": true). Until then it is an unknown type.
+The page's Tap button is enabled when the terminal's hello says "contactless": true (the
+emulated board has its contactless reader).
 """
 import json
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ class Key:
 
 @dataclass(frozen=True)
 class Swipe:
+    card: int
+
+
+@dataclass(frozen=True)
+class Tap:
     card: int
 
 
@@ -85,11 +91,11 @@ def parse(raw, card_ids) -> object:
         if not (isinstance(key, str) and len(key) == 1 and key in PIN_PAD_KEYS):
             raise PageInputError(f"key: one of {PIN_PAD_KEYS}")
         return Key(key)
-    if kind == "swipe":
+    if kind in ("swipe", "tap"):
         card = msg.get("card")
         if isinstance(card, bool) or not isinstance(card, int) or card not in card_ids:
             raise PageInputError("card: the number of one of the listed cards")
-        return Swipe(card)
+        return Swipe(card) if kind == "swipe" else Tap(card)
     if kind == "bad_swipe":
         return BadSwipe()
     if kind == "faults":
@@ -104,4 +110,4 @@ def parse(raw, card_ids) -> object:
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2 ** 31:
             raise PageInputError("ping: n, a number from 0 to 2**31 - 1")
         return Ping(n)
-    raise PageInputError("type: key, swipe, bad_swipe, faults, power_cut or ping")
+    raise PageInputError("type: key, swipe, tap, bad_swipe, faults, power_cut or ping")

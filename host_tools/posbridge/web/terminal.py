@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Optional
 
-from ..board.emulator import FIRMWARE_DIR, Screen
+from ..board.emulator import FIRMWARE_DIR, EmulatorError, Screen
 from ..board.peripherals import bad_read_record, card_record, pin_keys
 from ..issuer.preferences import mask_phone
 from ..link import protocol as p
@@ -173,7 +173,7 @@ class Terminal:
     def snapshot(self) -> list[dict]:
         """Everything a page opened now needs, as the events it would have had."""
         hello = {"type": "hello", "cards": [c.page for c in self.cards.values()],
-                 "contactless": False, "slow_s": SLOW_ANSWER_S}
+                 "contactless": True, "slow_s": SLOW_ANSWER_S}
         with self._state_lock:
             screen, messages = self._screen, list(self._messages)
         events = [hello, {"type": "power", "state": self._power, "boots": self.session.boots},
@@ -203,9 +203,12 @@ class Terminal:
         try:
             if isinstance(command, pi.Key):
                 emulator.pin_pad_sends(pin_keys(command.key))
-            elif isinstance(command, pi.Swipe):
+            elif isinstance(command, (pi.Swipe, pi.Tap)):
                 card = self.cards[command.card]
-                emulator.card_reader_sends(card_record(card.pan, card.expiry))
+                if isinstance(command, pi.Tap):
+                    emulator.tap(card.pan)
+                else:
+                    emulator.card_reader_sends(card_record(card.pan, card.expiry))
                 with self._phone_lock:
                     self.phone.use_card(card.pan[-4:], card.page)
                     self._phone_event = self.phone.snapshot()
@@ -214,6 +217,8 @@ class Terminal:
                 emulator.card_reader_sends(bad_read_record())
         except (OSError, TypeError):   # the board went off between the check and the write
             return "the board is off"
+        except EmulatorError as exc:    # a card the virtual reader cannot make a chip of
+            return str(exc)
         return None
 
     def _set_faults(self, command: pi.SetFaults) -> None:

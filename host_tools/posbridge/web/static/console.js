@@ -227,8 +227,6 @@ $("#swipe").addEventListener("click", () => {
   if (Number.isInteger(id)) send({ type: "swipe", card: id });
 });
 $("#bad-swipe").addEventListener("click", () => send({ type: "bad_swipe" }));
-// enabled when the server's hello says "contactless": true, which it does once the
-// emulator has its contactless reader (page_input.py takes "tap" from then on)
 $("#tap").addEventListener("click", () => {
   const id = parseInt($("#card").value, 10);
   if (Number.isInteger(id)) send({ type: "tap", card: id });
