@@ -98,9 +98,11 @@ def stop_process(proc):
 class HostProcess:
     """`posbridge issuer serve` as a process of its own on the database at `db`."""
 
-    def __init__(self, db):
-        self.proc = start_posbridge(["issuer", "--db", db, "serve", "--listen",
-                                     "127.0.0.1:0"], os.path.dirname(str(db)))
+    def __init__(self, db, keys=None, cwd=None):
+        key_args = ["--keys", keys] if keys is not None else []
+        self.proc = start_posbridge(["issuer", "--db", db, *key_args, "serve", "--listen",
+                                     "127.0.0.1:0"],
+                                    cwd or (os.path.dirname(str(keys or db))))
         self.port = int(line_with(self.proc, "listening on").rsplit(":", 1)[1])
         # what it logs from here on is not read: let it not fill the pipe
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()

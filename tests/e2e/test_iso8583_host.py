@@ -1,7 +1,8 @@
 """End to end through ISO 8583: the real firmware under MicroPython, the bridge with
 `--upstream iso8583://...` (upstream.Upstream), a TCP proxy that records and can alter
 or hold the ISO 8583 messages, and the issuer as `posbridge issuer serve`, a process of
-its own on the test's database, on its TCP port. Balance inquiry, purchase and reversal; a host that does not answer; an approval
+its own on the test's database, on its TCP port, each test on SQLite and on PostgreSQL.
+Balance inquiry, purchase and reversal; a host that does not answer; an approval
 altered on the TCP link."""
 import pytest
 
@@ -21,7 +22,7 @@ class IsoBank:
 
     def __init__(self, issuer):
         # `posbridge issuer serve` on the issuer's database, as a process of its own
-        self.host = HostProcess(issuer.ledger.path)
+        self.host = HostProcess(issuer.ledger.path, keys=issuer.ledger.keys.path)
         self.proxy = TamperProxy(self.host.port)
         self.upstream = Upstream("127.0.0.1", self.proxy.port, timeout=3.0,
                                  echo_interval=60).start()
@@ -39,6 +40,28 @@ class IsoBank:
         self.upstream.close()
         self.proxy.close()
         self.host.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def issuer(request, tmp_path):
+    """The issuer's demo database, a SQLite file or a PostgreSQL database of the test's
+    own; the test reads the ledger through it while the host process charges it."""
+    from posbridge.issuer import Issuer
+    from posbridge.issuer.demo_data import load_demo
+    from posbridge.issuer.ledger import Ledger
+    keys = tmp_path / "issuer.keys"
+    if request.param == "sqlite":
+        location = tmp_path / "issuer.sqlite"
+    else:
+        databases = request.getfixturevalue("pg_databases")
+        location = databases.new()
+        request.addfinalizer(lambda: databases.drop(location))
+    ledger = Ledger.create(location, keys=keys)
+    load_demo(ledger)
+    ledger.close()
+    iss = Issuer.open(location, keys=keys)
+    yield iss
+    iss.close()
 
 
 @pytest.fixture
