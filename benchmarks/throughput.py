@@ -2,7 +2,10 @@
 block, request MAC, answer MAC checked) against the issuer in process (1 and 8
 terminals) and against `posbridge issuer serve` (ISO 8583 over TCP, through the
 bridge's upstream client; 1, 8, 32 and 256 terminals), on SQLite and on PostgreSQL, and
-two host processes on one PostgreSQL database (32 terminals). Each run is audited (no double, no lost charge).
+two host processes on one PostgreSQL database (32 terminals), and through the bridge:
+simulated boards (1, 8, 32), each on a pseudo-terminal of its own, over the board-bridge
+link to one bridge with its issuer in process on SQLite. Each run is audited (no double,
+no lost charge).
 
 Each figure is a ratio against a baseline measured in the same run:
   in process   the terminal's own work alone: purchases built (three DUKPT working
@@ -11,11 +14,16 @@ Each figure is a ratio against a baseline measured in the same run:
   ISO 8583     0800 echo tests to the same host over the same kind of connection, as
                many at once as there are terminals: TCP, framing and ISO 8583 packing
                with no issuer work
+  bridge       the same terminals calling the in-process issuer directly, on the same
+               database, just before: the bridge's added latency is the difference of
+               the p99s and their ratio
 A single-thread profile of one purchase all the way (terminal, ISO 8583 both ways,
 issuer) says where the time goes.
 
 `python -m benchmarks.throughput` measures this part alone and puts its section in
-docs/benchmarks.md in place of the last one; `make bench` runs it with the rest."""
+docs/benchmarks.md in place of the last one; `make bench` runs it with the rest.
+`python -m benchmarks.throughput --bridge` measures the bridge's rows alone and puts
+only their table in place (in the section, or at the end of the file without one)."""
 import asyncio
 import contextlib
 import cProfile
@@ -38,13 +46,15 @@ from posbridge.link import iso8583_map as m
 from posbridge.link import iso8583_spec as spec
 from posbridge.link.protocol import PURCHASE_REQUEST, PURCHASE_RESPONSE
 from posbridge.load import fleet as fleet_module
-from posbridge.load.cli import run_load
+from posbridge.load.cli import bridge_target, run_load
 from posbridge.load.targets import InProcessTarget, Iso8583Target
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Throughput"
 DURATION_S = float(os.environ.get("BENCH_THROUGHPUT_S", "4"))
 TERMINALS = (1, 8, 32, 256)
+BOARDS = (1, 8, 32)
+BRIDGE_SECTION = "### Through the bridge"
 MAX_CONNECTIONS = 8         # TCP connections to a host, each shared by its terminals
 POSTGRES = os.environ.get("POSBRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
@@ -235,9 +245,60 @@ def measure() -> dict:
                                          lambda: Iso8583Target(urls, 4))
             rows.append(_row("two ISO 8583 hosts, one PostgreSQL", n, 2, figures, audit,
                              base, "0800 echo, both hosts"))
+        bridge = measure_bridge(tmp)
     return {"rows": rows, "baseline_terminal": baseline_terminal,
-            "load": (load_before, os.getloadavg()[0]),
+            "load": (load_before, os.getloadavg()[0]), "bridge": bridge,
             "no_postgres": no_postgres, "profile": profile_one_purchase()}
+
+
+def measure_bridge(tmp: Path) -> "list[dict]":
+    """For each board count: the terminals against the in-process issuer directly, then
+    as boards through the bridge to an issuer on the same database (SQLite)."""
+    rows = []
+    for n in BOARDS:
+        with database("SQLite", tmp) as (location, keys):
+            direct, _ = one_run(location, keys, n, lambda: InProcessTarget(
+                Issuer(Ledger.open(location, keys), Policy())))
+            bridged, audit = one_run(location, keys, n,
+                                     lambda: bridge_target(location, keys))
+        rows.append({"boards": n, "rate": bridged.rate, "p50": bridged.percentile(50),
+                     "p99": bridged.percentile(99),
+                     "errors": sum(bridged.errors.values()),
+                     "double": audit.double, "lost": audit.lost + audit.unseen,
+                     "direct_rate": direct.rate, "direct_p50": direct.percentile(50),
+                     "direct_p99": direct.percentile(99)})
+    return rows
+
+
+def bridge_markdown(rows) -> "list[str]":
+    lines = [
+        BRIDGE_SECTION,
+        "",
+        f"Simulated boards, each on a pseudo-terminal pair of its own, over the "
+        f"board-bridge link (COBS frames, stop-and-wait with ACKs, CBOR, HELLO first) to "
+        f"one bridge in the load generator's process serving every port, its issuer in "
+        f"process on SQLite; {DURATION_S:.0f} s a run, audited. Baseline: the same number "
+        f"of terminals calling that issuer directly (no link, no bridge), on the same "
+        f"database, just before. Added p50 and p99: the bridge's less the direct run's. "
+        f"The bridge, its links and the simulated boards share the load generator's "
+        f"process, so the rate ratio counts their CPU too. A negative added p99 is a "
+        f"direct run whose tail is the longer: all its terminals wait at the issuer's "
+        f"one lock, which does not serve them in turn; through the bridge part of each "
+        f"board's time is on its link, so fewer wait there at once (the likely reason, "
+        f"not measured apart).",
+        "",
+        "| boards | authorisations/s | p50 / p99 (ms) | errors | direct /s | direct p50 / "
+        "p99 (ms) | rate ratio | added p50 / p99 (ms) | p99 ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['boards']} | {r['rate']:,.0f} | {r['p50']:.1f} / {r['p99']:.1f} | "
+            f"{r['errors']} | {r['direct_rate']:,.0f} | {r['direct_p50']:.1f} / "
+            f"{r['direct_p99']:.1f} | {r['rate'] / r['direct_rate']:.2f} | "
+            f"{r['p50'] - r['direct_p50']:+.1f} / {r['p99'] - r['direct_p99']:+.1f} | "
+            f"{r['p99'] / r['direct_p99']:.2f} |")
+    return lines + [""]
 
 
 def _address(url: str):
@@ -392,17 +453,37 @@ def markdown(result: dict) -> "list[str]":
     ]
     for label, share in profile["parts"]:
         lines.append(f"| {label} | {share:.0%} |")
-    return lines + [""]
+    return lines + [""] + bridge_markdown(result["bridge"])
 
 
 def main():
-    lines = markdown(measure())
-    print("\n".join(lines))
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
+    if "--bridge" in sys.argv[1:]:
+        logging.getLogger("posbridge").setLevel(logging.WARNING)
+        with tempfile.TemporaryDirectory() as tmp:
+            lines = bridge_markdown(measure_bridge(Path(tmp)))
+        print("\n".join(lines))
+        doc.write_text(_in_place(text, BRIDGE_SECTION, lines))
+        return
+    lines = markdown(measure())
+    print("\n".join(lines))
     if SECTION in text:
         text = text[:text.index(SECTION)]
     doc.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines))
+
+
+def _in_place(text: str, heading: str, lines) -> str:
+    """`text` with the part from `heading` to the next heading of its level or above
+    replaced by `lines` (appended when there is no such part)."""
+    block = "\n".join(lines).rstrip("\n") + "\n"
+    if heading not in text:
+        return text.rstrip("\n") + "\n\n" + block
+    start = text.index(heading)
+    ends = [text.find(f"\n{h} ", start + len(heading)) for h in ("##", "###")]
+    ends = [e for e in ends if e >= 0]
+    end = min(ends) + 1 if ends else len(text)
+    return text[:start] + block + ("\n" + text[end:] if end < len(text) else "")
 
 
 if __name__ == "__main__":

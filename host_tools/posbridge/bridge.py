@@ -182,6 +182,28 @@ class Bridge:
         self.send(p.STATUS_REQUEST, p.build("status-request"))
 
 
+def serve_boards(links, issuer, stop, status_interval):
+    """A Bridge for each board's link, each on its own thread, until `stop` or until
+    every board is lost; the reasons boards were lost."""
+    lost = []
+
+    def run(port, link):
+        try:
+            Bridge(link, issuer=issuer).serve(stop, status_interval)
+        except LinkClosed as exc:
+            log.error("lost the board on %s: %s", port, exc)
+            lost.append(exc)
+    threads = [threading.Thread(target=run, args=pl, daemon=True) for pl in links]
+    for thread in threads:
+        thread.start()
+    while not stop.is_set() and any(t.is_alive() for t in threads):
+        stop.wait(0.2)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=2)
+    return lost
+
+
 def _trace_of(mtype: int, body: bytes) -> Optional[int]:
     """The trace number of a financial request, if it can be read at all."""
     try:

@@ -24,7 +24,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__
-from .bridge import Bridge
+from .bridge import Bridge, serve_boards
 from .console import console, log_frame, print_screen, setup_logging
 from .board.emulator import Emulator, EmulatorError, FIRMWARE_DIR, attach_link_path
 from .issuer.cli.common import DATABASE
@@ -113,7 +113,7 @@ def serve(ports, baud, status_interval, upstream, upstream_timeout, echo_interva
         stop = threading.Event()
         _stop_on_signals(stop)
         log.info("bridge on %s at %d baud; Ctrl-C stops", ", ".join(ports), baud)
-        lost = _serve_boards(links, issuer, stop, status_interval or None)
+        lost = serve_boards(links, issuer, stop, status_interval or None)
         if lost and len(ports) == 1:
             raise click.ClickException(f"lost the board: {lost[0]}")
     log.info("bridge stopped")
@@ -149,28 +149,6 @@ def _bridge_issuer(stack, upstream, timeout, echo_interval, issuer_db, issuer_ke
                       tap=tap.iso(f"{host}:{port}") if tap else None).start()
     stack.callback(client.close)
     return client
-
-
-def _serve_boards(links, issuer, stop, status_interval):
-    """A Bridge for each board's link, each on its own thread, until `stop` or until
-    every board is lost; the reasons boards were lost."""
-    lost = []
-
-    def run(port, link):
-        try:
-            Bridge(link, issuer=issuer).serve(stop, status_interval)
-        except LinkClosed as exc:
-            log.error("lost the board on %s: %s", port, exc)
-            lost.append(exc)
-    threads = [threading.Thread(target=run, args=pl, daemon=True) for pl in links]
-    for thread in threads:
-        thread.start()
-    while not stop.is_set() and any(t.is_alive() for t in threads):
-        stop.wait(0.2)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=2)
-    return lost
 
 
 @main.command()

@@ -10,6 +10,10 @@ it (no answer, an ERROR in its place, a refused connection):
                                  bridge's own upstream client (upstream.py): CBOR ->
                                  ISO 8583 -> CBOR as a bridge does it; terminal i uses
                                  connection i mod n
+    boards.BridgeTarget          simulated boards through a bridge (its own module)
+
+A target with a connect(fleet) method has it called once the fleet is provisioned,
+before the run (the bridge's boards say HELLO as their terminals).
 """
 import time
 
