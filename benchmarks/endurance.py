@@ -21,23 +21,17 @@ import json
 import random
 import statistics
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from posbridge.board.emulator import Emulator
 from posbridge.board.peripherals import card_record, pin_keys
-from posbridge.bridge import Bridge
-from posbridge.issuer import Issuer
-from posbridge.issuer.demo_data import load_demo
 from posbridge.issuer.errors import IssuerUnavailable
 from posbridge.issuer.faults import corrupt_mac
-from posbridge.issuer.ledger import Ledger
 from posbridge.link import protocol as p
-from posbridge.link.host_link import HostLink, LinkClosed
-from posbridge.ports import open_port
+
+from .rig import bridged, demo_issuer
 
 ROOT = Path(__file__).resolve().parents[1]
 PAN = "4761730000000011"   # demo card: CNY 12,345.67 (docs/issuer.md)
@@ -180,28 +174,11 @@ def run(count: int, seed: int = 2026, lost_rate: float = 0.0005,
     out = Run(kinds=_schedule(count, seed, lost_rate))
     rng = random.Random(seed + 1)
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="pos-endurance-") as tmp:
-        db = Path(tmp) / "issuer.sqlite"
-        ledger = Ledger.create(db)
-        load_demo(ledger)
-        ledger.close()
-        issuer = Issuer.open(db)
+    with demo_issuer("pos-endurance-") as issuer:
         faults = _Faults(issuer)
         em = Emulator(firmware_dir, heap="64k", count_names=True)
-        stop = threading.Event()
-        port = link = None
-        try:
-            port = open_port(em.start())
-            link = HostLink(port).start()
-            bridge = Bridge(_LosingLink(link, faults), issuer=faults)
+        with bridged(em, faults, link_wrapper=lambda link: _LosingLink(link, faults)):
             em.card_keys = issuer.ledger.keys     # personalises the virtual cards
-
-            def serve():
-                try:
-                    bridge.serve(stop)
-                except LinkClosed:
-                    pass
-            threading.Thread(target=serve, daemon=True).start()
             first, _ = _wait_for(em, ("Insert card",), 0, 30)
             _wait_for(em, ("Insert card",), first + 1, 30)
             for n, kind in enumerate(out.kinds):
@@ -238,14 +215,6 @@ def run(count: int, seed: int = 2026, lost_rate: float = 0.0005,
                 out.flash.append(_flash(em.state_dir))
                 if progress:
                     progress(n, out)
-        finally:
-            stop.set()
-            if link:
-                link.close()
-            if port:
-                port.close()
-            em.stop()
-            issuer.close()
     out.seconds = time.monotonic() - t0
     return out
 

@@ -27,23 +27,17 @@ transaction, its percentiles over the run.
 A kind of transaction is a function that drives the visit up to the last key: a
 contactless purchase slots in as one more entry in KINDS once the board has a reader."""
 import statistics
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 from posbridge.board.emulator import Emulator
 from posbridge.board.peripherals import card_record, pin_keys
-from posbridge.bridge import Bridge
-from posbridge.issuer import Issuer
-from posbridge.issuer.demo_data import load_demo
-from posbridge.issuer.ledger import Ledger
 from posbridge.link import protocol as p
 from posbridge.link.framing import encode_frame
-from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.link.paced_line import byte_time
-from posbridge.ports import open_port
+
+from .rig import bridged, demo_issuer
 
 PAN = "4761730000000011"   # the demo card with SMS alerts (docs/issuer.md)
 BAUD = 115200
@@ -177,28 +171,12 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
 
     results = {}
     failed = results["failed"] = {}
-    with tempfile.TemporaryDirectory(prefix="pos-bench-") as tmp:
-        db = Path(tmp) / "issuer.sqlite"
-        ledger = Ledger.create(db)
-        load_demo(ledger)
-        ledger.close()
-        issuer = _TimedIssuer(Issuer.open(db))
+    with demo_issuer() as plain:
+        issuer = _TimedIssuer(plain)
         em = Emulator(firmware_dir, baud=baud, timed=True)
-        stop = threading.Event()
-        port = link = None
-        try:
-            port = open_port(em.start())
-            link = HostLink(port, frame_log=record).start()
-            bridge = Bridge(link, issuer=issuer)
+        with bridged(em, issuer, frame_log=record):
             em.card_keys = issuer.ledger.keys     # personalises the virtual cards
             nfc = _NfcBytes(em.reader)
-
-            def serve():
-                try:
-                    bridge.serve(stop)
-                except LinkClosed:
-                    pass
-            threading.Thread(target=serve, daemon=True).start()
             first = em.wait_for_screen("Insert card", timeout=30)
             em.wait_for_screen("Insert card", timeout=30, after=em.screens.index(first) + 1)
             byte_ms = byte_time(baud) * 1000
@@ -257,14 +235,6 @@ def measure(firmware_dir: Path, per_kind: int = 100, baud: int = BAUD,
                         em.reader.remove()
                     em.pin_pad_sends(b"E")
                     em.wait_for_screen("Insert card", timeout=30, after=len(em.screens) - 1)
-        finally:
-            stop.set()
-            if link:
-                link.close()
-            if port:
-                port.close()
-            em.stop()
-            issuer.close()
     return results
 
 

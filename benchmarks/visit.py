@@ -3,21 +3,15 @@
 on the emulated board,
 for the heap and size figures of make bench: heap free on each screen of the visit, the
 request and response on the wire, and the smallest heap the visit still completes in."""
-import tempfile
-import threading
 from pathlib import Path
 
-from posbridge.bridge import Bridge
 from posbridge.board.emulator import Emulator, EmulatorError
 from posbridge.link.framing import encode_frame
-from posbridge.issuer import Issuer
 from posbridge.issuer.faults import corrupt_mac
-from posbridge.issuer.demo_data import load_demo
-from posbridge.issuer.ledger import Ledger
-from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.board.peripherals import card_record
-from posbridge.ports import open_port
 from posbridge.link import protocol as p
+
+from .rig import bridged, demo_issuer
 
 PAN = "4761730000000011"   # demo card: subscribed, SMS alerts (docs/issuer.md)
 
@@ -105,50 +99,26 @@ def _visit(firmware_dir, heap, keys, types, issuer_wrapper=None, tap=False):
             payload = 4 + len(body)   # the link header and the body
             frames[mtype] = (payload, len(encode_frame(bytes(4) + bytes(body))))
 
-    with tempfile.TemporaryDirectory(prefix="pos-bench-") as tmp:
-        db = Path(tmp) / "issuer.sqlite"
-        ledger = Ledger.create(db)
-        load_demo(ledger)
-        ledger.close()
-        issuer = Issuer.open(db)
+    with demo_issuer() as issuer:
         emulator = Emulator(firmware_dir, heap=heap)
-        port = link = None
-        stop = threading.Event()
         try:
-            port = open_port(emulator.start())
-            link = HostLink(port, frame_log=record).start()
-            bridge = Bridge(link, issuer=issuer_wrapper(issuer) if issuer_wrapper
-                            else issuer)
-
-            def serve():
-                try:
-                    bridge.serve(stop)
-                except LinkClosed:
-                    pass
-            threading.Thread(target=serve, daemon=True).start()
-            # the idle screen comes twice at boot: after HELLO, and again once the
-            # journal has been looked at for purchases a power cut left in flight
-            first = emulator.wait_for_screen("Insert card", timeout=30)
-            idle = emulator.wait_for_screen("Insert card", timeout=30,
-                                            after=emulator.screens.index(first) + 1)
-            start = emulator.screens.index(idle)
-            if tap:
-                emulator.card_keys = issuer.ledger.keys
-                emulator.tap(PAN)
-            else:
-                emulator.card_reader_sends(card_record(PAN, "3012"))
-            keys(emulator, start)
-            emulator.wait_for_screen("Insert card", after=len(emulator.screens) - 1)
+            with bridged(emulator, issuer_wrapper(issuer) if issuer_wrapper else issuer,
+                         frame_log=record):
+                # the idle screen comes twice at boot: after HELLO, and again once the
+                # journal has been looked at for purchases a power cut left in flight
+                first = emulator.wait_for_screen("Insert card", timeout=30)
+                idle = emulator.wait_for_screen("Insert card", timeout=30,
+                                                after=emulator.screens.index(first) + 1)
+                start = emulator.screens.index(idle)
+                if tap:
+                    emulator.card_keys = issuer.ledger.keys
+                    emulator.tap(PAN)
+                else:
+                    emulator.card_reader_sends(card_record(PAN, "3012"))
+                keys(emulator, start)
+                emulator.wait_for_screen("Insert card", after=len(emulator.screens) - 1)
         except EmulatorError:
             return None
-        finally:
-            stop.set()
-            if link:
-                link.close()
-            if port:
-                port.close()
-            emulator.stop()
-            issuer.close()
         screens = [(s.lines[0] if s.lines else "", s.heap_free)
                    for s in emulator.screens[start:]]
         # a screen that shows a terminal error means the visit did not complete
