@@ -9,6 +9,7 @@ Under MicroPython the same two directories come from MICROPYPATH (tests/micropyt
 No firmware module is named like a standard or installed module (test_setup.py holds
 that), so putting firmware/ first shadows nothing the host code imports.
 """
+import logging
 import sys
 from pathlib import Path
 
@@ -120,3 +121,13 @@ def open_ledger(location):
     return open_it
 
 
+@pytest.fixture(autouse=True)
+def keep_root_logging():
+    """`posbridge` sets up logging for the whole process (basicConfig(force=True), with
+    its masking filter) whenever a test runs its CLI in process: put the root logger
+    back as it was, for the tests after that read their log records (caplog)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

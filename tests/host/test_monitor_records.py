@@ -3,7 +3,6 @@ sends: garbage records, garbled and hostile frames, ISO 8583 messages that do no
 or carry card data where none belongs. Whatever comes, the monitor prints a line that
 says so, and never a full PAN, a PIN block, ICC data or track data."""
 import json
-import logging
 import os
 import socket
 import stat
@@ -27,16 +26,6 @@ PAN = "4761730000000011"
 TRACK2 = bytes.fromhex("4761730000000011D30122011234567800000F")
 PIN_BLOCK = bytes(range(0xA0, 0xB0))
 
-
-@pytest.fixture(autouse=True)
-def keep_root_logging():
-    """`posbridge` sets up logging for the whole process (basicConfig(force=True)):
-    put the root logger back as it was for the next test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 class Printed:

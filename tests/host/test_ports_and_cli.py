@@ -3,7 +3,6 @@ scenario.py, board/firmware_build.py), run through click's CliRunner with mocked
 errors must tell a person what to do, never show a traceback."""
 import errno
 import json
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -21,16 +20,6 @@ from posbridge.scenario import BRIDGE_STEPS, STEP_KINDS, Scenario, ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True)
-def keep_root_logging():
-    """`posbridge` sets up logging for the whole process (basicConfig(force=True)):
-    put the root logger back as it was for the next test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

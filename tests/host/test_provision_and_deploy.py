@@ -1,7 +1,6 @@
 """posbridge provision (a terminal's records from the issuer's key set) and
 posbridge firmware deploy (mpremote, mocked: no board here)."""
 import json
-import logging
 import subprocess
 
 import pytest
@@ -18,17 +17,6 @@ from posbridge.board.provision import TEST_BDK, register_record
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
-
-@pytest.fixture(autouse=True)
-def keep_root_logging():
-    """`posbridge` sets up logging for the whole process (basicConfig(force=True), with
-    its masking filter): put the root logger back as it was, for the tests after that
-    read their log records (caplog)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def clean_failure(result, *fragments):

@@ -2,7 +2,6 @@
 requests answered by `posbridge issuer serve`, the page's fault switches acting on the
 bridge's side of the TCP link as the in-process issuer's faults act, and the command
 line that sets it up."""
-import logging
 import threading
 
 import pytest
@@ -21,16 +20,6 @@ from tests.iso8583_net import RunningHost
 
 LI_WEI = "4761730000000011"
 
-
-@pytest.fixture(autouse=True)
-def keep_root_logging():
-    """`posbridge` sets up logging for the whole process (basicConfig(force=True)):
-    put the root logger back as it was for the next test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The commands as a person runs them: `posbridge issuer serve --listen` as a process of
 its own, and `posbridge serve --port A --port B --upstream iso8583://...` against it."""
-import logging
 import os
 import tty
 
@@ -12,16 +11,6 @@ from posbridge.link import iso8583_map as m
 from posbridge.link import iso8583_spec as spec
 
 from tests.iso8583_net import Client, HostProcess, line_with, start_posbridge, stop_process
-
-@pytest.fixture(autouse=True)
-def keep_root_logging():
-    """`posbridge` sets up logging for the whole process (basicConfig(force=True)):
-    put the root logger back as it was for the next test."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
