@@ -77,6 +77,34 @@ def shoot(page, artifacts, name):
     return path
 
 
+def balance_on_the_keyboard(page, card=LI_WEI, result="SMS sent to"):
+    """A balance inquiry of `card` keyed on the keyboard, up to its result screen."""
+    swipe(page, card)
+    wait_screen(page, "1 Balance")
+    page.keyboard.press("1")
+    wait_screen(page, "Enter PIN")
+    for digit in DEMO_PIN:
+        page.keyboard.press(digit)
+    wait_screen(page, "****")
+    page.keyboard.press("Enter")
+    wait_screen(page, result, timeout=30)
+
+
+def purchase_on_the_buttons(page, amount_keys, amount_shown):
+    """A purchase of the demo card keyed on the page's PIN pad, up to its approval."""
+    swipe(page)
+    wait_screen(page, "2 Purchase")
+    click_keys(page, "2")
+    wait_screen(page, "Enter amount")
+    click_keys(page, amount_keys)
+    wait_screen(page, amount_shown)
+    click_keys(page, "E")
+    wait_screen(page, "Enter PIN")
+    click_keys(page, DEMO_PIN + "E")
+    wait_screen(page, "SMS sent to", timeout=30)
+    assert "APPROVED" in display(page).upper()
+
+
 def test_the_page_shows_the_firmware_idle_screen(page, artifacts):
     wait_screen(page, "Insert card", timeout=30)
     # drawn from the frame buffer: the canvas is not blank
@@ -94,15 +122,7 @@ def test_the_page_shows_the_firmware_idle_screen(page, artifacts):
 
 def test_balance_inquiry_keyed_on_the_keyboard(page, artifacts):
     to_idle(page)
-    swipe(page)
-    wait_screen(page, "1 Balance")
-    page.keyboard.press("1")
-    wait_screen(page, "Enter PIN")
-    for digit in DEMO_PIN:
-        page.keyboard.press(digit)
-    wait_screen(page, "****")
-    page.keyboard.press("Enter")
-    wait_screen(page, "SMS sent to", timeout=30)
+    balance_on_the_keyboard(page)
     assert "12,345.67" in display(page)
     wait_phone(page, "balance inquiry")
     phone = page.inner_text("#phone")
@@ -117,13 +137,7 @@ def test_the_phone_speaks_the_cardholders_language(page, artifacts):
     """Wang Fang reads Chinese, by app push: the alert is sent, or held in the outbox for
     her quiet hours (22:00-07:00 her time), in Chinese either way."""
     to_idle(page)
-    swipe(page, WANG_FANG)
-    wait_screen(page, "1 Balance")
-    page.keyboard.press("1")
-    wait_screen(page, "Enter PIN")
-    page.keyboard.type(DEMO_PIN)
-    page.keyboard.press("Enter")
-    wait_screen(page, "BALANCE CNY", timeout=30)
+    balance_on_the_keyboard(page, WANG_FANG, result="BALANCE CNY")
     wait_phone(page, "您尾号0037的卡")
     assert "Wang Fang" in page.inner_text("#phone-owner")
     assert page.eval_on_selector_all("#alerts li", "ls => ls.map(l => l.lang)") == ["zh"]
@@ -134,17 +148,7 @@ def test_the_phone_speaks_the_cardholders_language(page, artifacts):
 
 def test_purchase_keyed_on_the_buttons(page, artifacts):
     to_idle(page)
-    swipe(page)
-    wait_screen(page, "2 Purchase")
-    click_keys(page, "2")
-    wait_screen(page, "Enter amount")
-    click_keys(page, "1250")
-    wait_screen(page, "12.50")
-    click_keys(page, "E")
-    wait_screen(page, "Enter PIN")
-    click_keys(page, DEMO_PIN + "E")
-    wait_screen(page, "SMS sent to", timeout=30)
-    assert "APPROVED" in display(page).upper()
+    purchase_on_the_buttons(page, "1250", "12.50")
     wait_phone(page, "12.50")
     assert count_messages(page, "PURCHASE_RESPONSE") >= 1
     shoot(page, artifacts, "purchase")

@@ -10,8 +10,9 @@ from posbridge.issuer.demo_data import DEMO_CARDS, DEMO_PIN, load_demo
 from tests.iso8583_net import HostProcess
 
 from .console_process import ConsoleProcess, alive
-from .test_console_page import (click_keys, count_messages, display, shoot, swipe, to_idle,
-                                wait_message, wait_phone, wait_screen)
+from .test_console_page import (balance_on_the_keyboard, click_keys, count_messages, display,
+                                purchase_on_the_buttons, shoot, swipe, to_idle, wait_message,
+                                wait_phone, wait_screen)
 
 LI_WEI_PAN = DEMO_CARDS[0].pan
 
@@ -55,27 +56,13 @@ def test_balance_and_purchase_answered_by_the_iso8583_host(page, console, host_d
     assert "the ISO 8583 host at 127.0.0.1" in console.output
     wait_screen(page, "Insert card", timeout=30)
     to_idle(page)
-    swipe(page)
-    wait_screen(page, "1 Balance")
-    page.keyboard.press("1")
-    wait_screen(page, "Enter PIN")
-    page.keyboard.type(DEMO_PIN)
-    page.keyboard.press("Enter")
-    wait_screen(page, "SMS sent to", timeout=30)
+    balance_on_the_keyboard(page)
     assert "12,345.67" in display(page)
     wait_phone(page, "balance inquiry")
     page.keyboard.press("Enter")
     wait_screen(page, "Insert card")
     before = _available(host_db, LI_WEI_PAN)
-    swipe(page)
-    wait_screen(page, "2 Purchase")
-    click_keys(page, "2")
-    wait_screen(page, "Enter amount")
-    click_keys(page, "1250E")
-    wait_screen(page, "Enter PIN")
-    click_keys(page, DEMO_PIN + "E")
-    wait_screen(page, "SMS sent to", timeout=30)
-    assert "APPROVED" in display(page).upper()
+    purchase_on_the_buttons(page, "1250", "12.50")
     wait_phone(page, "12.50")
     assert count_messages(page, "PURCHASE_RESPONSE") >= 1
     assert _available(host_db, LI_WEI_PAN) == before - 1250     # charged by the host
