@@ -8,22 +8,18 @@ bytes on the wire against JSON (wire_bytes.py)."""
 import os
 import re
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 from posbridge.link import protocol as p
-from posbridge.bridge import Bridge
 from posbridge.board.emulator import Emulator
 from posbridge.board.tools import beside_python
-from posbridge.link.host_link import HostLink, LinkClosed
-from posbridge.ports import open_port
 
 from . import (console_keys, issuer_auth, machine, report, tap_to_pan, terminal_time,
                throughput, wire_bytes)
 from .visit import (balance_inquiry, contactless_purchase, contactless_purchase_with_pin,
                     purchase, reversed_purchase, smallest_heap_kib)
+from .rig import bridged
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
@@ -66,20 +62,7 @@ def qstr_count() -> int:
 
 def boot_and_measure(firmware_dir: Path, round_trips: int = 50) -> dict:
     emulator = Emulator(firmware_dir)
-    path = emulator.start()
-    port = open_port(path)
-    link = HostLink(port).start()
-    bridge = Bridge(link)
-    stop = threading.Event()
-
-    def serve():
-        try:
-            bridge.serve(stop)
-        except LinkClosed:
-            pass
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
+    with bridged(emulator) as bridge:
         emulator.wait_for_screen("Insert card", timeout=30)
         t0 = time.perf_counter()
         for _ in range(round_trips):
@@ -89,12 +72,6 @@ def boot_and_measure(firmware_dir: Path, round_trips: int = 50) -> dict:
                 time.sleep(0.0005)
         rtt_us = (time.perf_counter() - t0) / round_trips * 1e6
         status = bridge.board_status
-    finally:
-        stop.set()
-        t.join(timeout=2)
-        link.close()
-        port.close()
-        emulator.stop()
     req = len(p.encode_body({})) + 4 + 4 + 2 + 1   # header, CRC, delimiters, COBS
     resp = 80  # a board STATUS frame is about this size on the wire
     ack = 4 + 4 + 2 + 1

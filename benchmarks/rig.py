@@ -29,10 +29,10 @@ def demo_issuer(prefix: str = "pos-bench-"):
 
 
 @contextlib.contextmanager
-def bridged(emulator, issuer, frame_log=None, link_wrapper=None):
-    """The emulator's firmware started and a bridge serving it from `issuer` (through
-    `link_wrapper(link)` when given); yields the host link. The board is stopped, the
-    link and port closed on the way out, whatever happened."""
+def bridged(emulator, issuer=None, frame_log=None, link_wrapper=None):
+    """The emulator's firmware started and a bridge serving it from `issuer` (none: the
+    bridge alone; through `link_wrapper(link)` when given); yields the bridge. The board
+    is stopped, the link and port closed on the way out, whatever happened."""
     stop = threading.Event()
     port = link = None
     try:
@@ -46,7 +46,7 @@ def bridged(emulator, issuer, frame_log=None, link_wrapper=None):
             except LinkClosed:
                 pass
         threading.Thread(target=serve, daemon=True).start()
-        yield link
+        yield bridge
     finally:
         stop.set()
         if link:
