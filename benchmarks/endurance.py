@@ -233,6 +233,9 @@ def windows(run_: Run):
     return rest[:third], rest[-third:]
 
 
+NOISE_FLOOR = 4 * 16  # bytes: four of the MicroPython heap's 16-byte blocks
+
+
 def growth(run_: Run) -> list:
     """What grew after the warm-up, as sentences; empty when nothing did.
 
@@ -242,7 +245,10 @@ def growth(run_: Run) -> list:
     looks like a pointer keeps a dead block alive for a while, so two idle screens differ
     by some hundreds of bytes at random. A leak is a drift under that noise: the mean of
     the last third after the warm-up may not fall below the first third's by more than
-    three standard errors of the difference (nor at all by 1 KB or more)."""
+    three standard errors of the difference (nor at all by 1 KB or more). The heap hands
+    out 16-byte blocks, so a leak of even one block every few transactions moves the
+    mean by many blocks between the thirds; a fall under four blocks is the collector's
+    noise whatever its standard error."""
     w = warmup(run_)
     problems = []
     first, last = windows(run_)
@@ -250,7 +256,7 @@ def growth(run_: Run) -> list:
         fall = statistics.mean(first) - statistics.mean(last)
         se = (statistics.variance(first) / len(first) +
               statistics.variance(last) / len(last)) ** 0.5
-        if fall > min(3 * se, 1024):
+        if fall > min(max(3 * se, NOISE_FLOOR), 1024):
             problems.append(f"heap free at idle fell by {fall:.0f} bytes on average from "
                             f"the first third after the warm-up to the last (3 standard "
                             f"errors: {3 * se:.0f})")
