@@ -33,6 +33,11 @@ def check_response(body, pending, terminal_id):
     that names another request, SecurityError for one that fails its checks.
     `pending` is anything with the request's trace, ksn, mac_key and digest (a
     Pending's)."""
+    # the largest pieces of the check first, while the heap still has room for them in
+    # one piece: the CMAC code and the key's AES context (320 bytes on the unix port);
+    # made after the decode, a fragmented heap failed them (docs/firmware-memory.md)
+    import cmac
+    cipher = cmac.cipher(pending.mac_key)
     try:
         fields = cbor.decode(body)
         if not isinstance(fields, dict):
@@ -43,9 +48,8 @@ def check_response(body, pending, terminal_id):
                 fields.get(_K_RSP_TERMINAL) != terminal_id):
             raise NotOurs()
         mac = fields.pop(_K_RSP_MAC)
-        import cmac
         ok = (isinstance(mac, bytes) and
-              cmac.verify(pending.mac_key, cbor.encode(fields), mac))
+              cmac.verify(cipher, cbor.encode(fields), mac))
     except (cbor.CBORError, KeyError, TypeError, AttributeError):
         raise SecurityError("unreadable")
     if not ok:

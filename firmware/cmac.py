@@ -42,15 +42,24 @@ def subkeys(key):
     return k1, bytes(k)
 
 
-def aes_cmac(key, message, mac_size=MAC_SIZE):
-    """AES-CMAC of `message` (bytes, bytearray or memoryview) under a 16-byte key."""
-    if mac_size < MIN_MAC_SIZE or mac_size > MAC_SIZE:
-        raise CMACError("mac_size: 8 to 16 bytes")
+def cipher(key):
+    """The AES-ECB context of a 16-byte key, which aes_cmac and verify take in place of
+    the key: one made early holds its 320 bytes where a fragmented heap may not have
+    them later (answer.py)."""
     if len(key) != 16:
         raise CMACError("key: 16 bytes expected")
-    cipher = cryptolib.aes(key, _MODE_ECB)
+    return cryptolib.aes(key, _MODE_ECB)
+
+
+def aes_cmac(key, message, mac_size=MAC_SIZE):
+    """AES-CMAC of `message` (bytes, bytearray or memoryview) under a 16-byte key, or
+    under the context cipher() made of one."""
+    if mac_size < MIN_MAC_SIZE or mac_size > MAC_SIZE:
+        raise CMACError("mac_size: 8 to 16 bytes")
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        key = cipher(key)                # no new local: each name is RAM for good
     subkey = bytearray(16)
-    cipher.encrypt(subkey, subkey)       # L
+    key.encrypt(subkey, subkey)          # L
     _double(subkey)                      # K1
     n = len(message)
     complete = n > 0 and n % 16 == 0
@@ -62,7 +71,7 @@ def aes_cmac(key, message, mac_size=MAC_SIZE):
     while i < last:                      # CBC over every block but the last
         for j in range(16):
             state[j] ^= message[i + j]
-        cipher.encrypt(state, state)
+        key.encrypt(state, state)
         i += 16
     for j in range(n - last):
         state[j] ^= message[last + j]
@@ -70,7 +79,7 @@ def aes_cmac(key, message, mac_size=MAC_SIZE):
         state[n - last] ^= 0x80          # padding 10...0
     for j in range(16):
         state[j] ^= subkey[j]
-    cipher.encrypt(state, state)
+    key.encrypt(state, state)
     for j in range(16):
         subkey[j] = 0
     return bytes(state[:mac_size])

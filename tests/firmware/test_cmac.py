@@ -48,6 +48,20 @@ def test_message_as_bytearray_or_memoryview():
         assert cmac.aes_cmac(KEY, memoryview(MESSAGE)[:length]) == bytes.fromhex(tag)
 
 
+def test_a_context_made_once_macs_and_verifies_as_its_key_does():
+    # answer.py makes the context before the heap fragments, and uses it for one check
+    context = cmac.cipher(KEY)
+    for length, tag in RFC4493:
+        assert cmac.aes_cmac(context, MESSAGE[:length]) == bytes.fromhex(tag), length
+        assert cmac.verify(context, MESSAGE[:length], bytes.fromhex(tag)[:8])
+        assert not cmac.verify(context, MESSAGE[:length], bytes(8))
+
+
+def test_a_context_of_a_key_not_16_bytes_is_refused():
+    for key in (b"", KEY[:15], KEY + b"\x00"):
+        raises(CMACError, cmac.cipher, key)
+
+
 def test_truncated_mac_is_the_leftmost_bytes():
     for length, tag in RFC4493:
         assert cmac.aes_cmac(KEY, MESSAGE[:length], 8) == bytes.fromhex(tag)[:8]
