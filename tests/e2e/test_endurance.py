@@ -1,7 +1,8 @@
 """The short version of make endurance (benchmarks/endurance.py): 200 mixed transactions
 (stripe and contactless) on the emulated board under -X heapsize=64k, with the same checks: no flash record
 grows, no name is interned after the warm-up, the heap free at idle does not drift
-down; and every transaction reached a screen that says what happened."""
+down; every transaction reached a screen that says what happened, and none of them a
+terminal error (a fragmented heap once failed 2.9% of visits at the answer's check)."""
 from benchmarks import endurance
 
 
@@ -14,3 +15,4 @@ def test_200_mixed_transactions_leave_heap_flash_and_names_where_they_were():
     assert all(shown != "APPROVED" for kind, shown in zip(run.kinds, run.shown)
                if kind in ("damaged", "refused"))
     assert endurance.growth(run) == []
+    assert run.faults == [], f"visits the board failed: {run.faults}"
