@@ -25,6 +25,7 @@ The ICC data is never logged nor stored: it may hold what the terminal chose to 
 it, the PAN (5A) or the track 2 equivalent (57) among them. Errors name a tag, never a
 value.
 """
+import datetime
 import warnings
 from dataclasses import dataclass, field
 
@@ -161,6 +162,26 @@ class IccData:
                 return version
         raise IccDataError("ICC data: no cryptogram version this issuer verifies "
                            "(application 84 and issuer application data 9F10)")
+
+    @property
+    def date(self) -> "datetime.date":
+        """The transaction date the card signed (9A, YYMMDD, years 2000..2099)."""
+        try:
+            return datetime.date(2000 + _bcd(self.tags["9A"][:1], "9A"),
+                                 _bcd(self.tags["9A"][1:2], "9A"),
+                                 _bcd(self.tags["9A"][2:], "9A"))
+        except ValueError:
+            raise IccDataError("ICC data: tag 9A is not a date") from None
+
+    def pan_differs(self, pan: str) -> "str | None":
+        """The tag (5A, the PAN; 57, the track 2 equivalent) of a card number in the ICC
+        data that is not `pan`, the request's card: None if none is there or each is
+        `pan`. Never the value."""
+        if "5A" in self.tags and self.tags["5A"].hex().upper().rstrip("F") != pan:
+            return "5A"
+        if "57" in self.tags and self.tags["57"].hex().upper().partition("D")[0] != pan:
+            return "57"
+        return None
 
     def cvn_class(self, iss_mk_ac: bytes, iss_mk_smi: bytes, iss_mk_smc: bytes, pan: str):
         """pyemv's object for this card's cryptogram version, its ICC master keys

@@ -402,6 +402,19 @@ class Issuer:
                                                                          request.currency):
             return refuse("the amount or currency the card signed (9F02, 5F2A) is not "
                           "the request's")
+        other = icc.pan_differs(request.pan)
+        if other is not None:
+            return refuse(f"the card number in the ICC data ({other}) is not the request's")
+        try:
+            signed_day = icc.date
+        except cryptogram.IccDataError as exc:
+            return refuse(str(exc))
+        # the card signs the date the terminal gives it: a cryptogram drawn from the card
+        # on another day (a skim kept back, a rogue reader's pre-play) is not this
+        # transaction's. A day either way: a terminal near midnight, another time zone
+        today = notify.local_datetime(now, self.policy.utc_offset_min).date()
+        if abs((signed_day - today).days) > 1:
+            return refuse("the date the card signed (9A) is not the issuer's day")
         try:
             verified = self.keys.verify_arqc(card.pan, icc)
         except keystore.UnknownCardRange as exc:
