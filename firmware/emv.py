@@ -239,17 +239,20 @@ def read(card_reader, tg, amount, term):
                              for i in range(4))
         icc = bytearray()
         # docs/protocol.md, key 19, this order; each with the lengths EMV gives it (Book
-        # 3 Annex A): a card's object of another length is garbage the issuer can only
-        # refuse, and one of 128 bytes or more a length this one-byte writer cannot say
-        for tag, lo, hi in ((0x9F26, 8, 8), (0x9F27, 1, 1), (0x9F10, 1, 32), (0x9F36, 2, 2),
-                            (0x82, 2, 2), (0x95, 5, 5), (0x9A, 3, 3), (0x9C, 1, 1),
-                            (0x9F02, 6, 6), (0x5F2A, 2, 2), (0x9F1A, 2, 2), (0x9F37, 4, 4),
-                            (0x84, 5, 16), (0x5F34, 1, 1)):
+        # 3 Annex A; low, high by place): a card's object of another length is garbage
+        # the issuer can only refuse, and one of 128 bytes or more a length this one-byte
+        # writer cannot say
+        lo = b"\x08\x01\x01\x02\x02\x05\x03\x01\x06\x02\x02\x04\x05\x01"
+        hi = b"\x08\x01\x20\x02\x02\x05\x03\x01\x06\x02\x02\x04\x10\x01"
+        i = 0
+        for tag in (0x9F26, 0x9F27, 0x9F10, 0x9F36, 0x82, 0x95, 0x9A, 0x9C, 0x9F02, 0x5F2A,
+                    0x9F1A, 0x9F37, 0x84, 0x5F34):
             v = card.get(tag)
             if v is None:
                 v = data.get(tag)
+            i += 1
             if v is not None:
-                if not lo <= len(v) <= hi:
+                if not lo[i - 1] <= len(v) <= hi[i - 1]:
                     raise CardError("Card read error")
                 icc += (tag.to_bytes(2, "big") if tag > 0xFF else bytes((tag,)))
                 icc += bytes((len(v),))
