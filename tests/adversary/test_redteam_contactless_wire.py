@@ -178,3 +178,75 @@ def test_a_tap_end_to_end_leaves_no_card_data_behind(bank, issuer, caplog, tmp_p
     raw = b"".join(path.read_bytes() for path in tmp_path.iterdir()
                    if path.name.startswith("issuer.sqlite"))
     assert_none_in(raw, secrets, "the issuer's database file")
+
+
+# ---- end to end: a hostile card on the board's reader --------------------------------
+
+class HostileCard:
+    """A demo card's chip whose answers `rewrite(command, answer)` changes on the way
+    out: what a counterfeit or broken card can answer."""
+
+    def __init__(self, inner, rewrite):
+        self.inner, self.rewrite = inner, rewrite
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def tap(self):
+        self.inner.tap()
+
+    def apdu(self, command):
+        return self.rewrite(bytes(command), self.inner.apdu(command))
+
+
+def _long_iad(command, answer):
+    if command[:2] != b"\x80\xa8" or answer[-2:] != b"\x90\x00":
+        return answer
+    values = dict(tlv.decode(answer[:-2])["77"])
+    values["9F10"] = bytes(130)
+    return tlv.encode({"77": values}) + b"\x90\x00"
+
+
+def _afl_of_255_records(command, answer):
+    if command[:2] == b"\x00\xb2" and answer[-2:] != b"\x90\x00":
+        return bytes.fromhex("70035F2000 9000".replace(" ", ""))    # every record there
+    if command[:2] != b"\x80\xa8" or answer[-2:] != b"\x90\x00":
+        return answer
+    values = dict(tlv.decode(answer[:-2])["77"])
+    values["94"] = bytes([0x08, 1, 255, 0])
+    return tlv.encode({"77": values}) + b"\x90\x00"
+
+
+def _slow_gpo(command, answer):
+    if command[:2] == b"\x80\xa8":
+        import time
+        time.sleep(3.5)                  # past the board's 3 s for an APDU
+    return answer
+
+
+@pytest.mark.parametrize("rewrite, shown", [
+    (_long_iad, "Card read error"),
+    (_afl_of_255_records, "Card read error"),          # after 16 records
+    (_slow_gpo, "Reader error"),
+], ids=["IAD of 130 bytes", "AFL of 255 records", "a card that stops answering"])
+def test_a_hostile_card_ends_on_a_clear_screen_and_sends_nothing(bank, issuer, caplog,
+                                                                 rewrite, shown):
+    from tests.e2e.test_purchase import sent
+    caplog.set_level(logging.DEBUG)
+    em = bank.emulator
+    em.card_keys = issuer.ledger.keys
+    card = HostileCard(em.card(LI_WEI), rewrite)
+    start = len(em.screens)
+    em.reader.tap(card)
+    em.answer_prompts([("CONTACTLESS", "2"), ("Enter amount", "2500E")], after=start,
+                      timeout=15)
+    screen = em.wait_for_screen("CONTACTLESS", timeout=30,
+                                after=len(em.screens) - 1)
+    end = em.wait_for_screen("Insert card", timeout=30, after=em.screens.index(screen))
+    texts = [s.text for s in em.screens[start:em.screens.index(end) + 1]]
+    assert any(shown in t or "tap again" in t or "Timed out" in t for t in texts), texts
+    assert sent(bank, p.PURCHASE_REQUEST) == [] and issuer.ledger.journal() == []
+    assert not any("Terminal error" in t for t in texts)
+    logs = "\n".join(r.getMessage() for r in caplog.records) + "\n".join(em.stderr_lines)
+    logs += "\n".join(texts)
+    assert_none_in(logs, [LI_WEI.encode(), bytes.fromhex(LI_WEI)], "logs and screens")

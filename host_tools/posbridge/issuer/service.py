@@ -33,7 +33,8 @@ Balance inquiry and purchase:
   a tapped card (entry mode 7 and ICC data, cryptogram.py; docs/protocol.md,
   "Contactless"):
     entry mode and ICC data disagree, ICC data malformed or incomplete, not an ARQC,
-    or its type, amount or currency not the request's -> 30
+    or its type, amount or currency not the request's, a PAN in it (5A, 57) not the
+    request's card, its date (9A) more than a day from the issuer's -> 30
     no issuer master keys for the card's range          -> 96
     ARQC wrong, or ATC not above the card's last (a replay) -> 82, with a security
         alert (kind cryptogram_failure); the ATC is kept only from a verified ARQC
