@@ -21,7 +21,7 @@ from posbridge.issuer.cryptogram import IccData, IccDataError
 from posbridge.link import cbor_profile
 from posbridge.link.protocol import BALANCE_REQUEST, PURCHASE_REQUEST
 
-from tests.adversary._issuer import (ISSUER_NOW, LI_WEI, ZHANG_MIN, db_path,  # noqa: F401
+from tests.adversary._issuer import (LI_WEI, ZHANG_MIN, db_path,  # noqa: F401
                                      demo_template, issuer, make_issuer, money,
                                      second_terminal, sleeps, terminal)
 from tests.host import emv_kernel
@@ -441,3 +441,18 @@ def test_the_icc_parser_never_quotes_a_value():
         with pytest.raises(IccDataError) as err:
             IccData.parse(blob)
         assert "4761" not in str(err.value) and "0011" not in str(err.value)
+
+
+def test_a_declined_genuine_tap_spends_its_atc_so_its_skim_is_82(issuer, terminal, visa):
+    # the genuine tap above the CVM limit without a PIN is declined 55, yet its ARQC was
+    # verified: its ATC is spent, and a thief who saw the PIN gets 82 with the copy
+    from posbridge.issuer.service import CONTACTLESS_CVM_LIMIT
+    amount = CONTACTLESS_CVM_LIMIT + 100
+    tap = skim(visa, amount)
+    assert submit(issuer, terminal, LI_WEI, amount, tap["icc"])[3] == codes.INCORRECT_PIN
+    assert last_atc(issuer, LI_WEI) == 1
+    before = balance(issuer, LI_WEI)
+    fields = submit(issuer, second_terminal(issuer), LI_WEI, amount, tap["icc"], pin="1234")
+    assert fields[3] == codes.CRYPTOGRAM_FAILURE
+    assert balance(issuer, LI_WEI) == before
+    assert issuer.ledger.card_by_pan(LI_WEI).pin_tries_left == 3      # no PIN try either
