@@ -169,14 +169,14 @@ def _schedule(count, seed, lost_rate):
 
 
 def run(count: int, seed: int = 2026, lost_rate: float = 0.0005,
-        firmware_dir: Path = ROOT / "firmware", progress=None) -> Run:
+        firmware_dir: Path = ROOT / "firmware", progress=None, heap: str = "64k") -> Run:
     """Run `count` transactions; progress(n, run) is called after each."""
     out = Run(kinds=_schedule(count, seed, lost_rate))
     rng = random.Random(seed + 1)
     t0 = time.monotonic()
     with demo_issuer("pos-endurance-") as issuer:
         faults = _Faults(issuer)
-        em = Emulator(firmware_dir, heap="64k", count_names=True)
+        em = Emulator(firmware_dir, heap=heap, count_names=True)
         with bridged(em, faults, link_wrapper=lambda link: _LosingLink(link, faults)):
             em.card_keys = issuer.ledger.keys     # personalises the virtual cards
             first, _ = _wait_for(em, ("Insert card",), 0, 30)
