@@ -3,9 +3,23 @@ the fault-injecting link (posbridge/link/fault_injector.py), bridged to the issu
 with the two disruptions a shop sees: the board's power cut (its MicroPython process
 killed, started again on the same flash) and the bridge restarted (its port closed
 and opened again, the board running on). Every screen of every life of the board is
-kept, and the counts of what happened."""
+kept, and the counts of what happened.
+
+Options:
+    card_keys   the issuer's key store: the board's reader has virtual contactless
+                cards (emulator.tap), one set of them for every life of the board, so
+                that each card's ATC goes on rising across power cuts as a real card's
+                does (a card counted back would be declined 82)
+    host_db     the bridge reaches the issuer as an ISO 8583 host (`posbridge issuer
+                serve`, a process of its own on this database, on one port for good)
+                through its upstream (posbridge/upstream.py), and the host can be
+                killed (SIGKILL, or SIGTERM as a service manager stops it) and started
+                again on the same database and port: restart_host. `issuer`, what
+                the bridge calls, is then a function of the upstream: issuer(upstream)"""
 import json
 import random
+import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -15,6 +29,9 @@ from posbridge.bridge import Bridge
 from posbridge.link.fault_injector import FaultInjector
 from posbridge.link.host_link import HostLink, LinkClosed
 from posbridge.ports import open_port
+from posbridge.upstream import Upstream
+
+from tests.iso8583_net import HostProcess
 
 # screens a person dismisses with a key; the rest (Processing, sending) wait on their own
 DISMISS = ("APPROVED", "DECLINED", "NOT COMPLETED", "NOT AVAILABLE", "NOT SENT", "BUSY",
@@ -22,9 +39,17 @@ DISMISS = ("APPROVED", "DECLINED", "NOT COMPLETED", "NOT AVAILABLE", "NOT SENT",
            "Not acknowledged", "Terminal error", "Reversals due", "Cancelled", "Timed out")
 
 
+UPSTREAM_TIMEOUT_S = 5.0      # the upstream's wait for an answer, under the board's 15 s
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Rig:
-    def __init__(self, issuer, state_dir, seed):
-        self.issuer = issuer
+    def __init__(self, issuer, state_dir, seed, card_keys=None, host_db=None):
         self.state_dir = state_dir
         self.rng = random.Random(seed)
         self.lives = []               # each life's screens, oldest first
@@ -33,11 +58,44 @@ class Rig:
         self.em = self.injector = self.port = self.link = self.bridge = None
         self.bridge_path = None
         self._stop = self._thread = None
+        self.card_keys = card_keys
+        self.cards = {}               # the virtual cards by PAN, shared by every life
+        self.host = self.upstream = None
+        self.host_db = host_db
+        if host_db is not None:
+            self.host_port = _free_port()
+            self.host = HostProcess(host_db, port=self.host_port)
+            self.upstream = Upstream("127.0.0.1", self.host_port,
+                                     timeout=UPSTREAM_TIMEOUT_S, echo_interval=60).start()
+            issuer = issuer(self.upstream)
+        self.issuer = issuer
+
+    # -- the issuer host --
+
+    def restart_host(self, sig=signal.SIGKILL):
+        """The host killed with `sig` (SIGKILL: it gets no chance to tidy up), and
+        started again on the same database and port; the upstream reconnects."""
+        self.host.proc.send_signal(sig)
+        try:
+            self.host.proc.wait(timeout=15)
+        except Exception:
+            self.host.proc.kill()
+            self.host.proc.wait()
+        self.counts[f"host restarts ({signal.Signals(sig).name})"] += 1
+        self.counts["host restarts"] += 1
+        for attempt in range(50):     # the port may be a moment in coming free
+            try:
+                self.host = HostProcess(self.host_db, port=self.host_port)
+                return
+            except AssertionError:
+                time.sleep(0.2)
+        raise AssertionError("the issuer host did not start again")
 
     # -- the board --
 
     def start_board(self):
-        self.em = Emulator(state_dir=self.state_dir)
+        self.em = Emulator(state_dir=self.state_dir, card_keys=self.card_keys)
+        self.em.cards = self.cards    # the same cards, their ATCs, in every life
         self.injector = FaultInjector(self.em.start(), seed=self.rng.randrange(1 << 30))
         self.bridge_path = self.injector.start()
         self.lives.append(self.em.screens)
@@ -65,6 +123,10 @@ class Rig:
             self.injector.stop()
         if self.em:
             self.em.stop()
+        if self.upstream:
+            self.upstream.close()
+        if self.host:
+            self.host.close()
 
     def _start_bridge(self):
         self.port = open_port(self.bridge_path)
@@ -142,3 +204,11 @@ class Rig:
 
     def screens(self):
         return [s for life in self.lives for s in life]
+
+    def mark(self):
+        """Where the screens are now: screens_since(mark) are those shown after it."""
+        return len(self.lives) - 1, len(self.lives[-1])
+
+    def screens_since(self, mark):
+        life, at = mark
+        return self.lives[life][at:] + [s for lf in self.lives[life + 1:] for s in lf]
