@@ -20,6 +20,7 @@ import json
 import random
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -78,12 +79,12 @@ class Rig:
         self.host.proc.send_signal(sig)
         try:
             self.host.proc.wait(timeout=15)
-        except Exception:
+        except subprocess.TimeoutExpired:
             self.host.proc.kill()
             self.host.proc.wait()
         self.counts[f"host restarts ({signal.Signals(sig).name})"] += 1
         self.counts["host restarts"] += 1
-        for attempt in range(50):     # the port may be a moment in coming free
+        for _ in range(50):           # the port may be a moment in coming free
             try:
                 self.host = HostProcess(self.host_db, port=self.host_port)
                 return
@@ -156,6 +157,12 @@ class Rig:
         for k in ("retransmits", "crc_errors", "failures"):
             self.counts[f"board {k}"] += self._life_status.get(k, 0)
         self._life_status = {}
+        if self.em:                   # the board's tracebacks, by their last line
+            lines = self.em.stderr_lines
+            for k, line in enumerate(lines):
+                if line.startswith("Traceback"):
+                    last = next((ln for ln in lines[k + 1:] if not ln.startswith(" ")), "?")
+                    self.counts[f"board error {last.split(':')[0]}"] += 1
         if self.injector:
             for k, v in self.injector.counts.items():
                 self.counts[f"link {k}"] += v
@@ -195,12 +202,25 @@ class Rig:
                         and "Reversal pending" not in text and not self.journal()):
                     return
                 if last is not pressed and any(t in text for t in DISMISS):
+                    self._lift_card()     # the visit is over: a tapped card is lifted
                     self.em.pin_pad_sends(b"E")
+                    pressed = last
+                elif (last is not pressed and last.lines[:1] == ["CONTACTLESS"]
+                      and "2 Purchase" in text):
+                    # a card still in the field after its visit (one a failed read
+                    # did not let go), seen again at idle: lifted, the menu cancelled
+                    self.counts["card lifted at the menu after its visit"] += 1
+                    self._lift_card()
+                    self.em.pin_pad_sends(b"X")
                     pressed = last
             time.sleep(0.05)
         last = self.em.screens[-1].text if self.em.screens else "(nothing)"
         raise AssertionError(f"the board did not settle: journal {self.journal()}, "
                              f"last screen:\n{last}\n" + "\n".join(self.em.stderr_lines[-20:]))
+
+    def _lift_card(self):
+        if self.em.reader is not None:
+            self.em.reader.remove()
 
     def screens(self):
         return [s for life in self.lives for s in life]

@@ -10,10 +10,17 @@ charged once, and nothing else is.
 
 `make test` runs a short one; `make soak` runs 1,000 (SOAK_PURCHASES).
 
-The widened soak (run_mixed) adds balance inquiries, power cuts of the board at random
-moments after the PIN (the firmware killed and started again on its flash) and
-restarts of the bridge; at the end the ledger, the board's journal and every screen of
-every life of the board agree exactly. `make soak` runs 300 (SOAK_MIXED)."""
+The widened soak (run_mixed) adds balance inquiries, contactless purchases (virtual
+cards tapped on the board's PN532, most at or below the CVM limit without a PIN, some
+above it with one, and some taken from the field in the middle of the read, then
+tapped again or the visit cancelled), power cuts of the board at random moments after
+the last key (the firmware killed and started again on its flash; the cards' ATCs go
+on rising) and restarts of the bridge; at the end the ledger, the board's journal and
+every screen of every life of the board agree exactly. Its variant through the ISO
+8583 host (via_host) has the bridge reach the issuer as `posbridge issuer serve`
+through its upstream, and kills that host (SIGKILL, or SIGTERM) and starts it again on
+the same database and port, a purchase in flight ending not completed and reversed.
+`make soak` runs 300 (SOAK_MIXED) and 200 through the host (SOAK_MIXED_HOST)."""
 import os
 import random
 import re
@@ -252,6 +259,21 @@ def _tap_visit(rig, kind, rng):
     return 0.5, kind
 
 
+def _ended(visit):
+    """What a purchase ended as, from its visit's screens (across lives)."""
+    for s in visit:
+        if "Terminal error" in s.text:
+            return "Terminal error"
+        if s.lines and s.lines[0].startswith(("APPROVED", "NOT COMPLETED", "DECLINED",
+                                              "NOT SENT", "NOT AVAILABLE", "LAST PURCHASE")):
+            return s.lines[0]
+    # no answer shown: the request lost with the board's power and reversed at boot,
+    # or the power cut before there was one
+    if any("Acknowledged" in s.text for s in visit):
+        return "no answer shown, reversed"
+    return "nothing shown"
+
+
 def run_mixed(issuer, tmp_path, count, seed, cut_rate=0.06, restart_rate=0.06,
               host_rate=0.0, via_host=False):
     """`count` visits of MIXED_KINDS; after the last key of one, a power cut (cut_rate),
@@ -277,19 +299,26 @@ def run_mixed(issuer, tmp_path, count, seed, cut_rate=0.06, restart_rate=0.06,
             else:
                 window, label = _tap_visit(rig, kind, rng)
             r = rng.random()
+            disruption = None
             if r < cut_rate + restart_rate + host_rate:
                 time.sleep(rng.uniform(0, window))
                 if r < cut_rate:
+                    disruption = "power cut"
                     rig.cut_power()
                 elif r < cut_rate + restart_rate:
+                    disruption = "bridge restart"
                     rig.restart_bridge()
                 else:
+                    disruption = "host restart"
                     rig.restart_host(signal.SIGTERM if rng.random() < 0.25
                                      else signal.SIGKILL)
             rig.settle()
             rig.note_board_status()
-            for code in approvals_shown(rig.screens_since(mark)):
+            visit = rig.screens_since(mark)
+            for code in approvals_shown(visit):
                 rig.visit_kinds[code] = label
+            if disruption and label not in ("balance", "tap removed, cancelled"):
+                rig.counts[f"after {disruption}: {_ended(visit)}"] += 1
         rig.counts["answers damaged"] = rig.issuer.damaged
     finally:
         rig.close()
@@ -330,11 +359,16 @@ def check_mixed(issuer, rig, kinds):
           f"; retransmissions: board {c['board retransmits']}, bridge "
           f"{c['bridge retransmissions']}; link damage: " +
           ", ".join(f"{k[5:]} {v}" for k, v in sorted(c.items()) if k.startswith("link ")) +
+          f"; cards left in the field, lifted at the menu "
+          f"{c['card lifted at the menu after its visit']}; board tracebacks: " + (", ".join(f"{k[12:]} {v}" for k, v in sorted(c.items())
+                                              if k.startswith("board error ")) or "none") +
           f"; answers damaged {c['answers damaged']}; reversals {len(reversals)} (credited "
           f"{sum(r['reversal_outcome'] == 1 for r in reversals)}); charged "
           f"{sum(charged.values())} (" + ", ".join(f"{k} {v}" for k, v in sorted(
               by_kind.items())) + f"), approvals shown {len(shown)}; double charges "
-          f"{doubles}, lost charges {lost}, amounts differing {wrong_amount}")
+          f"{doubles}, lost charges {lost}, amounts differing {wrong_amount}; purchases "
+          "disrupted: " + ", ".join(f"{k[6:]} {v}" for k, v in sorted(c.items())
+                                    if k.startswith("after ")))
     # exact agreement: what the screens approved is what the ledger charged, once each,
     # for the amount shown; the board's journal holds nothing; the money adds up
     assert doubles == 0 and lost == 0 and wrong_amount == 0
