@@ -162,7 +162,10 @@ class Rig:
             for k, line in enumerate(lines):
                 if line.startswith("Traceback"):
                     last = next((ln for ln in lines[k + 1:] if not ln.startswith(" ")), "?")
-                    self.counts[f"board error {last.split(':')[0]}"] += 1
+                    where = [ln.strip() for ln in lines[k + 1:]
+                             if ln.startswith("  File")][-1:] or ["?"]
+                    where = where[0].replace('File "', "").replace('", line ', ":")
+                    self.counts[f"board error {last.split(':')[0]} at {where}"] += 1
         if self.injector:
             for k, v in self.injector.counts.items():
                 self.counts[f"link {k}"] += v

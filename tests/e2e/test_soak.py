@@ -409,5 +409,5 @@ def test_soak_mixed_with_power_cuts_and_bridge_restarts(issuer, tmp_path):
 def test_soak_mixed_through_a_restarted_iso8583_host(issuer, tmp_path):
     rig, kinds = run_mixed(issuer, tmp_path, int(os.environ.get("SOAK_MIXED_HOST", "200")),
                            seed=int(os.environ.get("SOAK_SEED", "2026")) + 1,
-                           cut_rate=0.04, restart_rate=0.04, host_rate=0.08, via_host=True)
+                           cut_rate=0.04, restart_rate=0.04, host_rate=0.12, via_host=True)
     check_mixed(issuer, rig, kinds)
