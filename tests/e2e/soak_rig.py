@@ -205,7 +205,7 @@ class Rig:
                         and "Reversal pending" not in text and not self.journal()):
                     return
                 if last is not pressed and any(t in text for t in DISMISS):
-                    self._lift_card()     # the visit is over: a tapped card is lifted
+                    self.lift_card()     # the visit is over: a tapped card is lifted
                     self.em.pin_pad_sends(b"E")
                     pressed = last
                 elif (last is not pressed and last.lines[:1] == ["CONTACTLESS"]
@@ -213,7 +213,7 @@ class Rig:
                     # a card still in the field after its visit (one a failed read
                     # did not let go), seen again at idle: lifted, the menu cancelled
                     self.counts["card lifted at the menu after its visit"] += 1
-                    self._lift_card()
+                    self.lift_card()
                     self.em.pin_pad_sends(b"X")
                     pressed = last
             time.sleep(0.05)
@@ -221,7 +221,7 @@ class Rig:
         raise AssertionError(f"the board did not settle: journal {self.journal()}, "
                              f"last screen:\n{last}\n" + "\n".join(self.em.stderr_lines[-20:]))
 
-    def _lift_card(self):
+    def lift_card(self):
         if self.em.reader is not None:
             self.em.reader.remove()
 

@@ -82,7 +82,8 @@ class DamagingIssuer:
 
 
 def run_purchases(issuer, count, seed):
-    """(shown, counts): the approval codes the board showed, and what happened."""
+    """(shown, counts): the approvals the board showed, (approval code, amount) each,
+    and what happened."""
     rng = random.Random(seed)
     damaging = DamagingIssuer(issuer, random.Random(seed + 1))
     session = Session(inject_seed=seed, issuer=damaging)
@@ -108,7 +109,7 @@ def run_purchases(issuer, count, seed):
             outcome = next(o for o in OUTCOMES if o in screen.text)
             counts[outcome] += 1
             if outcome == "APPROVED":
-                shown.append(re.search(r"Approval (\d{6})", screen.text).group(1))
+                shown.append((re.search(r"Approval (\d{6})", screen.text).group(1), amount))
             em.pin_pad_sends(b"E")
             wait_for_any(em, ("Insert card",), i + 1, 60)
         # every reversal acknowledged before the count
@@ -125,34 +126,42 @@ def run_purchases(issuer, count, seed):
 
 
 def charges(issuer):
-    """{approval code: (amount, times charged)} of the purchases the issuer charged and
-    did not reverse, and the net of every posting."""
-    charged = {}
-    for row in issuer.ledger.journal():
-        if row["kind"] == "purchase" and row["response_code"] == "00":
-            if row["reversed_by"] is None:
-                code = row["approval_code"]
-                amount, times = charged.get(code, (row["amount"], 0))
-                charged[code] = (amount, times + 1)
+    """{(approval code, amount): times charged} of the purchases the issuer charged and
+    did not reverse, and the net of every posting. An approval code is six random
+    digits, so two purchases of a long run may share one (a thousand approvals: some
+    four runs in ten): it is told apart by its amount as well, and counted, never
+    taken for a purchase charged twice."""
+    charged = Counter((r["approval_code"], r["amount"]) for r in issuer.ledger.journal()
+                      if r["kind"] == "purchase" and r["response_code"] == "00"
+                      and r["reversed_by"] is None)
     net = sum(e["amount"] for e in issuer.ledger.ledger_entries())
     return charged, net
 
 
+def compare(shown, charged):
+    """(double, lost) between the approvals shown and the charges, both Counters of
+    (approval code, amount): charged more often than shown (or charged, not shown), and
+    shown more often than charged."""
+    doubles = sum(max(0, n - shown[k]) for k, n in charged.items())
+    lost = sum(max(0, n - charged[k]) for k, n in shown.items())
+    return doubles, lost
+
+
 def check(issuer, shown, counts):
     charged, net = charges(issuer)
+    shown = Counter(shown)
     reversals = [r for r in issuer.ledger.journal() if r["kind"] == "reversal"]
-    doubles = sum(times - 1 for _, times in charged.values())
-    doubles += sum(1 for code in charged if code not in shown)   # charged, not approved
-    lost = sum(1 for code in shown if code not in charged)
+    doubles, lost = compare(shown, charged)
+    shared = len(charged) - len({code for code, _ in charged})
     print(f"\n{sum(counts[o] for o in OUTCOMES)} purchases: " +
           ", ".join(f"{o} {counts[o]}" for o in OUTCOMES if counts[o]) +
           f"; link damage {counts['damage']}; answers damaged {counts['answers damaged']}; "
           f"reversals acknowledged {len(reversals)} (credited "
-          f"{sum(r['reversal_outcome'] == 1 for r in reversals)}); "
-          f"double charges {doubles}, lost charges {lost}")
+          f"{sum(r['reversal_outcome'] == 1 for r in reversals)}); approval codes shared "
+          f"by two purchases {shared}; double charges {doubles}, lost charges {lost}")
     assert doubles == 0 and lost == 0
-    assert net == -sum(amount for amount, _ in charged.values())
-    assert len(shown) == len(set(shown)) == len(charged)
+    assert net == -sum(amount * n for (_, amount), n in charged.items())
+    assert shown == charged
 
 
 def test_purchases_through_a_faulty_link_are_charged_exactly_once(issuer):
@@ -232,6 +241,7 @@ def _tap_visit(rig, kind, rng):
     else:
         amount = rng.randrange(1, 5000)
     start = len(em.screens)
+    rig.lift_card()                   # the field empty (a card gone mid-read stays in it)
     if kind == "tap removed":
         em.tap_remove_after(rng.randrange(1, 4))
     em.tap(pan)
@@ -287,7 +297,7 @@ def run_mixed(issuer, tmp_path, count, seed, cut_rate=0.06, restart_rate=0.06,
               card_keys=issuer.ledger.keys,
               host_db=issuer.ledger.path if via_host else None)
     kinds = Counter()
-    rig.visit_kinds = {}              # approval code -> the kind of visit that showed it
+    rig.visits = []                   # (kind, {(approval code, amount) shown}) per visit
     try:
         rig.start_board()
         rig.settle()
@@ -315,8 +325,8 @@ def run_mixed(issuer, tmp_path, count, seed, cut_rate=0.06, restart_rate=0.06,
             rig.settle()
             rig.note_board_status()
             visit = rig.screens_since(mark)
-            for code in approvals_shown(visit):
-                rig.visit_kinds[code] = label
+            rig.visits.append((label, {(code, amount) for code, amounts in
+                                       approvals_shown(visit).items() for amount in amounts}))
             if disruption and label not in ("balance", "tap removed, cancelled"):
                 rig.counts[f"after {disruption}: {_ended(visit)}"] += 1
         rig.counts["answers damaged"] = rig.issuer.damaged
@@ -326,16 +336,17 @@ def run_mixed(issuer, tmp_path, count, seed, cut_rate=0.06, restart_rate=0.06,
 
 
 def check_mixed(issuer, rig, kinds):
+    """The approvals shown, each visit's once (an approval shown again at boot is the
+    same one), against the ledger's charges, both as (approval code, amount)."""
     screens = rig.screens()
-    shown = approvals_shown(screens)
+    shown = Counter(a for _, approvals in rig.visits for a in approvals)
+    charged, net = charges(issuer)
     rows = issuer.ledger.journal()
-    purchases = [r for r in rows if r["kind"] == "purchase" and r["response_code"] == "00"]
-    charged = Counter(r["approval_code"] for r in purchases if r["reversed_by"] is None)
-    amounts = {r["approval_code"]: r["amount"] for r in purchases if r["reversed_by"] is None}
     reversals = [r for r in rows if r["kind"] == "reversal"]
-    doubles = sum(n - 1 for n in charged.values()) + sum(1 for c in charged if c not in shown)
-    lost = sum(1 for c in shown if c not in charged)
-    wrong_amount = sum(1 for c, a in shown.items() if c in amounts and a != {amounts[c]})
+    doubles, lost = compare(shown, charged)
+    # an approval code shown with an amount the ledger charged it for another
+    wrong_amount = len({c for (c, a), n in shown.items() if n > charged[(c, a)]} &
+                       {c for (c, a), n in charged.items() if n > shown[(c, a)]})
     # the first line of each answer, the declines with their code ("DECLINED 51")
     outcomes = Counter(s.lines[0] for s in screens if s.lines and (s.lines[0] in (
         "APPROVED", "NOT COMPLETED", "NOT SENT", "NOT AVAILABLE", "BALANCE CNY",
@@ -346,7 +357,8 @@ def check_mixed(issuer, rig, kinds):
     outcomes.update("Terminal error" for s in screens if "Terminal error" in s.text
                     and s.lines[:1] != ["Terminal error"])
     # the charges by the kind of visit that showed their approval
-    by_kind = Counter(rig.visit_kinds.get(c, "?") for c in charged)
+    by_kind = Counter(kind for kind, approvals in rig.visits for a in approvals
+                      if charged[a])
     c = rig.counts
     print(f"\n{sum(kinds.values())} transactions (" +
           ", ".join(f"{k} {kinds[k]}" for k in MIXED_KINDS) + "; tap removed: " +
@@ -360,22 +372,25 @@ def check_mixed(issuer, rig, kinds):
           f"{c['bridge retransmissions']}; link damage: " +
           ", ".join(f"{k[5:]} {v}" for k, v in sorted(c.items()) if k.startswith("link ")) +
           f"; cards left in the field, lifted at the menu "
-          f"{c['card lifted at the menu after its visit']}; board tracebacks: " + (", ".join(f"{k[12:]} {v}" for k, v in sorted(c.items())
-                                              if k.startswith("board error ")) or "none") +
+          f"{c['card lifted at the menu after its visit']}; board tracebacks: " +
+          (", ".join(f"{k[12:]} {v}" for k, v in sorted(c.items())
+                     if k.startswith("board error ")) or "none") +
           f"; answers damaged {c['answers damaged']}; reversals {len(reversals)} (credited "
           f"{sum(r['reversal_outcome'] == 1 for r in reversals)}); charged "
           f"{sum(charged.values())} (" + ", ".join(f"{k} {v}" for k, v in sorted(
-              by_kind.items())) + f"), approvals shown {len(shown)}; double charges "
+              by_kind.items())) + f"), approvals shown {sum(shown.values())}; approval "
+          f"codes shared by two purchases {len(charged) - len({c for c, _ in charged})}; "
+          f"double charges "
           f"{doubles}, lost charges {lost}, amounts differing {wrong_amount}; purchases "
           "disrupted: " + ", ".join(f"{k[6:]} {v}" for k, v in sorted(c.items())
                                     if k.startswith("after ")))
     # exact agreement: what the screens approved is what the ledger charged, once each,
     # for the amount shown; the board's journal holds nothing; the money adds up
     assert doubles == 0 and lost == 0 and wrong_amount == 0
-    assert set(shown) == set(charged)
+    assert shown == charged
+    assert {c for c, _ in shown} == set(approvals_shown(screens))   # all in some visit
     assert rig.journal() == []
-    net = sum(e["amount"] for e in issuer.ledger.ledger_entries())
-    assert net == -sum(amounts.values())
+    assert net == -sum(amount * n for (_, amount), n in charged.items())
     # every charge came from a visit that keyed a purchase, none from a balance inquiry
     # or a tap cancelled when the card left; each card's ATC rose across every life
     # of the board: no tap was taken for a replayed cryptogram
