@@ -42,8 +42,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # 1,000 purchases through the fault-injecting link (SOAK_PURCHASES=n for another count),
-# and 300 mixed transactions with power cuts and bridge restarts (SOAK_MIXED=n):
-# prints the outcomes and the double and lost charges, which must be none
+# 300 mixed transactions (stripe and contactless) with power cuts and bridge restarts
+# (SOAK_MIXED=n), and 200 through the ISO 8583 issuer host, killed and started again
+# (SOAK_MIXED_HOST=n): prints the outcomes and the double and lost charges, which must
+# be none
 soak: $(STAMP)
 	$(PY) -m pytest -q -s -m soak -p no:cacheprovider tests/e2e/test_soak.py
 

@@ -96,12 +96,13 @@ def stop_process(proc):
 
 
 class HostProcess:
-    """`posbridge issuer serve` as a process of its own on the database at `db`."""
+    """`posbridge issuer serve` as a process of its own on the database at `db`, on
+    `port` of 127.0.0.1 (0: a free one)."""
 
-    def __init__(self, db, keys=None, cwd=None):
+    def __init__(self, db, keys=None, cwd=None, port=0):
         key_args = ["--keys", keys] if keys is not None else []
         self.proc = start_posbridge(["issuer", "--db", db, *key_args, "serve", "--listen",
-                                     "127.0.0.1:0"],
+                                     f"127.0.0.1:{port}"],
                                     cwd or (os.path.dirname(str(keys or db))))
         self.port = int(line_with(self.proc, "listening on").rsplit(":", 1)[1])
         # what it logs from here on is not read: let it not fill the pipe
