@@ -24,7 +24,9 @@ the ICC data being the BER-TLV of docs/protocol.md's tag list (ISO 8583 field 55
 amount None for a balance inquiry. Only this module sees the track 2 equivalent (57):
 it keeps the service code and wipes the rest.
 """
+import gc
 import os
+import sys
 import time
 
 import settings
@@ -63,7 +65,7 @@ class Read:
             return True
         import pn532
         reader = pn532.PN532(term.nfc_stream, term.clock)
-        why = None
+        why = got = None
         try:
             if not self.tg:
                 tg = reader.detect()
@@ -77,7 +79,7 @@ class Read:
                     self.tg = tg
                     self._show("Reading card", "Hold it still")
             if why is None:
-                self.then = (read(reader, self.tg, self.amount, term), self.amount)
+                got = records(reader, self.tg, self.amount, term)
         except pn532.CardGone:
             self.tg = 0
             self.retry = time.ticks_add(now, _TAP_MS)
@@ -88,14 +90,23 @@ class Read:
         except CardError as e:
             why = e.args[0]
         finally:
-            if self.tg and self.tg > 0 and (why is not None or self.then is not None):
+            if self.tg and self.tg > 0 and (why is not None or got is not None):
                 try:
                     reader.release(self.tg)   # the card is let go: read, or refused
                 except (pn532.ReaderError, pn532.CardGone):
                     pass
             reader.wipe()
-        if why is not None:
-            return self._end(why)
+        if got is None:   # refused (why says how)
+            return self._end(why or "Reader error")
+        # the reader's code and buffers leave before the card's objects are put together:
+        # the end of the read is the visit's tightest heap (docs/firmware-memory.md)
+        reader = pn532 = None
+        sys.modules.pop("pn532", None)
+        gc.collect()
+        try:
+            self.then = (assemble(got[0], got[1]), self.amount)
+        except CardError as e:
+            return self._end(e.args[0])
         return False
 
     def _show(self, line1, line2):
@@ -131,7 +142,14 @@ def read(card_reader, tg, amount, term):
     """Read the card at target tg of card_reader (pn532.PN532) for a purchase of `amount`
     minor units of settings.CURRENCY, or a balance inquiry (amount None), at the
     terminal `term` (its contactless CVM limit): (PAN, expiry, service code, masked PAN,
-    ICC data). Raises CardError, pn532.CardGone or pn532.ReaderError."""
+    ICC data). Raises CardError, pn532.CardGone or pn532.ReaderError. Read.step runs its
+    two halves with the reader's code dropped between them."""
+    return assemble(*records(card_reader, tg, amount, term))
+
+
+def records(card_reader, tg, amount, term):
+    """The card's objects and the terminal's data, (card, data), as the card gave them
+    through the APDUs of the read; raises as read() does, the track 2 and PAN wiped."""
     purchase = amount is not None
     # terminal data for the PDOL and the ICC data; numeric ones as packed BCD
     data = {
@@ -228,7 +246,19 @@ def read(card_reader, tg, amount, term):
                 card[0x9F10] = bytearray(r[start + 11:end])
             else:
                 tlv.collect(r, 0, len(r), card)
-        r = fci = pdol = None
+        return card, data
+    except tlv.TLVError:
+        _forget(card)
+        raise CardError("Card read error")
+    except Exception:
+        _forget(card)
+        raise
+
+
+def assemble(card, data):
+    """read()'s answer from records()'s; CardError for a card whose objects do not make
+    one. The track 2 and PAN objects are wiped whatever happens."""
+    try:
         for tag in (0x9F26, 0x9F27, 0x9F10, 0x9F36, 0x82, 0x57):   # mandatory
             if not card[tag]:
                 raise CardError("Card read error")
@@ -250,12 +280,15 @@ def read(card_reader, tg, amount, term):
         if len(icc) > 255:
             raise CardError("Card read error")
         return (pan, expiry, code, pan[:6] + "*" * (len(pan) - 10) + pan[-4:], bytes(icc))
-    except tlv.TLVError:
-        raise CardError("Card read error")
     finally:
-        for v in (card[0x57], card[0x5A]):
-            if v is not None:
-                wipe(v)
+        _forget(card)
+
+
+def _forget(card):
+    # only this module sees the track 2 equivalent and the PAN object
+    for v in (card[0x57], card[0x5A]):
+        if v is not None:
+            wipe(v)
 
 
 def _command(card_reader, tg, data):
