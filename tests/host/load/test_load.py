@@ -126,22 +126,12 @@ def test_the_command_prints_the_summary(tmp_path):
 def test_a_run_through_the_iso8583_host_charges_every_approval_once(database):
     """The fleet through the bridge's upstream client and an ISO 8583 host (in this
     process) on the database: the same audit."""
-    from tests.iso8583_net import RunningHost
-    from posbridge.issuer import Policy
     from posbridge.load.cli import run_load
     from posbridge.load.targets import Iso8583Target
+    from .fleet_host import fleet_host
     location, keys = database
-    ledger = Ledger.open(location, keys)
-    fleet_module.provision(ledger, 1)     # the test key set in the key store, before the host
-    ledger.close()
-    issuer = Issuer(Ledger.open(location, keys), Policy())
-    host = RunningHost(issuer)
-    try:
-        url = f"iso8583://127.0.0.1:{host.port}"
+    with fleet_host(location, keys) as url:
         figures, checked = run_load(location, keys, 5, lambda: Iso8583Target([url, url], 2),
                                     purchases=40, seed=4)
-    finally:
-        host.close()
-        issuer.close()
     assert figures.outcomes == {"00": 40} and not figures.errors
     assert checked.ok and checked.charged == 40 == len(figures.approved)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from posbridge.cli import main
-from posbridge.issuer import Issuer, Ledger, Policy
+from posbridge.issuer import Ledger
 from posbridge.link import protocol as p
 from posbridge.load import fleet as fleet_module
 from posbridge.load.boards import BridgeTarget, _error_about
@@ -42,21 +42,12 @@ def test_two_boards_through_one_bridge_charge_every_approval_once(database):
 
 
 def test_the_bridge_upstream_to_an_iso8583_host(database):
-    from tests.iso8583_net import RunningHost
+    from .fleet_host import fleet_host
     location, keys = database
-    ledger = Ledger.open(location, keys)
-    fleet_module.provision(ledger, 1)     # the test key set in the key store, before the host
-    ledger.close()
-    issuer = Issuer(Ledger.open(location, keys), Policy())
-    host = RunningHost(issuer)
-    try:
-        url = f"iso8583://127.0.0.1:{host.port}"
+    with fleet_host(location, keys) as url:
         figures, checked = run_load(location, keys, 2,
                                     lambda: bridge_target(location, keys, url),
                                     purchases=PURCHASES, seed=6)
-    finally:
-        host.close()
-        issuer.close()
     _clean(figures, checked, PURCHASES)
 
 
