@@ -147,13 +147,8 @@ def _visit(em, kind, start, rng):
 
 def _last_fault(em) -> str:
     """The last line of the board's last traceback, e.g. "MemoryError: ...", and where."""
-    lines = em.stderr_lines
-    for k in range(len(lines) - 1, -1, -1):
-        if lines[k].startswith("Traceback"):
-            where = [ln.strip() for ln in lines[k + 1:] if ln.strip().startswith("File")]
-            last = next((ln for ln in lines[k + 1:] if not ln.startswith(" ")), "?")
-            return f"{last} at {where[-1] if where else '?'}"
-    return "?"
+    found = em.tracebacks()
+    return f"{found[-1][0]} at {found[-1][1]}" if found else "?"
 
 
 def _schedule(count, seed, lost_rate):

@@ -158,14 +158,9 @@ class Rig:
             self.counts[f"board {k}"] += self._life_status.get(k, 0)
         self._life_status = {}
         if self.em:                   # the board's tracebacks, by their last line
-            lines = self.em.stderr_lines
-            for k, line in enumerate(lines):
-                if line.startswith("Traceback"):
-                    last = next((ln for ln in lines[k + 1:] if not ln.startswith(" ")), "?")
-                    where = [ln.strip() for ln in lines[k + 1:]
-                             if ln.startswith("  File")][-1:] or ["?"]
-                    where = where[0].replace('File "', "").replace('", line ', ":")
-                    self.counts[f"board error {last.split(':')[0]} at {where}"] += 1
+            for last, where in self.em.tracebacks():
+                where = where.replace('File "', "").replace('", line ', ":")
+                self.counts[f"board error {last.split(':')[0]} at {where}"] += 1
         if self.injector:
             for k, v in self.injector.counts.items():
                 self.counts[f"link {k}"] += v

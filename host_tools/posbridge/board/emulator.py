@@ -249,6 +249,19 @@ class Emulator:
                 continue
             self.stderr_lines.append(line)
 
+    def tracebacks(self) -> "list[tuple[str, str]]":
+        """The firmware's tracebacks so far, oldest first, each as (its last line, e.g.
+        "MemoryError: ...", where it was raised, e.g. 'File "cmac.py", line 51, in
+        aes_cmac'; "?" for what the output does not say)."""
+        lines = self.stderr_lines[:]   # a copy: the reader thread appends
+        found = []
+        for k, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                where = [ln.strip() for ln in lines[k + 1:] if ln.startswith("  File")]
+                last = next((ln for ln in lines[k + 1:] if not ln.startswith(" ")), "?")
+                found.append((last, where[-1] if where else "?"))
+        return found
+
     # -- the devices --
 
     def card_reader_sends(self, record: bytes):
